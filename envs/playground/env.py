@@ -1,0 +1,139 @@
+"""Playground-Text as a gymnasium environment."""
+
+from __future__ import annotations
+
+import random
+import string
+from numbers import Integral
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+
+from autotelic.envs.playground.config import PlaygroundConfig
+from autotelic.envs.playground.generation import generate
+from autotelic.envs.playground.goals import HORIZONS, IMPOSSIBLE_HORIZON, Goal, reward
+from autotelic.envs.playground.scene import InadmissibleActionError, Scene
+
+ENV_ID = "autotelic/PlaygroundText-v0"
+_CHARSET = string.ascii_letters + string.digits + " ,:/()\n"
+_MAX_OBSERVATION = 512
+
+Info = dict[str, Any]
+
+
+class EpisodeOverError(RuntimeError):
+    """``step`` was called after the episode ended; call ``reset`` first."""
+
+
+class PlaygroundTextEnv(gym.Env[str, int]):
+    """Goal-conditioned text Playground: grasp objects, grow plants and animals.
+
+    ``reset(seed=..., options={"goal": "Grow carrot"})`` starts an episode for a
+    goal (or a sampled one); ``options["feasible"]`` forces a feasible or an
+    impossible scene. ``step`` takes an admissible action string or its index in
+    ``info["admissible_actions"]``. ``info`` carries ``goal``, ``goal_category``,
+    ``feasible``, ``horizon``, ``admissible_actions``, ``achieved_goals`` (what
+    the last step made true), ``scene_seed`` and ``steps``.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012
+
+    def __init__(self, config: PlaygroundConfig | None = None, **overrides: Any) -> None:
+        base = config or PlaygroundConfig()
+        self.config = base.model_copy(update=overrides) if overrides else base
+        if overrides:
+            self.config = PlaygroundConfig.model_validate(self.config.model_dump())
+        self.observation_space = spaces.Text(max_length=_MAX_OBSERVATION, charset=_CHARSET)
+        self.action_space = spaces.Discrete(self.config.n_objects + 3)
+        self._scene: Scene | None = None
+        self._goal: Goal | None = None
+        self._feasible = False
+        self._horizon = 0
+        self._steps = 0
+        self._scene_seed = 0
+        self._done = True
+
+    # -- gymnasium API -------------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, Info]:
+        super().reset(seed=seed)
+        options = options or {}
+        self._scene_seed = int(self.np_random.integers(2**63 - 1))
+        goal, scene = generate(
+            options.get("goal"),
+            self.config,
+            random.Random(self._scene_seed),
+            feasible=options.get("feasible"),
+        )
+        self._goal, self._scene = goal, scene
+        self._feasible = scene.is_feasible(goal)
+        self._horizon = HORIZONS[goal.category] if self._feasible else IMPOSSIBLE_HORIZON
+        self._steps = 0
+        self._done = False
+        return scene.observation(), self._info([])
+
+    def step(self, action: str | int) -> tuple[str, float, bool, bool, Info]:
+        scene, goal = self._require_episode()
+        text = self._resolve(action, scene)
+        achieved_now = scene.apply(text)
+        self._steps += 1
+        r = reward(goal.text, achieved_now)
+        terminated = r > 0
+        truncated = not terminated and self._steps >= self._horizon
+        self._done = terminated or truncated
+        return scene.observation(), r, terminated, truncated, self._info(achieved_now)
+
+    def render(self) -> str:  # type: ignore[override]
+        scene, goal = self._require_episode(allow_done=True)
+        return f"Goal: {goal.text}\n{scene.observation()}"
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @property
+    def scene(self) -> Scene:
+        """The live scene (read it, do not change it: use ``step``)."""
+        return self._require_episode(allow_done=True)[0]
+
+    @property
+    def goal(self) -> Goal:
+        return self._require_episode(allow_done=True)[1]
+
+    def admissible_actions(self) -> list[str]:
+        return self.scene.admissible_actions()
+
+    def _require_episode(self, allow_done: bool = False) -> tuple[Scene, Goal]:
+        if self._scene is None or self._goal is None:
+            raise EpisodeOverError("no episode: call reset() first")
+        if self._done and not allow_done:
+            raise EpisodeOverError("the episode is over: call reset() before step()")
+        return self._scene, self._goal
+
+    @staticmethod
+    def _resolve(action: str | int, scene: Scene) -> str:
+        admissible = scene.admissible_actions()
+        if isinstance(action, str):
+            if action not in admissible:
+                raise InadmissibleActionError(action, admissible)
+            return action
+        if isinstance(action, bool) or not isinstance(action, Integral):
+            raise InadmissibleActionError(action, admissible)
+        index = int(action)
+        if not 0 <= index < len(admissible):
+            raise InadmissibleActionError(action, admissible)
+        return admissible[index]
+
+    def _info(self, achieved_now: list[str]) -> Info:
+        scene, goal = self._require_episode(allow_done=True)
+        return {
+            "goal": goal.text,
+            "goal_category": goal.category.value,
+            "feasible": self._feasible,
+            "horizon": self._horizon,
+            "admissible_actions": scene.admissible_actions(),
+            "achieved_goals": achieved_now,
+            "scene_seed": self._scene_seed,
+            "steps": self._steps,
+        }

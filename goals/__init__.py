@@ -1,0 +1,1 @@
+"""Goal registry and the learning-progress curriculum that picks what to practise."""

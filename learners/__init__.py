@@ -1,0 +1,1 @@
+"""LLM policy, critic heads and the learning algorithms (SAC-GLAM, PPO-GLAM)."""

@@ -1,0 +1,76 @@
+"""The typed batch the replay sampler produces and the SAC learner consumes.
+
+It is the contract between ``autotelic.storage`` and ``autotelic.learners``:
+everything is plain Python and NumPy so storage needs no torch, and the learner
+moves it to its device.
+
+One row is an n-step transition ``(s_t, a_t, R, s_{t+k})`` under a goal that may
+be a hindsight relabel of the one the episode pursued:
+
+* ``rewards[i]``  = sum_{j<k} gamma^j r_{t+j}, computed after relabeling;
+* ``discounts[i]`` = gamma^k, where k <= n is the number of steps actually
+  summed (fewer than n when the episode ends sooner);
+* ``terminated[i]`` is true when the goal held within those k steps: the
+  target then does not bootstrap. An episode cut by its time limit is *not*
+  terminated: its last row bootstraps from the state where it was cut.
+
+The SAC target is ``y = rewards + discounts * (1 - terminated) * V(next)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class TransitionBatch:
+    """A batch of B n-step transitions, prompts already built for the goal used."""
+
+    prompts: list[str]
+    """p(g, s_t) for each row, built with :func:`autotelic.learners.prompt.build_prompt`."""
+    candidates: list[list[str]]
+    """A(s_t): the admissible actions of each row's state (counts differ by row)."""
+    actions: npt.NDArray[np.int64]
+    """[B] index of the action taken into ``candidates[i]``."""
+    rewards: npt.NDArray[np.float32]
+    """[B] discounted n-step reward sum, after relabeling."""
+    discounts: npt.NDArray[np.float32]
+    """[B] gamma^k for the k steps summed into ``rewards``."""
+    next_prompts: list[str]
+    """p(g, s_{t+k}): the state the target bootstraps from (same goal as ``prompts``)."""
+    next_candidates: list[list[str]]
+    """A(s_{t+k}); may be empty only on terminated rows, which never bootstrap."""
+    terminated: npt.NDArray[np.bool_]
+    """[B] true when the goal was achieved within the k steps (no bootstrap)."""
+    goals: list[str] = field(default_factory=list)
+    """The goal each row is trained on (the relabeled one where relabeled)."""
+    relabeled: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    """[B] whether the row's goal is a hindsight relabel."""
+    policy_versions: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )
+    """[B] policy version that chose ``actions[i]`` (for lag metrics)."""
+
+    def __post_init__(self) -> None:
+        n = len(self.prompts)
+        sizes = {
+            "candidates": len(self.candidates),
+            "actions": len(self.actions),
+            "rewards": len(self.rewards),
+            "discounts": len(self.discounts),
+            "next_prompts": len(self.next_prompts),
+            "next_candidates": len(self.next_candidates),
+            "terminated": len(self.terminated),
+        }
+        wrong = {k: v for k, v in sizes.items() if v != n}
+        if wrong:
+            raise ValueError(f"batch of {n} prompts has mismatched fields: {wrong}")
+        for i, (cands, a) in enumerate(zip(self.candidates, self.actions, strict=True)):
+            if not 0 <= int(a) < len(cands):
+                raise ValueError(f"row {i}: action {int(a)} outside its {len(cands)} candidates")
+
+    def __len__(self) -> int:
+        return len(self.prompts)

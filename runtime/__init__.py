@@ -1,0 +1,1 @@
+"""The service: collector, learner loop, goal daemon, MQTT bridge, metrics, config, CLI."""

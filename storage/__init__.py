@@ -1,0 +1,1 @@
+"""LMDB episode store, hindsight-relabeling replay, and atomic checkpoints."""
