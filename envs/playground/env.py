@@ -26,7 +26,7 @@ class EpisodeOverError(RuntimeError):
     """``step`` was called after the episode ended; call ``reset`` first."""
 
 
-class PlaygroundTextEnv(gym.Env[str, int]):
+class PlaygroundTextEnv(gym.Env[str, Any]):
     """Goal-conditioned text Playground: grasp objects, grow plants and animals.
 
     ``reset(seed=..., options={"goal": "Grow carrot"})`` starts an episode for a
@@ -86,7 +86,7 @@ class PlaygroundTextEnv(gym.Env[str, int]):
         self._done = terminated or truncated
         return scene.observation(), r, terminated, truncated, self._info(achieved_now)
 
-    def render(self) -> str:  # type: ignore[override]
+    def render(self) -> str:
         scene, goal = self._require_episode(allow_done=True)
         return f"Goal: {goal.text}\n{scene.observation()}"
 
