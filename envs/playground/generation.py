@@ -36,9 +36,11 @@ def sample_goal(config: PlaygroundConfig, rng: random.Random) -> str:
     """A feasible-category goal over the config's objects (or from its goal list)."""
     if config.goals is not None:
         return rng.choice(config.goals)
-    weights = config.category_weights or {}
     categories = list(FEASIBLE_CATEGORIES)
-    category = rng.choices(categories, [weights.get(c, 1.0) for c in categories])[0]
+    weights = config.category_weights
+    # Given weights are exhaustive: a category they leave out is never sampled.
+    relative = [weights.get(c, 0.0) for c in categories] if weights else [1.0] * len(categories)
+    category = rng.choices(categories, relative)[0]
     if category is GoalCategory.GRASP:
         obj_category = rng.choice(list(OBJECTS_BY_CATEGORY))
         return f"{Verb.GRASP.value} {rng.choice(objects_in_split(obj_category, config.split))}"

@@ -1,0 +1,107 @@
+"""Reference points for Playground-Text: the random policy and the oracle.
+
+Prints, per goal category and object split, the success rate of a uniformly
+random policy and of the scripted oracle, and the env's raw speed (single env
+and a batch of 32), as medians over repeats.
+
+    .venv/bin/python bench/env_baselines.py [--episodes 400] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from autotelic.envs.playground import (
+    GoalCategory,
+    PlaygroundBatch,
+    PlaygroundTextEnv,
+    oracle_action,
+    parse_goal,
+)
+from autotelic.envs.playground.objects import Split
+
+Policy = Callable[[str, str, list[str]], str]
+
+
+def random_policy(rng: random.Random) -> Policy:
+    return lambda goal, obs, actions: rng.choice(actions)
+
+
+def oracle_policy(goal: str, obs: str, actions: list[str]) -> str:
+    return oracle_action(goal, obs)
+
+
+def success_by_category(
+    policy: Policy, split: Split, episodes: int, seed: int
+) -> dict[GoalCategory, tuple[float, float]]:
+    """Success rate and mean episode length per goal category (feasible goals)."""
+    env = PlaygroundTextEnv(split=split)
+    wins: dict[GoalCategory, list[float]] = defaultdict(list)
+    lengths: dict[GoalCategory, list[int]] = defaultdict(list)
+    for episode in range(episodes):
+        obs, info = env.reset(seed=seed + episode)
+        category = parse_goal(info["goal"]).category
+        done, success = False, 0.0
+        while not done:
+            action = policy(info["goal"], obs, info["admissible_actions"])
+            obs, r, terminated, truncated, info = env.step(action)
+            success += r
+            done = terminated or truncated
+        wins[category].append(success)
+        lengths[category].append(info["steps"])
+    return {c: (statistics.mean(wins[c]), statistics.mean(lengths[c])) for c in wins}
+
+
+def steps_per_second(num_envs: int, steps: int, repeats: int) -> float:
+    """Median env steps per second with a random policy (includes auto-resets)."""
+    rng = random.Random(0)
+    rates = []
+    for r in range(repeats):
+        batch = PlaygroundBatch(num_envs)
+        _, infos = batch.reset(seed=r)
+        start = time.perf_counter()
+        for _ in range(steps // num_envs):
+            step = batch.step([rng.randrange(len(i["admissible_actions"])) for i in infos])
+            infos = step.infos
+        rates.append((steps // num_envs) * num_envs / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=400, help="episodes per policy and split")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    print(f"Success rate (mean episode length) over {args.episodes} episodes per row\n")
+    header = f"{'split':6} {'policy':7} " + " ".join(
+        f"{c.value:>20}" for c in GoalCategory if c is not GoalCategory.GROW_FURNITURE
+    )
+    print(header)
+    for split in ("train", "test"):
+        for name, policy in (
+            ("random", random_policy(random.Random(args.seed))),
+            ("oracle", oracle_policy),
+        ):
+            table = success_by_category(policy, split, args.episodes, args.seed)
+            cells = " ".join(
+                f"{table[c][0]:>12.3f} ({table[c][1]:4.1f})" if c in table else f"{'-':>20}"
+                for c in GoalCategory
+                if c is not GoalCategory.GROW_FURNITURE
+            )
+            print(f"{split:6} {name:7} {cells}")
+
+    single = steps_per_second(1, 20_000, 5)
+    batched = steps_per_second(32, 20_000, 5)
+    print("\nEnv speed (median of 5, random actions, auto-reset included):")
+    print(f"  1 env:    {single:10,.0f} steps/s")
+    print(f"  32 envs:  {batched:10,.0f} steps/s   (ratio batch/single {batched / single:.2f})")
+
+
+if __name__ == "__main__":
+    main()
