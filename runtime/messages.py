@@ -1,0 +1,121 @@
+"""The JSON payloads on the MQTT topics, as pydantic models.
+
+Topics live under ``autotelic/<agent>/`` (see :class:`Topics`). Incoming goal
+requests are validated twice: by :class:`InjectRequest` (shape and types) and
+by the environment's goal grammar (the daemon's job); every rejection names
+its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MAX_PAYLOAD_BYTES = 16 * 1024
+"""Goal requests larger than this are rejected unread."""
+
+
+class Topics:
+    """Every topic the service uses, derived from one prefix."""
+
+    def __init__(self, agent: str, root: str = "autotelic") -> None:
+        if not agent or any(c in agent for c in "/#+"):
+            raise ValueError(f"agent name {agent!r} must be non-empty without '/', '#' or '+'")
+        self.prefix = f"{root}/{agent}"
+        self.inject = f"{self.prefix}/goals/inject"
+        self.accepted = f"{self.prefix}/goals/accepted"
+        self.rejected = f"{self.prefix}/goals/rejected"
+        self.results = f"{self.prefix}/goals/results"
+        self.episodes = f"{self.prefix}/episodes"
+        self.status = f"{self.prefix}/status"
+
+
+class InjectRequest(BaseModel):
+    """A person asking the agent to practise a goal."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    goal: str = Field(min_length=1, max_length=200, description="Goal text, e.g. 'Grow carrot'.")
+    episodes: int = Field(1, ge=1, le=10_000, description="How many episodes to run for it.")
+    priority: int = Field(0, ge=-1000, le=1000, description="Higher is served first.")
+    ttl_s: float | None = Field(
+        None, gt=0, le=30 * 24 * 3600, description="Seconds before unserved episodes expire."
+    )
+    request_id: str | None = Field(
+        None, max_length=128, description="Echoed in the reply so a client can match it."
+    )
+
+
+class Acceptance(BaseModel):
+    """Reply to an accepted request."""
+
+    status: Literal["accepted"] = "accepted"
+    injection_id: str
+    goal: str
+    episodes: int
+    request_id: str | None = None
+    time: float = Field(default_factory=time.time)
+
+
+class Rejection(BaseModel):
+    """Reply to a request that was not accepted, and why."""
+
+    status: Literal["rejected"] = "rejected"
+    reason: str
+    request_id: str | None = None
+    time: float = Field(default_factory=time.time)
+
+
+class Status(BaseModel):
+    """The retained status message; ``state`` is ``offline`` in the last will."""
+
+    state: Literal["online", "offline"]
+    agent: str
+    pid: int | None = None
+    learner: str | None = None
+    policy_version: int | None = None
+    env_steps: int | None = None
+    updates: int | None = None
+    episodes: int | None = None
+    time: float = Field(default_factory=time.time)
+
+
+class RequestError(ValueError):
+    """A goal request that cannot be read; the message is the reason sent back."""
+
+    def __init__(self, reason: str, request_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.request_id = request_id
+
+
+def parse_inject_request(payload: bytes | bytearray) -> InjectRequest:
+    """Decode and validate a goal request, or raise :class:`RequestError` with the reason."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise RequestError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        text = bytes(payload).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RequestError(f"payload is not UTF-8: {err.reason} at byte {err.start}") from None
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RequestError(f"payload is not JSON: {err.msg} at char {err.pos}") from None
+    if not isinstance(data, dict):
+        raise RequestError(f"payload must be a JSON object, got {type(data).__name__}")
+    request_id = data.get("request_id") if isinstance(data.get("request_id"), str) else None
+    try:
+        return InjectRequest.model_validate(data)
+    except ValidationError as err:
+        raise RequestError(_describe(err), request_id) from None
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors(include_url=False):
+        where = ".".join(str(x) for x in e["loc"]) or "payload"
+        parts.append(f"{where}: {e['msg']}")
+    return "invalid request: " + "; ".join(parts)

@@ -1,0 +1,147 @@
+"""Prometheus metrics of the service.
+
+Names follow Prometheus conventions: an ``autotelic_`` prefix, base units,
+``_total`` counters. Labels are bounded sets (goal category, goal source,
+outcome, status): goal text never appears in a label, since every distinct
+label value is a new time series.
+"""
+
+from __future__ import annotations
+
+import threading
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class Metrics:
+    """Every metric the service exports, on a registry of its own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.info = Gauge(
+            "autotelic_info",
+            "Constant 1, labelled with the run's setup.",
+            ["version", "learner", "model"],
+            registry=r,
+        )
+        # Collection.
+        self.env_steps = Counter(
+            "autotelic_env_steps_total", "Environment steps taken.", registry=r
+        )
+        self.episodes = Counter(
+            "autotelic_episodes_total",
+            "Finished episodes.",
+            ["category", "source", "outcome"],
+            registry=r,
+        )
+        self.episode_steps = Histogram(
+            "autotelic_episode_steps",
+            "Steps per finished episode.",
+            ["category"],
+            buckets=(1, 2, 3, 4, 6, 8, 10, 15),
+            registry=r,
+        )
+        self.success_rate = Gauge(
+            "autotelic_success_rate_ratio",
+            "Success rate over the curriculum's recent window, per goal category.",
+            ["category"],
+            registry=r,
+        )
+        self.learning_progress = Gauge(
+            "autotelic_learning_progress_ratio",
+            "Mean absolute learning progress of the category's goals.",
+            ["category"],
+            registry=r,
+        )
+        self.env_steps_rate = Gauge(
+            "autotelic_env_steps_per_second", "Recent environment steps per second.", registry=r
+        )
+        self.goals_known = Gauge(
+            "autotelic_goals_known", "Goals in the registry.", ["source"], registry=r
+        )
+        # Learning.
+        self.updates = Counter(
+            "autotelic_learner_updates_total", "Gradient updates done.", registry=r
+        )
+        self.updates_rate = Gauge(
+            "autotelic_learner_updates_per_second", "Recent updates per second.", registry=r
+        )
+        self.critic_loss = Gauge("autotelic_critic_loss", "Last critic loss.", registry=r)
+        self.actor_loss = Gauge("autotelic_actor_loss", "Last actor loss.", registry=r)
+        self.alpha = Gauge("autotelic_alpha", "Entropy temperature.", registry=r)
+        self.entropy = Gauge(
+            "autotelic_policy_entropy_nats", "Mean policy entropy on the last batch.", registry=r
+        )
+        self.policy_version = Gauge(
+            "autotelic_policy_version",
+            "Version of the policy the collector acts with.",
+            registry=r,
+        )
+        self.policy_lag = Gauge(
+            "autotelic_policy_lag_versions",
+            "Mean versions between the policy that acted and the one trained, last batch.",
+            registry=r,
+        )
+        # Storage.
+        self.replay_transitions = Gauge(
+            "autotelic_replay_transitions", "Transitions in the replay store.", registry=r
+        )
+        self.replay_episodes = Gauge(
+            "autotelic_replay_episodes", "Episodes in the replay store.", registry=r
+        )
+        self.checkpoints = Counter(
+            "autotelic_checkpoints_total", "Checkpoints written.", registry=r
+        )
+        self.last_checkpoint = Gauge(
+            "autotelic_last_checkpoint_timestamp_seconds",
+            "When the last checkpoint was written.",
+            registry=r,
+        )
+        # Goals from people and the MQTT link.
+        self.injected_goals = Counter(
+            "autotelic_injected_goals_total",
+            "Goal requests by status: accepted, rejected, completed, expired.",
+            ["status"],
+            registry=r,
+        )
+        self.injected_pending = Gauge(
+            "autotelic_injected_goals_pending",
+            "Accepted injected episodes not yet run.",
+            registry=r,
+        )
+        self.mqtt_connected = Gauge(
+            "autotelic_mqtt_connected", "1 while connected to the MQTT broker.", registry=r
+        )
+        self.mqtt_reconnects = Counter(
+            "autotelic_mqtt_reconnects_total", "Times the MQTT link was lost.", registry=r
+        )
+        self.mqtt_dropped = Counter(
+            "autotelic_mqtt_dropped_messages_total",
+            "Outgoing messages dropped because the outbox was full.",
+            registry=r,
+        )
+        for status in ("accepted", "rejected", "completed", "expired"):
+            self.injected_goals.labels(status=status)
+        self.mqtt_connected.set(0)
+
+
+class MetricsServer:
+    """Serves ``/metrics`` over HTTP on its own thread."""
+
+    def __init__(self, metrics: Metrics, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server: WSGIServer
+        self._thread: threading.Thread
+        self._server, self._thread = start_http_server(port, addr=host, registry=metrics.registry)
+        self.host = host
+        self.port: int = self._server.server_port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
