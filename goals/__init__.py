@@ -1,1 +1,88 @@
-"""Goal registry and the learning-progress curriculum that picks what to practise."""
+"""Goal registry and the learning-progress curriculum that picks what to practise.
+
+The runtime uses :class:`GoalDaemon`: ``next_goals(n)`` before episodes,
+``report(outcome)`` after each, ``inject(...)`` for goals people ask for.
+"""
+
+from autotelic.goals.assignments import EpisodeOutcome, GoalAssignment
+from autotelic.goals.config import (
+    CurriculumConfig,
+    EmbeddingConfig,
+    EpsilonSchedule,
+    InjectionConfig,
+    SamplerConfig,
+)
+from autotelic.goals.daemon import GoalDaemon, ReportCallback, make_estimator
+from autotelic.goals.embedding_lp import EmbeddingLP
+from autotelic.goals.embeddings import (
+    EmbeddingCache,
+    EmbedFn,
+    EncoderUnavailableError,
+    MiniLMEncoder,
+    minilm_model_dir,
+)
+from autotelic.goals.errors import (
+    InjectionRejected,
+    InvalidGoalError,
+    InvalidOutcomeError,
+    NoGoalsError,
+)
+from autotelic.goals.estimators import (
+    BucketLP,
+    CompetenceEstimator,
+    GoalLP,
+    WindowedLP,
+    absolute_lp,
+)
+from autotelic.goals.grammar import GoalGrammar, ParsedGoal, PlaygroundGrammar
+from autotelic.goals.injections import Injection, InjectionQueue, InjectionReport
+from autotelic.goals.registry import SOURCES, GoalRecord, GoalRegistry, Source
+from autotelic.goals.sampler import LPSampler, lp_probabilities
+from autotelic.goals.state import STATE_PREFIX, MemoryStateStore, StateStore
+from autotelic.goals.stats import CategoryStats, CurriculumStats, GoalStats
+
+__all__ = [
+    "SOURCES",
+    "STATE_PREFIX",
+    "BucketLP",
+    "CategoryStats",
+    "CompetenceEstimator",
+    "CurriculumConfig",
+    "CurriculumStats",
+    "EmbedFn",
+    "EmbeddingCache",
+    "EmbeddingConfig",
+    "EmbeddingLP",
+    "EncoderUnavailableError",
+    "EpisodeOutcome",
+    "EpsilonSchedule",
+    "GoalAssignment",
+    "GoalDaemon",
+    "GoalGrammar",
+    "GoalLP",
+    "GoalRecord",
+    "GoalRegistry",
+    "GoalStats",
+    "Injection",
+    "InjectionConfig",
+    "InjectionQueue",
+    "InjectionRejected",
+    "InjectionReport",
+    "InvalidGoalError",
+    "InvalidOutcomeError",
+    "LPSampler",
+    "MemoryStateStore",
+    "MiniLMEncoder",
+    "NoGoalsError",
+    "ParsedGoal",
+    "PlaygroundGrammar",
+    "ReportCallback",
+    "SamplerConfig",
+    "Source",
+    "StateStore",
+    "WindowedLP",
+    "absolute_lp",
+    "lp_probabilities",
+    "make_estimator",
+    "minilm_model_dir",
+]

@@ -1,0 +1,506 @@
+"""The goal daemon: the one object the runtime talks to about goals.
+
+The collector calls :meth:`GoalDaemon.next_goals` and :meth:`GoalDaemon.report`
+from its worker thread while MQTT injections arrive from the asyncio thread, so
+every public method takes one lock. Injection reports are delivered to the
+registered callbacks after the lock is released, so a callback may call back
+into the daemon.
+
+Persistence: with a :class:`StateStore`, the daemon restores itself when built,
+writes the registry and the injection queue as soon as they change, and writes
+the learning state (estimator, sampler, counters) every
+``persist_every`` episodes and on :meth:`GoalDaemon.persist`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from autotelic.goals.assignments import EpisodeOutcome, GoalAssignment
+from autotelic.goals.config import CurriculumConfig
+from autotelic.goals.embedding_lp import EmbeddingLP
+from autotelic.goals.embeddings import EmbeddingCache, EmbedFn, MiniLMEncoder
+from autotelic.goals.errors import (
+    InjectionRejected,
+    InvalidGoalError,
+    InvalidOutcomeError,
+    NoGoalsError,
+)
+from autotelic.goals.estimators import (
+    BucketLP,
+    CompetenceEstimator,
+    FloatArray,
+    GoalLP,
+    absolute_lp,
+)
+from autotelic.goals.grammar import GoalGrammar, ParsedGoal, PlaygroundGrammar
+from autotelic.goals.injections import Injection, InjectionQueue, InjectionReport
+from autotelic.goals.registry import SOURCES, GoalRecord, GoalRegistry, Source
+from autotelic.goals.sampler import LPSampler
+from autotelic.goals.state import STATE_PREFIX, StateStore
+from autotelic.goals.stats import CategoryStats, CurriculumStats, GoalStats
+
+log = logging.getLogger(__name__)
+
+ReportCallback = Callable[[InjectionReport], None]
+
+REGISTRY_KEY = STATE_PREFIX + "registry"
+INJECTIONS_KEY = STATE_PREFIX + "injections"
+LEARNING_KEY = STATE_PREFIX + "learning"
+STATE_VERSION = 1
+
+
+def make_estimator(
+    config: CurriculumConfig,
+    *,
+    category_of: Callable[[str], str],
+    embed: EmbedFn | None = None,
+) -> CompetenceEstimator:
+    """The estimator the configuration names (MiniLM is loaded only for ``embedding``)."""
+    if config.estimator == "goal":
+        return GoalLP(config.goal_window)
+    if config.estimator == "bucket":
+        return BucketLP(category_of, config.bucket_window)
+    emb = config.embedding
+    return EmbeddingLP(
+        EmbeddingCache(embed if embed is not None else MiniLMEncoder()),
+        hidden=emb.hidden,
+        lr=emb.lr,
+        batch_size=emb.batch_size,
+        buffer_size=emb.buffer_size,
+        train_every=emb.train_every,
+        snapshot_every=emb.snapshot_every,
+        delay_snapshots=emb.delay_snapshots,
+        seed=config.seed,
+    )
+
+
+class GoalDaemon:
+    """Goal registry, LP curriculum and injection queue behind one lock."""
+
+    def __init__(
+        self,
+        config: CurriculumConfig | None = None,
+        *,
+        grammar: GoalGrammar | None = None,
+        store: StateStore | None = None,
+        embed: EmbedFn | None = None,
+        estimator: CompetenceEstimator | None = None,
+        clock: Callable[[], float] = time.time,
+        on_report: ReportCallback | None = None,
+    ) -> None:
+        self.config = config if config is not None else CurriculumConfig()
+        self.grammar: GoalGrammar = grammar if grammar is not None else PlaygroundGrammar()
+        self.store = store
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._callbacks: list[ReportCallback] = [] if on_report is None else [on_report]
+        self.registry = GoalRegistry(self.grammar)
+        self.injections = InjectionQueue(self.config.injections)
+        self._categories: dict[str, str] = {}
+        self.estimator = (
+            estimator
+            if estimator is not None
+            else make_estimator(self.config, category_of=self.category_of, embed=embed)
+        )
+        self.sampler = LPSampler(self.config.sampler, seed=self.config.seed)
+        self.episodes = 0
+        self._windows: dict[str, deque[int]] = {}
+        self._attempts: dict[str, list[int]] = {}
+        if store is not None:
+            self._restore_from_store(store)
+        self._add_configured()
+
+    # -- goals -----------------------------------------------------------------
+
+    def validate(self, text: str) -> ParsedGoal:
+        """Canonical text and category, or :class:`InvalidGoalError` with the grammar's reason."""
+        return self.grammar.parse(text)
+
+    def category_of(self, goal: str) -> str:
+        """Category of a goal text (cached; raises :class:`InvalidGoalError` if invalid)."""
+        category = self._categories.get(goal)
+        if category is None:
+            category = self._categories[goal] = self.grammar.parse(goal).category
+        return category
+
+    def add_goal(self, text: str, source: Source = "configured") -> GoalRecord:
+        """Register a goal (no-op if known); raises :class:`InvalidGoalError`."""
+        if source not in SOURCES:
+            raise ValueError(f"unknown goal source {source!r}; expected one of {SOURCES}")
+        with self._lock:
+            record, added = self.registry.add(text, source, time=self.clock())
+            if added:
+                self._put_registry()
+            return record
+
+    def goals(self) -> list[GoalRecord]:
+        """Every known goal, in arrival order."""
+        with self._lock:
+            return list(self.registry)
+
+    # -- the collector's side ----------------------------------------------------
+
+    def next_goals(self, n: int) -> list[GoalAssignment]:
+        """``n`` goals for the next episodes: injected ones first, then LP-sampled ones."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"next_goals needs a count >= 0, got {n!r}")
+        with self._lock:
+            reports = self.injections.expire(self.clock())
+            waiting = self.injections.pending_episodes()
+            if n > waiting and len(self.registry) == 0:
+                raise NoGoalsError(
+                    "no known goal to choose from: configure goals, turn discovery on, "
+                    "or inject a goal"
+                )
+            assigned = [
+                GoalAssignment(i.goal, i.category, "injected", i.id)
+                for i in self.injections.take(n)
+            ]
+            if len(assigned) < n:
+                assigned.extend(self._sample(n - len(assigned)))
+            if reports:
+                self._put_injections()
+        self._deliver(reports)
+        return assigned
+
+    def report(self, outcome: EpisodeOutcome) -> list[GoalRecord]:
+        """Account for a finished episode; returns the goals it made known (discovered)."""
+        parsed = self._check_outcome(outcome)
+        with self._lock:
+            now = self.clock()
+            discovered: list[GoalRecord] = []
+            if self.config.discover:
+                discovered = self.registry.discover(
+                    outcome.achieved_goals, time=now, episode=outcome.episode_id
+                )
+            self.estimator.update(parsed.text, bool(outcome.success))
+            self._count(parsed, bool(outcome.success))
+            reports: list[InjectionReport] = []
+            if outcome.injection_id is not None:
+                reports = self.injections.record(
+                    outcome.injection_id,
+                    success=bool(outcome.success),
+                    steps=outcome.steps,
+                    episode_id=outcome.episode_id,
+                    achieved_goals=outcome.achieved_goals,
+                    now=now,
+                )
+            reports.extend(self.injections.expire(now))
+            if discovered:
+                self._put_registry()
+            if reports:
+                self._put_injections()
+            every = self.config.persist_every
+            if self.store is not None and every > 0 and self.episodes % every == 0:
+                self._put_learning()
+        self._deliver(reports)
+        return discovered
+
+    # -- injections ------------------------------------------------------------------
+
+    def inject(
+        self,
+        goal: str,
+        episodes: int = 1,
+        *,
+        priority: int = 0,
+        expires_at: float | None = None,
+        ttl: float | None = None,
+    ) -> Injection:
+        """Queue a goal people asked for; a copy of the accepted injection (with its id).
+
+        ``expires_at`` (absolute, the daemon's clock) or ``ttl`` (seconds from now)
+        bounds how long its unserved episodes wait. Raises
+        :class:`InjectionRejected` with the reason when it cannot be accepted.
+        """
+        try:
+            parsed = self.grammar.parse(goal)
+        except InvalidGoalError as err:
+            raise InjectionRejected(err.reason, goal) from None
+        with self._lock:
+            now = self.clock()
+            deadline = _deadline(parsed.text, now, expires_at, ttl)
+            injection = self.injections.submit(
+                parsed, episodes=episodes, priority=priority, expires_at=deadline, now=now
+            )
+            _, added = self.registry.add(parsed.text, "injected", time=now)
+            try:
+                self._put_injections(strict=True)
+                if added:
+                    self._put_registry(strict=True)
+            except Exception as err:
+                self.injections.withdraw(injection.id)
+                raise InjectionRejected(f"could not be stored: {err}", goal) from err
+            return replace(injection)
+
+    def add_report_callback(self, callback: ReportCallback) -> None:
+        """Call ``callback`` with every :class:`InjectionReport` (from the reporting thread)."""
+        with self._lock:
+            self._callbacks.append(callback)
+
+    def expire_injections(self) -> list[InjectionReport]:
+        """Drop expired injections now (also done on every call of the collector)."""
+        with self._lock:
+            reports = self.injections.expire(self.clock())
+            if reports:
+                self._put_injections()
+        self._deliver(reports)
+        return reports
+
+    def injection(self, injection_id: str) -> Injection | None:
+        """A copy of an active injection, or None once finished or unknown."""
+        with self._lock:
+            found = self.injections.get(injection_id)
+            return None if found is None else replace(found)
+
+    # -- views -------------------------------------------------------------------------
+
+    def probabilities(self) -> dict[str, float]:
+        """The distribution the next self-chosen goal is drawn from."""
+        with self._lock:
+            goals = self.registry.goals()
+            probs = self._probabilities(goals) if goals else np.zeros(0)
+            return {g: float(p) for g, p in zip(goals, probs, strict=True)}
+
+    def stats(self, detail: bool = False) -> CurriculumStats:
+        """Per-category figures for metrics; per-goal rows too when ``detail``."""
+        with self._lock:
+            goals = self.registry.goals()
+            categories = [self.category_of(g) for g in goals]
+            lp = self.estimator.lp(goals) if goals else np.zeros(0)
+            competence = self.estimator.competence(goals) if goals else np.zeros(0)
+            probs = self.sampler.probabilities(lp, self.episodes) if goals else np.zeros(0)
+            per_category = {
+                name: self._category_stats(name, categories, lp, competence, probs)
+                for name in dict.fromkeys([*self.grammar.categories(), *self._windows])
+            }
+            rows = None
+            if detail:
+                rows = [
+                    self._goal_stats(g, c, lp[i], competence[i], probs[i])
+                    for i, (g, c) in enumerate(zip(goals, categories, strict=True))
+                ]
+            return CurriculumStats(
+                episodes=self.episodes,
+                epsilon=self.sampler.epsilon(self.episodes),
+                estimator=self.estimator.kind,
+                goals_by_source=self.registry.counts_by_source(),
+                injections_active=len(self.injections),
+                injected_episodes_pending=self.injections.pending_episodes(),
+                categories=per_category,
+                goals=rows,
+            )
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything, msgpack- and JSON-able (for checkpoints)."""
+        with self._lock:
+            return {
+                "version": STATE_VERSION,
+                "registry": self.registry.state_dict(),
+                "injections": self.injections.state_dict(),
+                "learning": self._learning_state(),
+            }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`.
+
+        The registry and the injections are merged with what the daemon holds (a
+        checkpoint may be older than the state store: known goals stay known,
+        finished injections stay finished); the learning state is replaced.
+        """
+        version = state.get("version")
+        if version != STATE_VERSION:
+            raise ValueError(f"curriculum state version {version!r}, expected {STATE_VERSION}")
+        with self._lock:
+            self.registry.load_state_dict(state["registry"])
+            self.injections.load_state_dict(state["injections"])
+            self._load_learning(state["learning"])
+            self._put_registry()
+            self._put_injections()
+
+    def persist(self) -> None:
+        """Write the whole state to the store now (a no-op without one)."""
+        with self._lock:
+            self._put_registry(strict=True)
+            self._put_injections(strict=True)
+            self._put_learning(strict=True)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _add_configured(self) -> None:
+        configured = self.config.configured_goals
+        texts = self.grammar.default_goals() if configured is None else configured
+        now = self.clock()
+        added = False
+        for text in texts:
+            _, new = self.registry.add(text, "configured", time=now)
+            added = added or new
+        if added:
+            self._put_registry()
+
+    def _sample(self, n: int) -> list[GoalAssignment]:
+        goals = self.registry.goals()
+        picks = self.sampler.sample(self._probabilities(goals), n)
+        out = []
+        for index in picks:
+            record = self.registry.get(goals[index])
+            assert record is not None
+            out.append(GoalAssignment(record.text, record.category, record.source, None))
+        return out
+
+    def _probabilities(self, goals: Sequence[str]) -> FloatArray:
+        return self.sampler.probabilities(self.estimator.lp(goals), self.episodes)
+
+    def _check_outcome(self, outcome: EpisodeOutcome) -> ParsedGoal:
+        if not isinstance(outcome, EpisodeOutcome):
+            raise InvalidOutcomeError(f"expected an EpisodeOutcome, got {type(outcome).__name__}")
+        try:
+            parsed = self.grammar.parse(outcome.goal)
+        except InvalidGoalError as err:
+            raise InvalidOutcomeError(f"outcome for an invalid goal: {err.reason}") from None
+        steps = outcome.steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise InvalidOutcomeError(f"steps must be an integer >= 0, got {steps!r}")
+        if isinstance(outcome.achieved_goals, str) or not all(
+            isinstance(g, str) for g in outcome.achieved_goals
+        ):
+            raise InvalidOutcomeError("achieved_goals must be a list of goal strings")
+        return parsed
+
+    def _count(self, parsed: ParsedGoal, success: bool) -> None:
+        self.episodes += 1
+        window = self._windows.get(parsed.category)
+        if window is None:
+            window = self._windows[parsed.category] = deque(maxlen=self.config.stats_window)
+        window.append(int(success))
+        counts = self._attempts.setdefault(parsed.text, [0, 0])
+        counts[0] += 1
+        counts[1] += int(success)
+
+    def _category_stats(
+        self,
+        name: str,
+        categories: list[str],
+        lp: FloatArray,
+        competence: FloatArray,
+        probs: FloatArray,
+    ) -> CategoryStats:
+        mask = np.array([c == name for c in categories], dtype=bool)
+        window = list(self._windows.get(name, ()))
+        count = int(mask.sum())
+        return CategoryStats(
+            category=name,
+            goals=count,
+            episodes=len(window),
+            success_rate=float(np.mean(window)) if window else 0.0,
+            lp=absolute_lp(window),
+            mean_goal_lp=float(lp[mask].mean()) if count else 0.0,
+            competence=float(competence[mask].mean()) if count else 0.0,
+            sample_share=float(probs[mask].sum()) if count else 0.0,
+        )
+
+    def _goal_stats(
+        self, goal: str, category: str, lp: float, competence: float, probability: float
+    ) -> GoalStats:
+        record = self.registry.get(goal)
+        attempts, successes = self._attempts.get(goal, [0, 0])
+        return GoalStats(
+            goal=goal,
+            category=category,
+            source=record.source if record is not None else "configured",
+            lp=float(lp),
+            competence=float(competence),
+            probability=float(probability),
+            attempts=attempts,
+            successes=successes,
+        )
+
+    def _learning_state(self) -> dict[str, Any]:
+        return {
+            "episodes": self.episodes,
+            "estimator": self.estimator.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "windows": {k: list(v) for k, v in self._windows.items()},
+            "attempts": {k: list(v) for k, v in self._attempts.items()},
+        }
+
+    def _load_learning(self, state: dict[str, Any]) -> None:
+        self.episodes = int(state["episodes"])
+        self.sampler.load_state_dict(state["sampler"])
+        window = self.config.stats_window
+        self._windows = {k: deque(map(int, v), maxlen=window) for k, v in state["windows"].items()}
+        self._attempts = {k: [int(v[0]), int(v[1])] for k, v in state["attempts"].items()}
+        try:
+            self.estimator.load_state_dict(state["estimator"])
+        except (ValueError, KeyError) as err:
+            log.warning("curriculum estimator starts afresh: saved state not usable (%s)", err)
+
+    def _restore_from_store(self, store: StateStore) -> None:
+        registry = store.get_state(REGISTRY_KEY)
+        if registry is not None:
+            self.registry.load_state_dict(registry)
+        injections = store.get_state(INJECTIONS_KEY)
+        if injections is not None:
+            self.injections.load_state_dict(injections)
+        learning = store.get_state(LEARNING_KEY)
+        if learning is not None:
+            self._load_learning(learning)
+
+    def _put_registry(self, strict: bool = False) -> None:
+        self._put(REGISTRY_KEY, self.registry.state_dict, strict)
+
+    def _put_injections(self, strict: bool = False) -> None:
+        self._put(INJECTIONS_KEY, self.injections.state_dict, strict)
+
+    def _put_learning(self, strict: bool = False) -> None:
+        self._put(LEARNING_KEY, self._learning_state, strict)
+
+    def _put(self, key: str, value: Callable[[], Any], strict: bool) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.put_state(key, value())
+        except Exception:
+            if strict:
+                raise
+            log.exception("could not persist %s; it will be retried with the next change", key)
+
+    def _deliver(self, reports: list[InjectionReport]) -> None:
+        if not reports:
+            return
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for report in reports:
+            for callback in callbacks:
+                try:
+                    callback(report)
+                except Exception:
+                    log.exception("injection report callback failed for %s", report.injection_id)
+
+
+def _deadline(goal: str, now: float, expires_at: float | None, ttl: float | None) -> float | None:
+    if expires_at is not None and ttl is not None:
+        raise InjectionRejected("give an expiry time or a ttl, not both", goal)
+    if expires_at is not None and (
+        isinstance(expires_at, bool) or not isinstance(expires_at, int | float)
+    ):
+        raise InjectionRejected(f"expiry must be a time in seconds, got {expires_at!r}", goal)
+    if ttl is None:
+        return expires_at
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
+        raise InjectionRejected(f"ttl must be a finite number of seconds, got {ttl!r}", goal)
+    if ttl <= 0:
+        raise InjectionRejected(f"ttl must be > 0 seconds, got {ttl}", goal)
+    return now + float(ttl)

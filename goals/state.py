@@ -1,0 +1,110 @@
+"""Where the curriculum keeps its state between runs.
+
+The run's episode store offers a small key-value side table; the curriculum
+codes against that protocol only, so it needs no import of the storage package
+and tests can use :class:`MemoryStateStore`.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from typing import Any, Protocol, runtime_checkable
+
+import msgpack
+import numpy as np
+import numpy.typing as npt
+
+STATE_PREFIX = "curriculum/"
+"""Every key the curriculum writes starts with this."""
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """A durable key-value table: values are msgpack-able (dict/list/str/int/float/bool/None)."""
+
+    def get_state(self, key: str) -> Any | None:
+        """The value last put under ``key``, or None."""
+        ...
+
+    def put_state(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key``; it is durable when this returns."""
+        ...
+
+
+class MemoryStateStore:
+    """A process-local :class:`StateStore` that round-trips values through msgpack.
+
+    The round trip makes it fail exactly where a real store would: on a value
+    msgpack cannot encode. Useful for tests and for runs without persistence.
+    """
+
+    def __init__(self) -> None:
+        self._data: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self.puts = 0
+
+    def get_state(self, key: str) -> Any | None:
+        with self._lock:
+            raw = self._data.get(key)
+        return None if raw is None else msgpack.unpackb(raw, strict_map_key=False)
+
+    def put_state(self, key: str, value: Any) -> None:
+        raw = msgpack.packb(value)
+        with self._lock:
+            self._data[key] = raw
+            self.puts += 1
+
+    def keys(self) -> list[str]:
+        """Keys written so far."""
+        with self._lock:
+            return sorted(self._data)
+
+
+def encode_array(array: npt.NDArray[Any]) -> dict[str, Any]:
+    """An array as JSON- and msgpack-able data (base64 of its bytes, dtype and shape)."""
+    contiguous = np.ascontiguousarray(array)
+    return {
+        "dtype": str(contiguous.dtype),
+        "shape": list(contiguous.shape),
+        "b64": base64.b64encode(contiguous.tobytes()).decode("ascii"),
+    }
+
+
+def decode_array(data: dict[str, Any]) -> npt.NDArray[Any]:
+    """The inverse of :func:`encode_array` (a fresh, writable array)."""
+    raw = base64.b64decode(data["b64"])
+    return np.frombuffer(raw, dtype=np.dtype(data["dtype"])).reshape(data["shape"]).copy()
+
+
+def encode_rng(rng: np.random.Generator) -> dict[str, Any]:
+    """A numpy Generator's state with its 128-bit integers as strings (msgpack stops at 64)."""
+    state: dict[str, Any] = _stringify_ints(rng.bit_generator.state)
+    return state
+
+
+def decode_rng(data: dict[str, Any]) -> np.random.Generator:
+    """A Generator in exactly the state :func:`encode_rng` saw."""
+    state = _parse_ints(data)
+    name = state["bit_generator"]
+    bit_generator = getattr(np.random, name)()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
+
+
+def _stringify_ints(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _stringify_ints(v) for k, v in value.items()}
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return {"int": str(value)}
+    return value
+
+
+def _parse_ints(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"int"}:
+            return int(value["int"])
+        return {k: _parse_ints(v) for k, v in value.items()}
+    return value
