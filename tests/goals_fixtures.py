@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 
 from autotelic.envs.playground import PlaygroundTextEnv, oracle_action
 from autotelic.goals import (
@@ -12,6 +13,7 @@ from autotelic.goals import (
     GoalAssignment,
     InjectionReport,
     SamplerConfig,
+    StateStore,
 )
 
 
@@ -73,3 +75,10 @@ def play(
         success = success or reward > 0
         done = terminated or truncated
     return success, steps, list(achieved)
+
+
+def saved(store: StateStore, key: str) -> Any:
+    """The value under ``key``, which the test expects to be there."""
+    value = store.get_state(key)
+    assert value is not None, f"nothing stored under {key!r}"
+    return value
