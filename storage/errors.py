@@ -1,0 +1,66 @@
+"""Errors raised by the storage layer.
+
+Each names what is wrong and where (path, episode id, versions), because these
+surface in a long-running service's logs, far from the code that caused them.
+"""
+
+from __future__ import annotations
+
+
+class StorageError(RuntimeError):
+    """Base class of every error the storage layer raises on purpose."""
+
+
+class StorageFullError(StorageError):
+    """A write did not fit: the map reached ``max_map_size`` or the disk refused it.
+
+    The write was rolled back as a whole; everything stored before it is intact.
+    """
+
+
+class StorageWriteError(StorageError):
+    """The operating system refused a write for another reason (an I/O error).
+
+    As with :class:`StorageFullError`, the transaction was rolled back.
+    """
+
+
+class StoreLockedError(StorageError):
+    """Another writer (another process, or this one) already has the store open."""
+
+
+class SchemaVersionError(StorageError):
+    """A record or store was written by a newer schema version than this code reads."""
+
+    def __init__(self, what: str, found: int, supported: int) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"{what} was written with schema version {found}, but this version of "
+            f"autotelic reads schema versions up to {supported}: upgrade autotelic to read it"
+        )
+
+
+class CorruptRecordError(StorageError):
+    """A stored record failed its checksum or does not have the expected structure."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"{what} is corrupt: {reason}")
+
+
+class EpisodeNotFoundError(StorageError, KeyError):
+    """No episode with this id is stored (never written, or evicted)."""
+
+    def __init__(self, episode_id: int) -> None:
+        self.episode_id = episode_id
+        super().__init__(f"episode {episode_id} is not in the store (never written or evicted)")
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would print the repr of the message.
+        return str(self.args[0])
+
+
+class EmptyReplayError(StorageError):
+    """Sampling was asked of a store that holds no transitions yet."""
