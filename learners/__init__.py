@@ -1,1 +1,114 @@
-"""LLM policy, critic heads and the learning algorithms (SAC-GLAM, PPO-GLAM)."""
+"""LLM policy, critic heads and the learning algorithms (SAC-GLAM, PPO-GLAM).
+
+Public API (imported lazily, so ``autotelic.learners.batch`` stays free of torch):
+
+Models
+    ``ModelConfig``, ``PolicyModel``, ``load_model(config)``, ``ModelError``,
+    ``default_cache_dir()``, ``tiny_model(name, seed)``, ``tiny_tokenizer(seq2seq)``
+Scoring
+    ``Scorer(model, padding_side=...)`` with ``.score(prompts, candidates, *, module=None,
+    logprobs=True) -> Scores``; ``Scores`` (``logprobs``, ``log_pi``, ``features``,
+    ``state_features``, ``layout``, ``entropy()``); ``naive_score(...)`` (one sequence per
+    pair, the reference); ``CandidateLayout``; ``ScoringInputError``
+Acting
+    ``Policy``, ``ActResult`` (``actions``, ``log_probs``, ``entropies``, ``probs``,
+    ``policy_version``)
+Learners
+    ``Learner`` (protocol), ``SACConfig``, ``SACLearner``, ``PPOConfig``, ``PPOLearner``,
+    ``PPOTrajectory``, ``PPORollout``, ``build_learner(model, algorithm)``,
+    ``CheckpointError``, ``QEnsemble``
+Contracts
+    ``TransitionBatch``, ``build_prompt``, ``build_prompts``, ``candidate_text``
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autotelic.learners.base import CheckpointError
+    from autotelic.learners.batch import TransitionBatch
+    from autotelic.learners.cache import default_cache_dir
+    from autotelic.learners.critic import QEnsemble
+    from autotelic.learners.encoding import ScoringInputError
+    from autotelic.learners.factory import build_learner
+    from autotelic.learners.layout import CandidateLayout
+    from autotelic.learners.models import ModelConfig, ModelError, PolicyModel, load_model
+    from autotelic.learners.naive import naive_score
+    from autotelic.learners.policy import ActResult, Policy
+    from autotelic.learners.ppo import PPOConfig, PPOLearner, PPORollout, PPOTrajectory
+    from autotelic.learners.prompt import build_prompt, build_prompts, candidate_text
+    from autotelic.learners.protocol import Learner
+    from autotelic.learners.sac import SACConfig, SACLearner
+    from autotelic.learners.scorer import Scorer, Scores
+    from autotelic.learners.tiny import tiny_model, tiny_tokenizer
+
+_WHERE = {
+    "CheckpointError": "base",
+    "TransitionBatch": "batch",
+    "default_cache_dir": "cache",
+    "QEnsemble": "critic",
+    "ScoringInputError": "encoding",
+    "build_learner": "factory",
+    "CandidateLayout": "layout",
+    "ModelConfig": "models",
+    "ModelError": "models",
+    "PolicyModel": "models",
+    "load_model": "models",
+    "naive_score": "naive",
+    "ActResult": "policy",
+    "Policy": "policy",
+    "PPOConfig": "ppo",
+    "PPOLearner": "ppo",
+    "PPORollout": "ppo",
+    "PPOTrajectory": "ppo",
+    "build_prompt": "prompt",
+    "build_prompts": "prompt",
+    "candidate_text": "prompt",
+    "Learner": "protocol",
+    "SACConfig": "sac",
+    "SACLearner": "sac",
+    "Scorer": "scorer",
+    "Scores": "scorer",
+    "tiny_model": "tiny",
+    "tiny_tokenizer": "tiny",
+}
+
+__all__ = [
+    "ActResult",
+    "CandidateLayout",
+    "CheckpointError",
+    "Learner",
+    "ModelConfig",
+    "ModelError",
+    "PPOConfig",
+    "PPOLearner",
+    "PPORollout",
+    "PPOTrajectory",
+    "Policy",
+    "PolicyModel",
+    "QEnsemble",
+    "SACConfig",
+    "SACLearner",
+    "Scorer",
+    "Scores",
+    "ScoringInputError",
+    "TransitionBatch",
+    "build_learner",
+    "build_prompt",
+    "build_prompts",
+    "candidate_text",
+    "default_cache_dir",
+    "load_model",
+    "naive_score",
+    "tiny_model",
+    "tiny_tokenizer",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"autotelic.learners.{module}"), name)

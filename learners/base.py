@@ -1,0 +1,144 @@
+"""What every LLM learner shares: the model, the scorer, acting, counters, checkpoints.
+
+Concurrency contract (the runtime's collector and learner share one model):
+parameters change only inside ``write_lock`` (optimizer steps, Polyak updates,
+loading a checkpoint), and acting reads the model inside the same lock. Forward
+and backward passes of an update run outside it, concurrently with acting;
+they only read parameters and write ``.grad``, which acting never reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from autotelic.learners.models import PolicyModel
+from autotelic.learners.policy import ActResult, Generator, Policy
+from autotelic.learners.scorer import PaddingSide, Scorer
+
+Lock = contextlib.AbstractContextManager[object]
+
+
+class CheckpointError(ValueError):
+    """A learner state that does not fit this learner."""
+
+
+def snapshot(value: Any) -> Any:
+    """A deep copy with every tensor detached and moved to the CPU.
+
+    Optimizer state dicts hold live references that the next step mutates in
+    place; a checkpoint must not change after it was taken.
+    """
+    if isinstance(value, Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, Mapping):
+        return {k: snapshot(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(snapshot(v) for v in value)
+    return value
+
+
+@contextlib.contextmanager
+def held(lock: Lock | None) -> Iterator[None]:
+    """Enter ``lock`` if one is given."""
+    if lock is None:
+        yield
+    else:
+        with lock:
+            yield
+
+
+def clip_and_norm(params: Sequence[nn.Parameter], max_norm: float | None) -> float:
+    """Gradient norm before clipping (clipped in place when ``max_norm`` is set)."""
+    with_grad = [p for p in params if p.grad is not None]
+    if not with_grad:
+        return 0.0
+    limit = max_norm if max_norm is not None else float("inf")
+    return float(torch.nn.utils.clip_grad_norm_(with_grad, limit))
+
+
+class LLMLearner:
+    """Base of the SAC and PPO learners: owns the policy model and its version."""
+
+    algorithm = "base"
+
+    def __init__(self, model: PolicyModel, *, padding_side: PaddingSide = "right") -> None:
+        self.model = model
+        self.scorer = Scorer(model, padding_side=padding_side)
+        self.policy = Policy(self.scorer.fork(), version=lambda: self.policy_version)
+        self.llm_params = [p for _, p in model.trainable_parameters()]
+        self._llm_names = [n for n, _ in model.trainable_parameters()]
+        self.policy_version = 0
+        """Counts optimizer steps that changed the LLM weights (what acting uses)."""
+        self.num_updates = 0
+        """Counts calls of ``update`` that stepped an optimizer."""
+        self._fingerprint = self._base_fingerprint()
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def act(
+        self,
+        prompts: Sequence[str],
+        candidates: Sequence[Sequence[str]],
+        *,
+        greedy: bool = False,
+        generator: Generator | None = None,
+        lock: Lock | None = None,
+    ) -> ActResult:
+        """Choose one action per state with the current policy (under ``lock``)."""
+        return self.policy.act(prompts, candidates, greedy=greedy, generator=generator, lock=lock)
+
+    def _base_fingerprint(self) -> float:
+        """A checksum of the frozen weights: a checkpoint of adapters fits only its base."""
+        with torch.no_grad():
+            total = torch.zeros((), dtype=torch.float64)
+            for p in self.model.module.parameters():
+                if not p.requires_grad:
+                    total += p.detach().double().abs().sum().cpu()
+        return float(total)
+
+    def _llm_state(self) -> dict[str, Tensor]:
+        return {
+            n: p.detach().to("cpu", copy=True)
+            for n, p in zip(self._llm_names, self.llm_params, strict=True)
+        }
+
+    def _common_state(self) -> dict[str, Any]:
+        return {
+            "algorithm": self.algorithm,
+            "model": self.model.config.model_dump(mode="json"),
+            "base_fingerprint": self._fingerprint,
+            "llm": self._llm_state(),
+            "counters": {"policy_version": self.policy_version, "num_updates": self.num_updates},
+        }
+
+    def _load_common(self, state: Mapping[str, Any]) -> None:
+        if state.get("algorithm") != self.algorithm:
+            raise CheckpointError(
+                f"checkpoint is for {state.get('algorithm')!r}, this learner is {self.algorithm!r}"
+            )
+        fingerprint = float(state["base_fingerprint"])
+        if abs(fingerprint - self._fingerprint) > 1e-6 * max(1.0, abs(self._fingerprint)):
+            raise CheckpointError(
+                "checkpoint was trained on other frozen base weights "
+                f"(checksum {fingerprint:.6g}, this model {self._fingerprint:.6g})"
+            )
+        llm = state["llm"]
+        if sorted(llm) != sorted(self._llm_names):
+            raise CheckpointError(
+                f"checkpoint holds {len(llm)} LLM tensors, this model trains "
+                f"{len(self._llm_names)}; were they saved with another fine-tuning mode "
+                "or LoRA setting?"
+            )
+        with torch.no_grad():
+            for name, param in zip(self._llm_names, self.llm_params, strict=True):
+                param.copy_(llm[name])
+        counters = state["counters"]
+        self.policy_version = int(counters["policy_version"])
+        self.num_updates = int(counters["num_updates"])

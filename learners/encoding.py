@@ -1,0 +1,102 @@
+"""Token ids for prompts and candidate actions, shared by every scorer.
+
+Prompts are tokenised with the tokenizer's special tokens (a BOS where the model
+uses one, the ``</s>`` a T5 encoder expects) except a trailing EOS for
+decoder-only models, which would end the text before the action. Candidates are
+tokenised alone with their leading space (see :mod:`autotelic.learners.prompt`),
+which for decoder-only models equals tokenising prompt and action together.
+Candidate ids are cached: a Playground-Text run uses a few hundred distinct
+actions over millions of steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from autotelic.learners.prompt import candidate_text
+
+_CACHE_LIMIT = 65536
+
+
+class ScoringInputError(ValueError):
+    """Prompts or candidate lists that cannot be scored."""
+
+
+@dataclass(frozen=True)
+class EncodedStates:
+    """A batch of states as token ids: one prompt and its candidate actions each."""
+
+    prompt_ids: list[list[int]]
+    candidate_ids: list[list[list[int]]]
+
+    @property
+    def counts(self) -> list[int]:
+        return [len(c) for c in self.candidate_ids]
+
+    @property
+    def num_candidates(self) -> int:
+        return sum(self.counts)
+
+
+class StateEncoder:
+    """Turns (prompt, candidates) batches into token ids for one tokenizer."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, *, seq2seq: bool) -> None:
+        self.tokenizer = tokenizer
+        self.seq2seq = seq2seq
+        self._candidates: dict[str, list[int]] = {}
+        eos = tokenizer.eos_token_id
+        probe = self._ids("x", special=True)
+        plain = self._ids("x", special=False)
+        self._strip_eos = (
+            not seq2seq and eos is not None and probe[-1:] == [eos] and plain[-1:] != [eos]
+        )
+
+    def _ids(self, text: str, *, special: bool) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+
+    def prompt(self, text: str) -> list[int]:
+        ids = self._ids(text, special=True)
+        if self._strip_eos:
+            ids = ids[:-1]
+        if not ids:
+            raise ScoringInputError(f"prompt {text!r} tokenises to nothing")
+        return ids
+
+    def candidate(self, action: str) -> list[int]:
+        cached = self._candidates.get(action)
+        if cached is not None:
+            return cached
+        ids = self._ids(candidate_text(action), special=False)
+        if not ids:
+            raise ScoringInputError(f"candidate action {action!r} tokenises to nothing")
+        if len(self._candidates) >= _CACHE_LIMIT:
+            self._candidates.clear()
+        self._candidates[action] = ids
+        return ids
+
+    def encode(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> EncodedStates:
+        check_states(prompts, candidates)
+        return EncodedStates(
+            prompt_ids=[self.prompt(p) for p in prompts],
+            candidate_ids=[[self.candidate(a) for a in cands] for cands in candidates],
+        )
+
+
+def check_states(prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> None:
+    """Raise a clear error for malformed batches before any tensor is built."""
+    if isinstance(prompts, str):
+        raise ScoringInputError("prompts must be a sequence of strings, not one string")
+    if len(prompts) != len(candidates):
+        raise ScoringInputError(f"{len(prompts)} prompts but {len(candidates)} candidate lists")
+    for i, (prompt, cands) in enumerate(zip(prompts, candidates, strict=True)):
+        if not isinstance(prompt, str):
+            raise ScoringInputError(f"prompt {i} is {type(prompt).__name__}, not str")
+        if isinstance(cands, str):
+            raise ScoringInputError(f"candidates of state {i} must be a list of strings")
+        for a in cands:
+            if not isinstance(a, str):
+                raise ScoringInputError(f"state {i}: candidate {a!r} is not a string")

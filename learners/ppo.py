@@ -1,0 +1,414 @@
+"""PPO-GLAM: the on-policy baseline, on the same scorer and model as SAC-GLAM.
+
+The policy is the same LLM softmax over candidates; a value head (MLP) reads
+each state's hidden state before any action from the same one-pass scorer.
+Clipped PPO with GAE, several epochs of shuffled minibatches per rollout.
+
+How the runtime builds a rollout: for each environment, the consecutive steps
+it took since the last update form one :class:`PPOTrajectory` (it may span
+several episodes; same-step auto-reset is handled by the ``terminated`` /
+``truncated`` flags):
+
+* step t records the prompt and candidates it acted on, the action index and
+  ``log pi_old(a_t|s_t)`` that :meth:`~autotelic.learners.base.LLMLearner.act`
+  returned, the reward, and the step's ``terminated`` / ``truncated``;
+* when step t hit the time limit (``truncated``), ``final_prompts[t]`` is the
+  prompt of the state where the episode was cut (``info["final_observation"]``
+  under the episode's goal): its value is bootstrapped, as truncation is not
+  termination;
+* when the last step ended no episode, ``bootstrap_prompt`` is the prompt of
+  the state the environment is in now, whose value closes the sum.
+
+Values are computed at the start of ``update`` with the current weights.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor
+
+from autotelic.learners.base import CheckpointError, LLMLearner, Lock, clip_and_norm, held, snapshot
+from autotelic.learners.critic import QHead
+from autotelic.learners.models import ModelConfig, PolicyModel, load_model
+
+
+class PPOConfig(BaseModel):
+    """PPO-GLAM hyper-parameters; defaults follow Carta et al. (2023) where they apply."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gamma: float = Field(default=0.99, gt=0.0, le=1.0, description="Discount per step.")
+    gae_lambda: float = Field(default=0.99, ge=0.0, le=1.0, description="GAE lambda.")
+    clip_ratio: float = Field(default=0.2, gt=0.0, description="PPO ratio clip epsilon.")
+    epochs: int = Field(default=4, ge=1, description="Passes over each rollout.")
+    minibatch_size: int = Field(
+        default=64, ge=1, description="Steps per gradient step within an epoch."
+    )
+    steps_per_update: int = Field(
+        default=1024,
+        ge=1,
+        description="Environment steps (over all envs) collected per rollout (runtime setting).",
+    )
+    lr: float = Field(default=1e-6, gt=0.0, description="Adam learning rate of the LLM.")
+    value_lr: float = Field(
+        default=1e-4, gt=0.0, description="Adam learning rate of the value head MLP."
+    )
+    value_coef: float = Field(default=0.5, ge=0.0, description="Weight of the value loss.")
+    entropy_coef: float = Field(
+        default=0.01, ge=0.0, description="Weight of the entropy bonus (over candidates)."
+    )
+    value_clip: float | None = Field(
+        default=0.2,
+        gt=0.0,
+        description="Clip of the value change per update around the rollout values; None: off.",
+    )
+    max_grad_norm: float | None = Field(
+        default=0.5, gt=0.0, description="Gradient-norm clip; None: no clipping."
+    )
+    normalize_advantages: bool = Field(
+        default=True, description="Standardise advantages within each minibatch."
+    )
+    target_kl: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Stop the epochs early once the approximate KL exceeds this; None: never.",
+    )
+    value_hidden: tuple[int, ...] = Field(
+        default=(1024, 1024), description="Hidden layer widths of the value head MLP."
+    )
+    padding_side: Literal["left", "right"] = Field(
+        default="right", description="Where packed sequences are padded (results are equal)."
+    )
+    seed: int = Field(default=0, description="Seed of the value head and of minibatch shuffling.")
+
+
+def _array(values: Any, dtype: type) -> np.ndarray:
+    return np.asarray(values, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class PPOTrajectory:
+    """Consecutive steps of one environment (see the module docstring)."""
+
+    prompts: list[str]
+    candidates: list[list[str]]
+    actions: npt.NDArray[np.int64]
+    log_probs: npt.NDArray[np.float32]
+    """log pi_old(a_t|s_t) recorded when acting."""
+    rewards: npt.NDArray[np.float32]
+    terminated: npt.NDArray[np.bool_]
+    truncated: npt.NDArray[np.bool_]
+    final_prompts: list[str | None] = field(default_factory=list)
+    """Per step: the cut state's prompt where ``truncated`` (and not terminated), else None.
+    May be left empty when no step is truncated."""
+    bootstrap_prompt: str | None = None
+    """Prompt of the current state when the last step ended no episode."""
+    policy_versions: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )
+
+    def __post_init__(self) -> None:
+        n = len(self.prompts)
+        sizes = {
+            "candidates": len(self.candidates),
+            "actions": len(self.actions),
+            "log_probs": len(self.log_probs),
+            "rewards": len(self.rewards),
+            "terminated": len(self.terminated),
+            "truncated": len(self.truncated),
+        }
+        if self.final_prompts:
+            sizes["final_prompts"] = len(self.final_prompts)
+        wrong = {k: v for k, v in sizes.items() if v != n}
+        if wrong:
+            raise ValueError(f"trajectory of {n} prompts has mismatched fields: {wrong}")
+        if n == 0:
+            raise ValueError("empty trajectory")
+        for t, (cands, a) in enumerate(zip(self.candidates, self.actions, strict=True)):
+            if not 0 <= int(a) < len(cands):
+                raise ValueError(f"step {t}: action {int(a)} outside its {len(cands)} candidates")
+        for cut in np.flatnonzero(self.cut).tolist():
+            if not self.final_prompts or self.final_prompts[cut] is None:
+                raise ValueError(f"step {cut} is truncated but has no final_prompts entry")
+        if not self.done[-1] and self.bootstrap_prompt is None:
+            raise ValueError("the last step ended no episode: bootstrap_prompt is required")
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    @property
+    def done(self) -> npt.NDArray[np.bool_]:
+        done: npt.NDArray[np.bool_] = _array(self.terminated, bool) | _array(self.truncated, bool)
+        return done
+
+    @property
+    def cut(self) -> npt.NDArray[np.bool_]:
+        """Steps that ended by the time limit (a step both terminated and truncated counts
+        as terminated: the goal held)."""
+        cut: npt.NDArray[np.bool_] = _array(self.truncated, bool) & ~_array(self.terminated, bool)
+        return cut
+
+
+@dataclass(frozen=True)
+class PPORollout:
+    """One rollout: a trajectory per environment."""
+
+    trajectories: list[PPOTrajectory]
+
+    def __post_init__(self) -> None:
+        if not self.trajectories:
+            raise ValueError("rollout without trajectories")
+
+    @property
+    def num_steps(self) -> int:
+        return sum(len(t) for t in self.trajectories)
+
+
+def gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    next_values: np.ndarray,
+    done: np.ndarray,
+    gamma: float,
+    lam: float,
+) -> np.ndarray:
+    """Generalised advantage estimates for one trajectory.
+
+    ``next_values[t]`` is already what step t bootstraps from: 0 after a
+    termination, V(cut state) after a truncation, V(s_{t+1}) otherwise; ``done``
+    stops the recursion at episode boundaries.
+    """
+    advantages = np.zeros(len(rewards), dtype=np.float64)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        delta = rewards[t] + gamma * next_values[t] - values[t]
+        running = delta + gamma * lam * (0.0 if done[t] else running)
+        advantages[t] = running
+    return advantages
+
+
+def ppo_policy_loss(
+    log_probs: Tensor, old_log_probs: Tensor, advantages: Tensor, clip: float
+) -> tuple[Tensor, Tensor]:
+    """Clipped surrogate (to minimise) and the fraction of clipped ratios."""
+    ratio = torch.exp(log_probs - old_log_probs)
+    unclipped = ratio * advantages
+    clipped = torch.clamp(ratio, 1.0 - clip, 1.0 + clip) * advantages
+    loss = -torch.minimum(unclipped, clipped).mean()
+    fraction = ((ratio - 1.0).abs() > clip).float().mean()
+    return loss, fraction
+
+
+def ppo_value_loss(
+    values: Tensor, old_values: Tensor, returns: Tensor, clip: float | None
+) -> Tensor:
+    """0.5 * squared error, pessimistic over the clipped value change when ``clip`` is set."""
+    error = (values - returns) ** 2
+    if clip is not None:
+        clipped = old_values + torch.clamp(values - old_values, -clip, clip)
+        error = torch.maximum(error, (clipped - returns) ** 2)
+    return 0.5 * error.mean()
+
+
+@dataclass
+class _Steps:
+    """A rollout flattened over steps, with advantages and returns."""
+
+    prompts: list[str]
+    candidates: list[list[str]]
+    actions: Tensor
+    old_log_probs: Tensor
+    old_values: Tensor
+    advantages: Tensor
+    returns: Tensor
+
+
+class PPOLearner(LLMLearner):
+    """PPO-GLAM learner: the LLM policy plus a value head on its state features."""
+
+    algorithm = "ppo"
+
+    def __init__(self, model: PolicyModel, config: PPOConfig | None = None) -> None:
+        self.config = config or PPOConfig()
+        super().__init__(model, padding_side=self.config.padding_side)
+        cfg = self.config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.value_head = QHead(model.hidden_size, cfg.value_hidden)
+        self.value_head.to(self.device)
+        groups: list[dict[str, Any]] = [
+            {"params": list(self.value_head.parameters()), "lr": cfg.value_lr}
+        ]
+        if self.llm_params:
+            groups.append({"params": self.llm_params, "lr": cfg.lr})
+        self.optimizer = torch.optim.Adam(groups)
+        self.shuffle = torch.Generator().manual_seed(cfg.seed)
+
+    @classmethod
+    def from_config(cls, model_config: ModelConfig, config: PPOConfig | None = None) -> PPOLearner:
+        return cls(load_model(model_config), config)
+
+    @torch.no_grad()
+    def values(self, prompts: Sequence[str]) -> Tensor:
+        """[B] V(s) of prompts (a prompt-only pass: no candidate is needed)."""
+        if not prompts:
+            return torch.zeros(0, device=self.device)
+        scores = self.scorer.score(prompts, [[] for _ in prompts], logprobs=False)
+        values: Tensor = self.value_head(scores.state_features)
+        return values
+
+    def _values_batched(self, prompts: Sequence[str]) -> np.ndarray:
+        size = self.config.minibatch_size
+        parts = [
+            self.values(prompts[i : i + size]).double().cpu().numpy()
+            for i in range(0, len(prompts), size)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def prepare(self, rollout: PPORollout) -> _Steps:
+        """Values (current weights), GAE advantages and returns of a rollout."""
+        cfg = self.config
+        prompts = [p for traj in rollout.trajectories for p in traj.prompts]
+        extra: list[str] = []
+        for traj in rollout.trajectories:
+            extra += [traj.final_prompts[t] or "" for t in np.flatnonzero(traj.cut)]
+            if not traj.done[-1]:
+                extra.append(traj.bootstrap_prompt or "")
+        all_values = self._values_batched(prompts + extra)
+        values, extra_values = all_values[: len(prompts)], list(all_values[len(prompts) :])
+        advantages, start = [], 0
+        for traj in rollout.trajectories:
+            v = values[start : start + len(traj)]
+            start += len(traj)
+            next_v = np.append(v[1:], 0.0)
+            for t in np.flatnonzero(traj.cut):
+                next_v[t] = extra_values.pop(0)
+            if not traj.done[-1]:
+                next_v[-1] = extra_values.pop(0)
+            next_v[_array(traj.terminated, bool)] = 0.0
+            rewards = _array(traj.rewards, np.float64)
+            advantages.append(gae(rewards, v, next_v, traj.done, cfg.gamma, cfg.gae_lambda))
+        adv = np.concatenate(advantages)
+
+        def tensor(values: Any, dtype: torch.dtype) -> Tensor:
+            return torch.as_tensor(np.asarray(values), dtype=dtype, device=self.device)
+
+        trajs = rollout.trajectories
+        return _Steps(
+            prompts=prompts,
+            candidates=[list(c) for traj in trajs for c in traj.candidates],
+            actions=tensor(np.concatenate([traj.actions for traj in trajs]), torch.long),
+            old_log_probs=tensor(np.concatenate([traj.log_probs for traj in trajs]), torch.float32),
+            old_values=tensor(values, torch.float32),
+            advantages=tensor(adv, torch.float32),
+            returns=tensor(adv + values, torch.float32),
+        )
+
+    def update(self, rollout: PPORollout, *, write_lock: Lock | None = None) -> dict[str, float]:
+        """PPO epochs over one rollout; returns mean losses and diagnostics."""
+        began = time.perf_counter()
+        cfg = self.config
+        steps = self.prepare(rollout)
+        n = len(steps.prompts)
+        sums: dict[str, float] = {}
+        count = 0
+        stopped = False
+        for _ in range(cfg.epochs):
+            order = torch.randperm(n, generator=self.shuffle).tolist()
+            for start in range(0, n, cfg.minibatch_size):
+                stats = self._minibatch(
+                    steps, order[start : start + cfg.minibatch_size], write_lock
+                )
+                for key, value in stats.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                count += 1
+                if cfg.target_kl is not None and stats["approx_kl"] > cfg.target_kl:
+                    stopped = True
+                    break
+            if stopped:
+                break
+        self.num_updates += 1
+        returns, old_values = steps.returns, steps.old_values
+        explained = 1.0 - float(
+            torch.var(returns - old_values) / torch.var(returns).clamp_min(1e-8)
+        )
+        return {key: value / count for key, value in sums.items()} | {
+            "advantage_mean": float(steps.advantages.mean()),
+            "return_mean": float(returns.mean()),
+            "explained_variance": explained,
+            "gradient_steps": float(count),
+            "early_stop": float(stopped),
+            "steps": float(n),
+            "policy_version": float(self.policy_version),
+            "num_updates": float(self.num_updates),
+            "update_seconds": time.perf_counter() - began,
+        }
+
+    def _minibatch(
+        self, steps: _Steps, index: list[int], write_lock: Lock | None
+    ) -> dict[str, float]:
+        cfg = self.config
+        idx = torch.tensor(index, dtype=torch.long, device=self.device)
+        scores = self.scorer.score(
+            [steps.prompts[i] for i in index], [steps.candidates[i] for i in index]
+        )
+        layout = scores.layout
+        log_pi = scores.log_pi[layout.flat_index(steps.actions[idx])]
+        old = steps.old_log_probs[idx]
+        adv = steps.advantages[idx]
+        if cfg.normalize_advantages and len(index) > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        policy_loss, clip_fraction = ppo_policy_loss(log_pi, old, adv, cfg.clip_ratio)
+        values = self.value_head(scores.state_features)
+        value_loss = ppo_value_loss(
+            values, steps.old_values[idx], steps.returns[idx], cfg.value_clip
+        )
+        entropy = scores.entropy().mean()
+        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+        loss.backward()  # type: ignore[no-untyped-call]
+        with held(write_lock):
+            params = list(self.value_head.parameters()) + self.llm_params
+            grad_norm = clip_and_norm(params, cfg.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.llm_params:
+                self.policy_version += 1
+        with torch.no_grad():
+            approx_kl = float((old - log_pi.detach()).mean())
+        return {
+            "policy_loss": float(policy_loss.detach()),
+            "value_loss": float(value_loss.detach()),
+            "entropy": float(entropy.detach()),
+            "clip_fraction": float(clip_fraction.detach()),
+            "approx_kl": approx_kl,
+            "grad_norm": grad_norm,
+            "tokens": float(scores.num_positions),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly; tensors are CPU copies (torch.save it)."""
+        return self._common_state() | {
+            "config": self.config.model_dump(mode="json"),
+            "value_head": snapshot(self.value_head.state_dict()),
+            "optimizer": snapshot(self.optimizer.state_dict()),
+            "shuffle_rng": self.shuffle.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], *, write_lock: Lock | None = None) -> None:
+        """Restore a :meth:`state_dict` (same model, same fine-tuning mode, same head)."""
+        with held(write_lock):
+            self._load_common(state)
+            try:
+                self.value_head.load_state_dict(state["value_head"])
+            except RuntimeError as exc:
+                raise CheckpointError(f"value head does not fit this configuration: {exc}") from exc
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.shuffle.set_state(state["shuffle_rng"])

@@ -1,0 +1,425 @@
+"""SAC-GLAM: discrete Soft Actor-Critic with the LLM as the actor.
+
+One update, on a :class:`~autotelic.learners.batch.TransitionBatch`:
+
+1. targets (no gradient): the online policy scores each non-terminated row's
+   next state in one pass (pi(a'|s')); the target heads read features from the
+   target LLM twin (Polyak-averaged LoRA adapter) or, without one, from that
+   same pass; y = R + discount * (1 - terminated) * V(s');
+2. one pass over the current states gives log pi for every candidate and the
+   features of every candidate; the twin Q heads evaluate all of them: the
+   chosen ones enter the critic loss, all of them (detached) the actor loss;
+3. one backward of critic loss + actor loss: the heads get the critic's
+   gradient, the LLM (LoRA) the actor's plus, by default, the critic's (the
+   critic reads the LLM's hidden states, as in the authors' code);
+4. under the write lock: gradient clipping, the optimizer steps (heads, LLM,
+   log alpha: separate optimisers), the Polyak updates, the counters.
+
+During the first ``critic_warmup_updates`` updates only the heads learn: the
+LLM and alpha stay put, so the policy (and ``policy_version``) does not move
+while the critic is still meaningless.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from autotelic.learners import sac_math
+from autotelic.learners.base import (
+    CheckpointError,
+    LLMLearner,
+    Lock,
+    clip_and_norm,
+    held,
+    snapshot,
+)
+from autotelic.learners.batch import TransitionBatch
+from autotelic.learners.critic import QEnsemble, paired_parameters, polyak_, target_twin
+from autotelic.learners.layout import CandidateLayout
+from autotelic.learners.models import ModelConfig, PolicyModel, load_model
+
+
+class SACConfig(BaseModel):
+    """SAC-GLAM hyper-parameters; defaults follow the authors' reference settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gamma: float = Field(
+        default=0.99,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "Discount per environment step. The replay sampler folds it into each row's "
+            "discount (gamma^k); the learner reads the batch's discounts."
+        ),
+    )
+    n_step: int = Field(
+        default=3, ge=1, description="Steps summed into each replayed reward (sampler setting)."
+    )
+    batch_size: int = Field(
+        default=256, ge=1, description="Transitions per update (what the runtime samples)."
+    )
+    learning_starts: int = Field(
+        default=256, ge=0, description="Transitions stored before the first update."
+    )
+    update_every: int = Field(
+        default=64, ge=1, description="Environment steps (over all envs) per gradient update."
+    )
+    actor_lr: float = Field(
+        default=1e-4, gt=0.0, description="Adam learning rate of the LLM (LoRA or full)."
+    )
+    critic_lr: float = Field(default=1e-4, gt=0.0, description="Adam learning rate of the Q heads.")
+    alpha_lr: float = Field(default=1e-3, gt=0.0, description="Adam learning rate of log alpha.")
+    initial_log_alpha: float = Field(default=-3.0, description="log alpha before any update.")
+    target_entropy_ratio: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "kappa: per-state target entropy kappa * log |A(s)|. 0.98 (the continuous-SAC "
+            "habit) is unreachable with a few actions and makes alpha explode."
+        ),
+    )
+    tau: float = Field(
+        default=0.005, gt=0.0, le=1.0, description="Polyak rate of the target heads and adapter."
+    )
+    critic_hidden: tuple[int, ...] = Field(
+        default=(1024, 1024), description="Hidden layer widths of each Q head MLP."
+    )
+    num_q_heads: int = Field(
+        default=2, ge=1, description="Q heads; 2 gives clipped double-Q (min of the two)."
+    )
+    critic_warmup_updates: int = Field(
+        default=16,
+        ge=0,
+        description="First updates that train only the Q heads (LLM and alpha frozen).",
+    )
+    max_grad_norm: float | None = Field(
+        default=1.0,
+        gt=0.0,
+        description="Gradient-norm clip, applied to heads and LLM separately; None: no clipping.",
+    )
+    critic_trains_llm: bool = Field(
+        default=True,
+        description=(
+            "Let the critic loss also shape the LLM (LoRA) it reads features from, as the "
+            "authors' code does; false trains the LLM by the actor loss only."
+        ),
+    )
+    target_llm: bool = Field(
+        default=True,
+        description=(
+            "Under LoRA, read target features from a Polyak-averaged copy of the adapter "
+            "(one more forward of the next states per update). False, or without LoRA, "
+            "reads them from the online pass that gives pi(a'|s')."
+        ),
+    )
+    micro_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Rows per forward/backward chunk (gradients accumulate); None: whole batch.",
+    )
+    padding_side: Literal["left", "right"] = Field(
+        default="right", description="Where packed sequences are padded (results are equal)."
+    )
+    seed: int = Field(default=0, description="Seed of the Q heads' initialisation.")
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A slice of a transition batch, as the update consumes it."""
+
+    prompts: list[str]
+    candidates: list[list[str]]
+    actions: Tensor
+    rewards: Tensor
+    discounts: Tensor
+    terminated: Tensor
+    next_prompts: list[str]
+    next_candidates: list[list[str]]
+
+    @classmethod
+    def of(cls, batch: TransitionBatch, index: Sequence[int], device: torch.device) -> _Rows:
+        idx = np.asarray(index, dtype=np.int64)
+
+        def tensor(values: np.ndarray, dtype: torch.dtype) -> Tensor:
+            return torch.as_tensor(np.asarray(values)[idx], dtype=dtype, device=device)
+
+        return cls(
+            prompts=[batch.prompts[i] for i in idx],
+            candidates=[list(batch.candidates[i]) for i in idx],
+            actions=tensor(batch.actions, torch.long),
+            rewards=tensor(batch.rewards, torch.float32),
+            discounts=tensor(batch.discounts, torch.float32),
+            terminated=tensor(batch.terminated, torch.bool),
+            next_prompts=[batch.next_prompts[i] for i in idx],
+            next_candidates=[list(batch.next_candidates[i]) for i in idx],
+        )
+
+
+def check_batch(batch: TransitionBatch) -> None:
+    """Reject batches the update cannot use, naming the offending rows."""
+    if len(batch) == 0:
+        raise ValueError("empty transition batch")
+    rewards = np.asarray(batch.rewards, dtype=np.float64)
+    discounts = np.asarray(batch.discounts, dtype=np.float64)
+    if not np.isfinite(rewards).all():
+        raise ValueError(f"non-finite rewards in rows {np.flatnonzero(~np.isfinite(rewards))[:5]}")
+    bad = np.flatnonzero(~((discounts >= 0) & (discounts <= 1)))
+    if bad.size:
+        raise ValueError(f"discounts must lie in [0, 1]; rows {bad[:5]} have {discounts[bad[:5]]}")
+    terminated = np.asarray(batch.terminated, dtype=bool)
+    stuck = [
+        i for i, cands in enumerate(batch.next_candidates) if not terminated[i] and len(cands) == 0
+    ]
+    if stuck:
+        raise ValueError(
+            f"rows {stuck[:5]} are not terminated but their next state has no candidate "
+            "actions to bootstrap from"
+        )
+
+
+class SACLearner(LLMLearner):
+    """SAC-GLAM learner: LLM actor, twin Q heads on its hidden states, learned alpha."""
+
+    algorithm = "sac"
+
+    def __init__(self, model: PolicyModel, config: SACConfig | None = None) -> None:
+        self.config = config or SACConfig()
+        super().__init__(model, padding_side=self.config.padding_side)
+        cfg = self.config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.critic = QEnsemble(model.hidden_size, cfg.critic_hidden, cfg.num_q_heads)
+        self.critic.to(self.device)
+        self.critic_target = QEnsemble(model.hidden_size, cfg.critic_hidden, cfg.num_q_heads)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.to(self.device).requires_grad_(False)
+        self.twin: nn.Module | None = None
+        self._llm_pairs: tuple[list[nn.Parameter], list[nn.Parameter]] = ([], [])
+        if cfg.target_llm and model.config.finetune == "lora" and self.llm_params:
+            self.twin = target_twin(model.module)
+            self._llm_pairs = paired_parameters(model.module, self.twin)
+        self.log_alpha = torch.tensor(
+            float(cfg.initial_log_alpha), device=self.device, requires_grad=True
+        )
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.actor_opt = (
+            torch.optim.Adam(self.llm_params, lr=cfg.actor_lr) if self.llm_params else None
+        )
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+
+    @classmethod
+    def from_config(cls, model_config: ModelConfig, config: SACConfig | None = None) -> SACLearner:
+        return cls(load_model(model_config), config)
+
+    @property
+    def alpha(self) -> float:
+        return float(self.log_alpha.detach().exp())
+
+    @property
+    def warming_up(self) -> bool:
+        """True while updates train the Q heads only."""
+        return self.num_updates < self.config.critic_warmup_updates
+
+    def updates_due(self, env_steps: int) -> int:
+        """Updates owed after ``env_steps`` transitions: one per ``update_every`` past the start."""
+        cfg = self.config
+        if env_steps < max(cfg.learning_starts, 1):
+            return 0
+        owed = (env_steps - cfg.learning_starts) // cfg.update_every + 1
+        return max(0, owed - self.num_updates)
+
+    @torch.no_grad()
+    def q_values(
+        self, prompts: Sequence[str], candidates: Sequence[Sequence[str]], *, target: bool = False
+    ) -> Tensor:
+        """[num_heads, N] Q estimates of every candidate (online or target critic)."""
+        if target:
+            return self._target_q(prompts, candidates)[1]
+        q: Tensor = self.critic(self.scorer.score(prompts, candidates, logprobs=False).features)
+        return q
+
+    @torch.no_grad()
+    def compute_targets(self, batch: TransitionBatch) -> Tensor:
+        """[B] the TD targets y the next update would regress on."""
+        check_batch(batch)
+        return self._targets(_Rows.of(batch, range(len(batch)), self.device), self.alpha)[0]
+
+    def _target_q(
+        self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]
+    ) -> tuple[Tensor, Tensor, CandidateLayout]:
+        online = self.scorer.score(prompts, candidates)
+        if self.twin is not None:
+            features = self.scorer.score(prompts, candidates, module=self.twin, logprobs=False)
+            feats = features.features
+        else:
+            feats = online.features
+        return online.log_pi, self.critic_target(feats), online.layout
+
+    def _targets(self, rows: _Rows, alpha: float) -> tuple[Tensor, dict[str, float]]:
+        live = torch.nonzero(~rows.terminated).flatten().tolist()
+        values = torch.zeros_like(rows.rewards)
+        info = {"next_entropy": 0.0, "next_value": 0.0}
+        if live:
+            log_pi, q_targ, layout = self._target_q(
+                [rows.next_prompts[i] for i in live], [rows.next_candidates[i] for i in live]
+            )
+            live_values = sac_math.soft_values(layout, log_pi, q_targ, alpha)
+            values[torch.tensor(live, device=values.device)] = live_values
+            info = {
+                "next_entropy": float(layout.entropy(log_pi).mean()),
+                "next_value": float(live_values.mean()),
+            }
+        y = sac_math.td_targets(rows.rewards, rows.discounts, rows.terminated, values)
+        return y, info
+
+    def update(self, batch: TransitionBatch, *, write_lock: Lock | None = None) -> dict[str, float]:
+        """One SAC-GLAM gradient update; returns losses and diagnostics."""
+        check_batch(batch)
+        began = time.perf_counter()
+        cfg = self.config
+        warmup = self.warming_up
+        train_llm = not warmup and self.actor_opt is not None
+        alpha = self.alpha
+        size = len(batch)
+        chunk = cfg.micro_batch_size or size
+        totals: dict[str, float] = {}
+        for start in range(0, size, chunk):
+            index = list(range(start, min(size, start + chunk)))
+            part = self._accumulate(
+                _Rows.of(batch, index, self.device), alpha, len(index) / size, train_llm
+            )
+            for key, value in part.items():
+                totals[key] = totals.get(key, 0.0) + value * len(index) / size
+        with held(write_lock):
+            totals |= self._step(train_llm, warmup)
+        totals |= {
+            "alpha": alpha,
+            "warmup": float(warmup),
+            "batch_size": float(size),
+            "policy_version": float(self.policy_version),
+            "num_updates": float(self.num_updates),
+            "update_seconds": time.perf_counter() - began,
+        }
+        return totals
+
+    def _accumulate(
+        self, rows: _Rows, alpha: float, weight: float, train_llm: bool
+    ) -> dict[str, float]:
+        """Forward and backward for one chunk; gradients add up over chunks."""
+        with torch.no_grad():
+            y, info = self._targets(rows, alpha)
+        with torch.set_grad_enabled(train_llm):
+            scores = self.scorer.score(rows.prompts, rows.candidates)
+        layout = scores.layout
+        feats = scores.features
+        if not (train_llm and self.config.critic_trains_llm):
+            feats = feats.detach()
+        q_all = self.critic(feats)
+        taken = layout.flat_index(rows.actions)
+        q_taken = q_all[:, taken]
+        critic_loss = sac_math.critic_loss(q_taken, y)
+        log_pi = scores.log_pi
+        actor_loss = sac_math.actor_loss(layout, log_pi, q_all, alpha)
+        entropy = layout.entropy(log_pi.detach())
+        target_h = sac_math.target_entropy(
+            layout.counts, self.config.target_entropy_ratio, y.device
+        )
+        alpha_loss = sac_math.alpha_loss(self.log_alpha, entropy, target_h)
+        total = (critic_loss + actor_loss) if train_llm else critic_loss
+        (total * weight + alpha_loss * weight).backward()  # type: ignore[no-untyped-call]
+        return {
+            "critic_loss": float(critic_loss.detach()),
+            "actor_loss": float(actor_loss.detach()),
+            "alpha_loss": float(alpha_loss.detach()),
+            "entropy": float(entropy.mean()),
+            "target_entropy": float(target_h.mean()),
+            "q_taken_mean": float(q_taken.detach().mean()),
+            **{f"q{j + 1}_mean": float(q.detach().mean()) for j, q in enumerate(q_taken)},
+            "target_mean": float(y.mean()),
+            "log_pi_taken": float(log_pi.detach()[taken].mean()),
+            "tokens": float(scores.num_positions),
+            **info,
+        }
+
+    def _step(self, train_llm: bool, warmup: bool) -> dict[str, float]:
+        """Apply the accumulated gradients; call with the write lock held."""
+        cfg = self.config
+        critic_norm = clip_and_norm(list(self.critic.parameters()), cfg.max_grad_norm)
+        self.critic_opt.step()
+        llm_norm = 0.0
+        if train_llm and self.actor_opt is not None:
+            llm_norm = clip_and_norm(self.llm_params, cfg.max_grad_norm)
+            self.actor_opt.step()
+            self.policy_version += 1
+        if not warmup:
+            self.alpha_opt.step()
+        polyak_(self.critic_target.parameters(), self.critic.parameters(), cfg.tau)
+        if train_llm and self.twin is not None:
+            online, twin = self._llm_pairs
+            polyak_(twin, online, cfg.tau)
+        for opt in (self.critic_opt, self.actor_opt, self.alpha_opt):
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+        self.num_updates += 1
+        return {"critic_grad_norm": critic_norm, "llm_grad_norm": llm_norm}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly; tensors are CPU copies (torch.save it)."""
+        state = self._common_state()
+        state |= {
+            "config": self.config.model_dump(mode="json"),
+            "critic": snapshot(self.critic.state_dict()),
+            "critic_target": snapshot(self.critic_target.state_dict()),
+            "target_llm": (
+                {
+                    name: p.detach().to("cpu", copy=True)
+                    for name, p in zip(self._llm_names, self._llm_pairs[1], strict=True)
+                }
+                if self.twin is not None
+                else None
+            ),
+            "log_alpha": snapshot(self.log_alpha),
+            "optimizers": {
+                "critic": snapshot(self.critic_opt.state_dict()),
+                "actor": snapshot(self.actor_opt.state_dict()) if self.actor_opt else None,
+                "alpha": snapshot(self.alpha_opt.state_dict()),
+            },
+        }
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any], *, write_lock: Lock | None = None) -> None:
+        """Restore a :meth:`state_dict` (same model, same fine-tuning mode, same heads)."""
+        with held(write_lock):
+            self._load_common(state)
+            try:
+                self.critic.load_state_dict(state["critic"])
+                self.critic_target.load_state_dict(state["critic_target"])
+            except RuntimeError as exc:
+                raise CheckpointError(f"critic heads do not fit this configuration: {exc}") from exc
+            self._load_target_llm(state.get("target_llm"))
+            with torch.no_grad():
+                self.log_alpha.copy_(state["log_alpha"])
+            optimizers = state["optimizers"]
+            self.critic_opt.load_state_dict(optimizers["critic"])
+            self.alpha_opt.load_state_dict(optimizers["alpha"])
+            if self.actor_opt is not None and optimizers["actor"] is not None:
+                self.actor_opt.load_state_dict(optimizers["actor"])
+
+    def _load_target_llm(self, saved: Mapping[str, Tensor] | None) -> None:
+        if self.twin is None:
+            return
+        if saved is None or sorted(saved) != sorted(self._llm_names):
+            raise CheckpointError("checkpoint has no target adapter matching this learner's")
+        with torch.no_grad():
+            for name, param in zip(self._llm_names, self._llm_pairs[1], strict=True):
+                param.copy_(saved[name])

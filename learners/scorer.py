@@ -1,0 +1,384 @@
+"""Scoring every candidate action of a batch of states in one forward pass.
+
+For each state the prompt is processed once:
+
+* decoder-only models get one packed sequence per state, the prompt followed by
+  every candidate, with a block attention mask (each candidate sees the prompt
+  and itself, never another candidate) and position ids that restart after the
+  prompt for every candidate, so each candidate is scored exactly as if it
+  followed the prompt alone;
+* encoder-decoder models run the encoder once per state and the decoder over
+  all candidates, each reading its state's encoder output.
+
+Only the hidden rows that predict candidate tokens go through the LM head and a
+real log_softmax over the vocabulary (full-vocabulary logits at every position
+would cost 1.5x the time and 5x the memory). The same pass yields the hidden
+state of each candidate's last token, which the critic heads read, and each
+state's own hidden state (last prompt token, or the decoder's first position)
+for a state-value head.
+
+The traps this avoids are listed in DESIGN.md section 6: the mask is additive
+and in the model dtype (eager attention adds it to the scores, so a boolean
+mask would be silently wrong), and padding positions attend to themselves
+(a row attending to nothing gives NaN that spreads).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from autotelic.learners.encoding import EncodedStates, ScoringInputError, StateEncoder
+from autotelic.learners.layout import CandidateLayout
+from autotelic.learners.models import ModelKind, PolicyModel, hf_model
+
+PaddingSide = Literal["left", "right"]
+
+
+@dataclass
+class Scores:
+    """Per-candidate outputs of one scoring pass, flat over the batch's candidates."""
+
+    logprobs: Tensor
+    """[N] summed log-probability of each candidate's tokens given its prompt (float32)."""
+    features: Tensor
+    """[N, H] hidden state of each candidate's last token (float32): what Q heads read."""
+    state_features: Tensor
+    """[B, H] each state's hidden state before any action (float32): what a V head reads."""
+    layout: CandidateLayout
+    num_positions: int
+    """Token positions the model computed, padding included (what compute tracks)."""
+    num_tokens: int
+    """Real (non-padding) tokens among them."""
+
+    @cached_property
+    def log_pi(self) -> Tensor:
+        """[N] log pi(a|s): log_softmax of ``logprobs`` over each state's candidates."""
+        return self.layout.log_softmax(self.logprobs)
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        return self.layout.counts
+
+    def entropy(self) -> Tensor:
+        """[B] entropy of each state's policy."""
+        return self.layout.entropy(self.log_pi)
+
+    def split(self, values: Tensor) -> list[Tensor]:
+        """Flat [N, ...] values as one tensor per state."""
+        return list(torch.split(values, list(self.layout.counts)))
+
+
+def lm_log_probs(hf: PreTrainedModel, rows: Tensor) -> Tensor:
+    """Log-softmax over the vocabulary for selected final hidden rows [M, H] -> [M, V].
+
+    Applies what the model's own forward applies between its body and the
+    logits: T5's rescaling of tied decoder outputs, a final logits bias, a
+    logit soft-cap.
+    """
+    config = hf.config
+    if config.is_encoder_decoder and getattr(config, "scale_decoder_outputs", False):
+        rows = rows * (config.d_model**-0.5)
+    head = hf.get_output_embeddings()  # type: ignore[no-untyped-call]
+    if head is None:
+        raise ScoringInputError(f"{type(hf).__name__} has no LM head to score candidates with")
+    logits = head(rows)
+    bias = getattr(hf, "final_logits_bias", None)
+    if isinstance(bias, Tensor):
+        logits = logits + bias
+    cap = getattr(config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def additive_mask(allowed: Tensor, dtype: torch.dtype) -> Tensor:
+    """Boolean [B, T, T] -> additive float [B, 1, T, T]: 0 where allowed, dtype min elsewhere."""
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    mask = mask.masked_fill(~allowed, torch.finfo(dtype).min)
+    return mask[:, None]
+
+
+class Scorer:
+    """One-pass candidate scorer for a :class:`PolicyModel` (or a same-shaped twin)."""
+
+    def __init__(
+        self,
+        model: PolicyModel,
+        *,
+        padding_side: PaddingSide = "right",
+        tokenizer: PreTrainedTokenizerBase | None = None,
+    ) -> None:
+        """``tokenizer`` overrides the model's: a thread needs its own (see :meth:`fork`)."""
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        self.model = model
+        self.padding_side: PaddingSide = padding_side
+        tok = tokenizer if tokenizer is not None else model.tokenizer
+        self.encoder = StateEncoder(tok, seq2seq=model.kind == "seq2seq")
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        self.pad_id = int(pad) if pad is not None else 0
+
+    def fork(self) -> Scorer:
+        """A scorer on the same model with its own tokenizer copy.
+
+        Fast tokenizers reconfigure themselves on every call and raise
+        "Already borrowed" when two threads use one at once; the collector's
+        scorer and the learner's must not share one.
+        """
+        return Scorer(
+            self.model,
+            padding_side=self.padding_side,
+            tokenizer=copy.deepcopy(self.encoder.tokenizer),
+        )
+
+    @property
+    def kind(self) -> ModelKind:
+        return self.model.kind
+
+    def encode(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> EncodedStates:
+        return self.encoder.encode(prompts, candidates)
+
+    def score(
+        self,
+        prompts: Sequence[str],
+        candidates: Sequence[Sequence[str]],
+        *,
+        module: nn.Module | None = None,
+        logprobs: bool = True,
+    ) -> Scores:
+        """Score every candidate of every state; gradients follow the ambient grad mode.
+
+        ``module`` scores with another module of the same architecture and
+        tokenizer (the critic's target twin); ``logprobs=False`` skips the LM
+        head when only features are wanted (their log-probs are then zeros).
+        """
+        return self.score_encoded(
+            self.encode(prompts, candidates), module=module, logprobs=logprobs
+        )
+
+    def score_encoded(
+        self, encoded: EncodedStates, *, module: nn.Module | None = None, logprobs: bool = True
+    ) -> Scores:
+        if not encoded.prompt_ids:
+            raise ScoringInputError("no states to score")
+        hf = hf_model(module if module is not None else self.model.module)
+        if self.kind == "causal":
+            return _score_causal(hf, encoded, self.padding_side, self.pad_id, logprobs)
+        return _score_seq2seq(hf, encoded, self.padding_side, self.pad_id, logprobs)
+
+
+@dataclass
+class _Rows:
+    """Index bookkeeping: which hidden rows feed the LM head, features and states."""
+
+    lm_rows: list[tuple[int, int]]
+    token_row: list[int]
+    token_target: list[int]
+    token_cand: list[int]
+    feature_rows: list[tuple[int, int]]
+    state_rows: list[tuple[int, int]]
+
+    @classmethod
+    def empty(cls) -> _Rows:
+        return cls([], [], [], [], [], [])
+
+
+def _gather(hidden: Tensor, rows: list[tuple[int, int]]) -> Tensor:
+    if not rows:
+        return hidden.new_zeros((0, hidden.shape[-1]))
+    index = torch.tensor(rows, dtype=torch.long, device=hidden.device)
+    return hidden[index[:, 0], index[:, 1]]
+
+
+def _finish(
+    hf: PreTrainedModel,
+    hidden: Tensor,
+    rows: _Rows,
+    encoded: EncodedStates,
+    logprobs: bool,
+    positions: tuple[int, int],
+) -> Scores:
+    layout = CandidateLayout.of(encoded.counts, hidden.device)
+    scores = hidden.new_zeros(layout.num_candidates, dtype=torch.float32)
+    if logprobs and rows.token_row:
+        logp = lm_log_probs(hf, _gather(hidden, rows.lm_rows))
+        device = hidden.device
+        row = torch.tensor(rows.token_row, dtype=torch.long, device=device)
+        target = torch.tensor(rows.token_target, dtype=torch.long, device=device)
+        cand = torch.tensor(rows.token_cand, dtype=torch.long, device=device)
+        scores = scores.index_add(0, cand, logp[row, target])
+    return Scores(
+        logprobs=scores,
+        features=_gather(hidden, rows.feature_rows).float(),
+        state_features=_gather(hidden, rows.state_rows).float(),
+        layout=layout,
+        num_positions=positions[0],
+        num_tokens=positions[1],
+    )
+
+
+def _offset(side: PaddingSide, width: int, length: int) -> int:
+    return 0 if side == "right" else width - length
+
+
+def _score_causal(
+    hf: PreTrainedModel, encoded: EncodedStates, side: PaddingSide, pad_id: int, logprobs: bool
+) -> Scores:
+    impl = str(getattr(hf.config, "_attn_implementation", "") or "")
+    if impl.startswith("flash"):
+        raise ScoringInputError(
+            f"attention {impl!r} cannot take the block mask of one-pass scoring; "
+            "use attn_implementation 'sdpa' or 'eager'"
+        )
+    lengths = [
+        len(p) + sum(len(c) for c in cands)
+        for p, cands in zip(encoded.prompt_ids, encoded.candidate_ids, strict=True)
+    ]
+    width = max(lengths)
+    batch = len(lengths)
+    ids = np.full((batch, width), pad_id, dtype=np.int64)
+    pos = np.zeros((batch, width), dtype=np.int64)
+    seg = np.full((batch, width), -1, dtype=np.int64)
+    rows = _Rows.empty()
+    cand_index = 0
+    for b, (prompt, cands) in enumerate(
+        zip(encoded.prompt_ids, encoded.candidate_ids, strict=True)
+    ):
+        start = _offset(side, width, lengths[b])
+        plen = len(prompt)
+        ids[b, start : start + plen] = prompt
+        pos[b, start : start + plen] = np.arange(plen)
+        seg[b, start : start + plen] = 0
+        last_prompt = (b, start + plen - 1)
+        rows.state_rows.append(last_prompt)
+        prompt_lm_row = len(rows.lm_rows)
+        rows.lm_rows.append(last_prompt)
+        t = start + plen
+        for k, cand in enumerate(cands):
+            n = len(cand)
+            ids[b, t : t + n] = cand
+            pos[b, t : t + n] = plen + np.arange(n)
+            seg[b, t : t + n] = k + 1
+            rows.token_row.append(prompt_lm_row)
+            rows.token_target.append(cand[0])
+            rows.token_cand.append(cand_index)
+            for j in range(1, n):
+                rows.token_row.append(len(rows.lm_rows))
+                rows.lm_rows.append((b, t + j - 1))
+                rows.token_target.append(cand[j])
+                rows.token_cand.append(cand_index)
+            rows.feature_rows.append((b, t + n - 1))
+            t += n
+            cand_index += 1
+    device = hf.device
+    seg_t = torch.from_numpy(seg).to(device)
+    hidden = hf.base_model(
+        input_ids=torch.from_numpy(ids).to(device),
+        attention_mask=additive_mask(_block_allowed(seg_t), hf.dtype),
+        position_ids=torch.from_numpy(pos).to(device),
+        use_cache=False,
+    ).last_hidden_state
+    return _finish(hf, hidden, rows, encoded, logprobs, (batch * width, sum(lengths)))
+
+
+def _block_allowed(seg: Tensor) -> Tensor:
+    """[B, T] segment ids (-1 pad, 0 prompt, k+1 candidate k) -> [B, T, T] allowed."""
+    width = seg.shape[1]
+    valid = seg >= 0
+    query, key = seg[:, :, None], seg[:, None, :]
+    causal = torch.ones(width, width, dtype=torch.bool, device=seg.device).tril()
+    allowed = causal & ((key == query) | (key == 0)) & valid[:, :, None] & valid[:, None, :]
+    eye = torch.eye(width, dtype=torch.bool, device=seg.device)
+    return allowed | (eye & ~valid[:, :, None])
+
+
+def _causal_allowed(valid: Tensor) -> Tensor:
+    """[B, T] valid positions -> [B, T, T]: causal over valid keys, pads see themselves."""
+    width = valid.shape[1]
+    causal = torch.ones(width, width, dtype=torch.bool, device=valid.device).tril()
+    eye = torch.eye(width, dtype=torch.bool, device=valid.device)
+    return (causal & valid[:, None, :] & valid[:, :, None]) | (eye & ~valid[:, :, None])
+
+
+def _pad_rows(
+    seqs: Sequence[Sequence[int]], side: PaddingSide, pad_id: int
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Pad id lists to one width; returns ids, validity and each sequence's offset."""
+    width = max(len(s) for s in seqs)
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    valid = np.zeros((len(seqs), width), dtype=bool)
+    offsets = []
+    for i, s in enumerate(seqs):
+        start = _offset(side, width, len(s))
+        ids[i, start : start + len(s)] = s
+        valid[i, start : start + len(s)] = True
+        offsets.append(start)
+    return ids, valid, offsets
+
+
+def _score_seq2seq(
+    hf: PreTrainedModel, encoded: EncodedStates, side: PaddingSide, pad_id: int, logprobs: bool
+) -> Scores:
+    device = hf.device
+    enc_ids, enc_valid, _ = _pad_rows(encoded.prompt_ids, side, pad_id)
+    enc_mask = torch.from_numpy(enc_valid).to(device=device, dtype=torch.long)
+    memory = hf.get_encoder()(
+        input_ids=torch.from_numpy(enc_ids).to(device), attention_mask=enc_mask
+    ).last_hidden_state
+    start_id = _decoder_start(hf)
+    # One decoder sequence per candidate, plus a start-only one for each state
+    # without candidates (its state features still need a decoder position).
+    seqs: list[list[int]] = []
+    owner: list[int] = []
+    for b, cands in enumerate(encoded.candidate_ids):
+        for cand in cands or [[]]:
+            seqs.append([start_id, *cand])
+            owner.append(b)
+    dec_ids, dec_valid, offsets = _pad_rows(seqs, side, pad_id)
+    rows = _Rows.empty()
+    cand_index = 0
+    seen: set[int] = set()
+    for i, (seq, b, start) in enumerate(zip(seqs, owner, offsets, strict=True)):
+        if b not in seen:
+            seen.add(b)
+            rows.state_rows.append((i, start))
+        n = len(seq) - 1
+        if n == 0:
+            continue
+        for j in range(n):
+            rows.token_row.append(len(rows.lm_rows))
+            rows.lm_rows.append((i, start + j))
+            rows.token_target.append(seq[j + 1])
+            rows.token_cand.append(cand_index)
+        rows.feature_rows.append((i, start + n))
+        cand_index += 1
+    owner_t = torch.tensor(owner, dtype=torch.long, device=device)
+    dec_valid_t = torch.from_numpy(dec_valid).to(device)
+    hidden = hf.get_decoder()(  # type: ignore[no-untyped-call]
+        input_ids=torch.from_numpy(dec_ids).to(device),
+        attention_mask=additive_mask(_causal_allowed(dec_valid_t), hf.dtype),
+        encoder_hidden_states=memory.index_select(0, owner_t),
+        encoder_attention_mask=enc_mask.index_select(0, owner_t),
+        use_cache=False,
+    ).last_hidden_state
+    positions = enc_ids.size + dec_ids.size
+    real = int(enc_valid.sum() + dec_valid.sum())
+    return _finish(hf, hidden, rows, encoded, logprobs, (positions, real))
+
+
+def _decoder_start(hf: PreTrainedModel) -> int:
+    start = getattr(hf.config, "decoder_start_token_id", None)
+    if start is None:
+        start = getattr(hf.config, "pad_token_id", None)
+    if start is None:
+        raise ScoringInputError(f"{type(hf).__name__} has no decoder_start_token_id")
+    return int(start)
