@@ -130,10 +130,11 @@ class LLMLearner:
                 f"(checksum {fingerprint:.6g}, this model {self._fingerprint:.6g})"
             )
         llm = state["llm"]
-        if sorted(llm) != sorted(self._llm_names):
+        shapes = {n: tuple(p.shape) for n, p in zip(self._llm_names, self.llm_params, strict=True)}
+        if {n: tuple(t.shape) for n, t in llm.items()} != shapes:
             raise CheckpointError(
-                f"checkpoint holds {len(llm)} LLM tensors, this model trains "
-                f"{len(self._llm_names)}; were they saved with another fine-tuning mode "
+                f"checkpoint's {len(llm)} LLM tensors do not match the {len(shapes)} this "
+                "model trains (names or shapes differ): saved with another fine-tuning mode "
                 "or LoRA setting?"
             )
         with torch.no_grad():

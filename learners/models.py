@@ -247,6 +247,8 @@ def _adapt(model: PreTrainedModel, config: ModelConfig) -> nn.Module:
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=config.lora_target_modules,
+        # GPT-2 stores its projections transposed (Conv1D).
+        fan_in_fan_out=model.config.model_type == "gpt2",
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)

@@ -230,15 +230,20 @@ def _offset(side: PaddingSide, width: int, length: int) -> int:
     return 0 if side == "right" else width - length
 
 
-def _score_causal(
-    hf: PreTrainedModel, encoded: EncodedStates, side: PaddingSide, pad_id: int, logprobs: bool
-) -> Scores:
-    impl = str(getattr(hf.config, "_attn_implementation", "") or "")
-    if impl.startswith("flash"):
-        raise ScoringInputError(
-            f"attention {impl!r} cannot take the block mask of one-pass scoring; "
-            "use attn_implementation 'sdpa' or 'eager'"
-        )
+@dataclass
+class PackedStates:
+    """The packed causal batch: one row per state, prompt then every candidate."""
+
+    ids: np.ndarray
+    positions: np.ndarray
+    segments: np.ndarray
+    """-1 padding, 0 prompt, k + 1 candidate k."""
+    rows: _Rows
+    lengths: list[int]
+
+
+def pack_states(encoded: EncodedStates, side: PaddingSide, pad_id: int) -> PackedStates:
+    """Lay each state out as prompt + candidates, positions restarting per candidate."""
     lengths = [
         len(p) + sum(len(c) for c in cands)
         for p, cands in zip(encoded.prompt_ids, encoded.candidate_ids, strict=True)
@@ -268,6 +273,9 @@ def _score_causal(
             ids[b, t : t + n] = cand
             pos[b, t : t + n] = plen + np.arange(n)
             seg[b, t : t + n] = k + 1
+            # The first token is predicted by the last prompt row (shared by all
+            # candidates, so its LM-head row is computed once); the others by
+            # the candidate's own previous token.
             rows.token_row.append(prompt_lm_row)
             rows.token_target.append(cand[0])
             rows.token_cand.append(cand_index)
@@ -279,15 +287,36 @@ def _score_causal(
             rows.feature_rows.append((b, t + n - 1))
             t += n
             cand_index += 1
+    return PackedStates(ids, pos, seg, rows, lengths)
+
+
+def run_packed(hf: PreTrainedModel, packed: PackedStates) -> Tensor:
+    """Final hidden states [B, T, H] of a packed batch under its block mask."""
     device = hf.device
-    seg_t = torch.from_numpy(seg).to(device)
-    hidden = hf.base_model(
-        input_ids=torch.from_numpy(ids).to(device),
-        attention_mask=additive_mask(_block_allowed(seg_t), hf.dtype),
-        position_ids=torch.from_numpy(pos).to(device),
+    seg = torch.from_numpy(packed.segments).to(device)
+    out = hf.base_model(
+        input_ids=torch.from_numpy(packed.ids).to(device),
+        attention_mask=additive_mask(_block_allowed(seg), hf.dtype),
+        position_ids=torch.from_numpy(packed.positions).to(device),
         use_cache=False,
-    ).last_hidden_state
-    return _finish(hf, hidden, rows, encoded, logprobs, (batch * width, sum(lengths)))
+    )
+    hidden: Tensor = out.last_hidden_state
+    return hidden
+
+
+def _score_causal(
+    hf: PreTrainedModel, encoded: EncodedStates, side: PaddingSide, pad_id: int, logprobs: bool
+) -> Scores:
+    impl = str(getattr(hf.config, "_attn_implementation", "") or "")
+    if impl.startswith("flash"):
+        raise ScoringInputError(
+            f"attention {impl!r} cannot take the block mask of one-pass scoring; "
+            "use attn_implementation 'sdpa' or 'eager'"
+        )
+    packed = pack_states(encoded, side, pad_id)
+    hidden = run_packed(hf, packed)
+    positions = (packed.ids.size, sum(packed.lengths))
+    return _finish(hf, hidden, packed.rows, encoded, logprobs, positions)
 
 
 def _block_allowed(seg: Tensor) -> Tensor:

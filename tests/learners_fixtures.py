@@ -1,0 +1,74 @@
+"""Shared helpers for the learners tests: tiny models and real Playground-Text states."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from autotelic.envs.playground import PlaygroundBatch
+from autotelic.learners.batch import TransitionBatch
+from autotelic.learners.models import ModelConfig, PolicyModel, load_model
+from autotelic.learners.prompt import build_prompt
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models run faster on one thread, and on a shared 2-core machine two
+    OpenMP threads can stall ~15 ms per operation waiting for each other."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny(name: str = "tiny-causal", **overrides) -> PolicyModel:
+    return load_model(ModelConfig(path=name, **overrides))
+
+
+def perturb_adapters(model: PolicyModel, scale: float = 0.2, seed: int = 0) -> None:
+    """Give LoRA B matrices (zero at init) random values, so adapters change outputs."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.module.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=gen) * scale)
+
+
+def playground_states(num: int, seed: int = 0, steps: int = 3) -> tuple[list[str], list[list[str]]]:
+    """Prompts and admissible actions of real Playground-Text states after a few random steps."""
+    envs = PlaygroundBatch(num)
+    observations, infos = envs.reset(seed=seed)
+    rng = random.Random(seed)
+    for _ in range(steps):
+        step = envs.step([rng.choice(info["admissible_actions"]) for info in envs.infos])
+        observations, infos = step.observations, step.infos
+    prompts = [
+        build_prompt(info["goal"], obs) for info, obs in zip(infos, observations, strict=True)
+    ]
+    return prompts, [list(info["admissible_actions"]) for info in infos]
+
+
+def transition_batch(
+    prompts: list[str],
+    candidates: list[list[str]],
+    actions: list[int],
+    rewards: list[float],
+    discounts: list[float],
+    next_prompts: list[str],
+    next_candidates: list[list[str]],
+    terminated: list[bool],
+) -> TransitionBatch:
+    return TransitionBatch(
+        prompts=prompts,
+        candidates=candidates,
+        actions=np.array(actions, dtype=np.int64),
+        rewards=np.array(rewards, dtype=np.float32),
+        discounts=np.array(discounts, dtype=np.float32),
+        next_prompts=next_prompts,
+        next_candidates=next_candidates,
+        terminated=np.array(terminated, dtype=np.bool_),
+    )
