@@ -74,10 +74,10 @@ class EmbeddingConfig(BaseModel):
     hidden: int = Field(
         64, ge=0, le=4096, description="Hidden units of the competence MLP (0: logistic model)."
     )
-    lr: float = Field(3e-3, gt=0.0, le=1.0, description="Adam learning rate of the model.")
+    lr: float = Field(3e-2, gt=0.0, le=1.0, description="Adam learning rate of the model.")
     batch_size: int = Field(64, ge=1, description="Outcomes per gradient step.")
     buffer_size: int = Field(
-        1000, ge=1, description="Most recent outcomes the model is trained on."
+        250, ge=1, description="Most recent outcomes the model is trained on."
     )
     train_every: int = Field(1, ge=1, description="Gradient step every this many outcomes.")
     snapshot_every: int = Field(

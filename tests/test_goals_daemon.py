@@ -1,0 +1,184 @@
+"""The goal daemon as the runtime uses it: goals out, outcomes in, stats, save and restore."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgpack
+import numpy as np
+import pytest
+
+from autotelic.goals import (
+    CurriculumConfig,
+    EpisodeOutcome,
+    GoalDaemon,
+    InjectionRejected,
+    MemoryStateStore,
+)
+from autotelic.goals.daemon import INJECTIONS_KEY, LEARNING_KEY, REGISTRY_KEY
+from autotelic.goals.simulated import SimulatedLearner, playground_sim_goals, simulate
+from tests.goals_fixtures import ManualClock, saved
+
+SIM = playground_sim_goals()
+TEXTS = [g.text for g in SIM]
+
+
+def trained(
+    estimator: str, store: MemoryStateStore | None = None, episodes: int = 600
+) -> GoalDaemon:
+    config = CurriculumConfig(configured_goals=TEXTS, estimator=estimator, persist_every=0, seed=11)
+    daemon = GoalDaemon(config, store=store)
+    simulate(daemon, SimulatedLearner(SIM, seed=11), episodes=episodes)
+    return daemon
+
+
+def shaped(estimator: str, store: MemoryStateStore) -> GoalDaemon:
+    """A daemon whose sampling distribution LP has made clearly non-uniform."""
+    config = CurriculumConfig(configured_goals=TEXTS, estimator=estimator, persist_every=0, seed=11)
+    daemon = GoalDaemon(config, store=store)
+    learner = SimulatedLearner(SIM, seed=11)
+    for _ in range(40):
+        simulate(daemon, learner, episodes=100)
+        probs = daemon.probabilities().values()
+        if max(probs) > 2 * min(probs):
+            return daemon
+    raise AssertionError("LP never shaped the distribution")
+
+
+@pytest.mark.parametrize("estimator", ["goal", "bucket"])
+def test_save_and_restore_give_the_same_sampling_distribution(estimator: str) -> None:
+    store = MemoryStateStore()
+    daemon = shaped(estimator, store)
+    daemon.persist()
+    before = daemon.probabilities()
+    restored = GoalDaemon(daemon.config, store=store)
+    assert restored.probabilities() == pytest.approx(before, abs=0, rel=1e-12)
+    assert restored.episodes == daemon.episodes
+    assert [a.goal for a in restored.next_goals(50)] == [a.goal for a in daemon.next_goals(50)]
+    # Through a checkpoint (state_dict) instead of the store: the same.
+    fresh = GoalDaemon(daemon.config)
+    fresh.load_state_dict(json.loads(json.dumps(daemon.state_dict())))
+    assert fresh.probabilities() == pytest.approx(daemon.probabilities(), abs=0, rel=1e-12)
+    assert [a.goal for a in fresh.next_goals(50)] == [a.goal for a in daemon.next_goals(50)]
+
+
+def test_state_is_json_and_msgpack_able() -> None:
+    daemon = trained("goal", episodes=100)
+    daemon.inject("Grow cow", episodes=2, ttl=30)
+    state = daemon.state_dict()
+    assert json.loads(json.dumps(state)) == state
+    assert msgpack.unpackb(msgpack.packb(state), strict_map_key=False) == state
+
+
+def test_registry_and_injections_persist_at_once_learning_state_periodically() -> None:
+    store = MemoryStateStore()
+    config = CurriculumConfig(configured_goals=["Grow carrot"], persist_every=5)
+    daemon = GoalDaemon(config, store=store)
+    assert [g["text"] for g in saved(store, REGISTRY_KEY)["goals"]] == ["Grow carrot"]
+    daemon.report(EpisodeOutcome("Grow carrot", "configured", None, True, 4, ["Grasp carrot"]))
+    assert [g["text"] for g in saved(store, REGISTRY_KEY)["goals"]] == [
+        "Grow carrot",
+        "Grasp carrot",
+    ]
+    injection = daemon.inject("Grow cow")
+    assert [i["id"] for i in saved(store, INJECTIONS_KEY)["active"]] == [injection.id]
+    assert store.get_state(LEARNING_KEY) is None
+    for _ in range(4):
+        daemon.report(EpisodeOutcome("Grow carrot", "configured", None, False, 6))
+    assert saved(store, LEARNING_KEY)["episodes"] == 5
+
+
+def test_restart_keeps_discovered_goals_and_their_first_sighting() -> None:
+    store, clock = MemoryStateStore(), ManualClock()
+    config = CurriculumConfig(configured_goals=["Grow carrot"], persist_every=0)
+    daemon = GoalDaemon(config, store=store, clock=clock)
+    daemon.report(EpisodeOutcome("Grow carrot", "configured", None, True, 4, ["Grasp carrot"], 3))
+    first = {r.text: r for r in daemon.goals()}
+    clock.advance(100)
+    restarted = GoalDaemon(config, store=store, clock=clock)
+    assert {r.text: r for r in restarted.goals()} == first
+    assert first["Grasp carrot"].added_episode == 3
+
+
+def test_a_changed_estimator_starts_afresh_instead_of_failing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = MemoryStateStore()
+    trained("goal", store, episodes=50).persist()
+    bucket = GoalDaemon(
+        CurriculumConfig(configured_goals=TEXTS, estimator="bucket", persist_every=0), store=store
+    )
+    assert "starts afresh" in caplog.text
+    assert bucket.episodes == 50
+    assert len(set(bucket.probabilities().values())) == 1  # nothing learnt yet: uniform
+
+
+def test_stats_per_category_without_goal_text_and_per_goal_detail() -> None:
+    config = CurriculumConfig(
+        configured_goals=["Grow carrot", "Grow potato", "Grasp cow"], persist_every=0
+    )
+    daemon = GoalDaemon(config)
+    for success in (False, False, True, True):
+        daemon.report(EpisodeOutcome("Grow carrot", "configured", None, success, 4))
+    daemon.report(EpisodeOutcome("Grasp cow", "configured", None, True, 2))
+    stats = daemon.stats()
+    assert set(stats.categories) == {
+        "grasp",
+        "grow_plant",
+        "grow_herbivore",
+        "grow_carnivore",
+        "grow_furniture",
+    }
+    plant = stats.categories["grow_plant"]
+    assert (plant.goals, plant.episodes, plant.success_rate, plant.lp) == (2, 4, 0.5, 1.0)
+    assert stats.categories["grasp"].success_rate == 1.0
+    assert stats.categories["grow_carnivore"].episodes == 0
+    assert sum(c.sample_share for c in stats.categories.values()) == pytest.approx(1.0)
+    assert stats.goals is None
+    assert stats.episodes == 5
+    detail = {g.goal: g for g in daemon.stats(detail=True).goals or []}
+    assert set(detail) == {"Grow carrot", "Grow potato", "Grasp cow"}
+    assert (detail["Grow carrot"].attempts, detail["Grow carrot"].successes) == (4, 2)
+    assert detail["Grow carrot"].lp == 1.0
+    assert detail["Grow carrot"].probability > detail["Grow potato"].probability
+    assert sum(g.probability for g in detail.values()) == pytest.approx(1.0)
+    json.dumps(daemon.stats(detail=True).to_dict())
+
+
+def test_next_goals_count_is_checked() -> None:
+    daemon = GoalDaemon(CurriculumConfig(configured_goals=["Grow carrot"], persist_every=0))
+    assert daemon.next_goals(0) == []
+    assert [a.goal for a in daemon.next_goals(3)] == ["Grow carrot"] * 3
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="count >= 0"):
+            daemon.next_goals(bad)  # type: ignore[arg-type]
+
+
+class FailingStore(MemoryStateStore):
+    """A store whose disk is full."""
+
+    def put_state(self, key: str, value: Any) -> None:
+        raise OSError("no space left on device")
+
+
+def test_a_failing_store_rejects_injections_but_collection_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = CurriculumConfig(configured_goals=["Grow carrot"], persist_every=1)
+    daemon = GoalDaemon(config, store=FailingStore())
+    with pytest.raises(InjectionRejected, match="could not be stored: no space left"):
+        daemon.inject("Grow cow")
+    assert daemon.stats().injections_active == 0
+    (assignment,) = daemon.next_goals(1)
+    daemon.report(assignment.outcome(success=True, steps=3, achieved_goals=["Grasp carrot"]))
+    assert "no space left" in caplog.text
+    assert "Grasp carrot" in [r.text for r in daemon.goals()]
+
+
+def test_restored_probabilities_are_a_distribution_over_known_goals() -> None:
+    daemon = trained("goal", episodes=200)
+    probs = np.array(list(daemon.probabilities().values()))
+    assert probs.sum() == pytest.approx(1.0)
+    floor = daemon.config.sampler.floor / len(probs)
+    assert probs.min() >= floor - 1e-12

@@ -1,0 +1,168 @@
+"""Embedding LP over the packaged MiniLM encoder (loaded once for this module)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from autotelic.goals import (
+    CurriculumConfig,
+    EmbeddingCache,
+    EmbeddingConfig,
+    EmbeddingLP,
+    GoalDaemon,
+    MemoryStateStore,
+    MiniLMEncoder,
+    minilm_model_dir,
+)
+from autotelic.goals.simulated import SimulatedLearner, playground_sim_goals, simulate
+from tests.goals_fixtures import saved, uniform_config
+
+PLANTS = ["Grow carrot", "Grow potato", "Grow berry", "Grow onion", "Grow cucumber"]
+CARNIVORES = ["Grow lion", "Grow jackal", "Grow bobcat", "Grow panthera", "Grow coyote"]
+GRASPS = ["Grasp door", "Grasp chair", "Grasp desk", "Grasp sofa", "Grasp cow", "Grasp lion"]
+
+
+@pytest.fixture(scope="module")
+def minilm() -> EmbeddingCache:
+    return EmbeddingCache(MiniLMEncoder())
+
+
+def test_minilm_loads_from_the_package_files_and_embeds_unit_vectors(
+    minilm: EmbeddingCache,
+) -> None:
+    assert (minilm_model_dir() / "model.safetensors").is_file()
+    texts = ["Grow tomato", "Grow potato", "Grasp sofa", "Grow tiger", "Grow lion"]
+    vectors = minilm(texts)
+    assert vectors.shape == (5, 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    sim = vectors @ vectors.T
+    assert sim[0, 1] > sim[0, 2]  # two plants to grow are closer than a plant and a sofa
+    assert sim[3, 4] > sim[3, 1]  # tiger is closer to lion than to potato
+    # Cached: the same rows again, in any order; one batch and one text agree.
+    np.testing.assert_array_equal(minilm(texts[::-1]), vectors[::-1])
+    alone = MiniLMEncoder.__call__(minilm.embed, ["Grow tomato"])  # type: ignore[arg-type]
+    np.testing.assert_allclose(alone[0], vectors[0], atol=1e-5)
+
+
+def _train(estimator: EmbeddingLP, seed: int) -> None:
+    """Plants go from always failing to always succeeding; carnivores fail; grasps succeed."""
+    rng = np.random.default_rng(seed)
+    for step in range(750):
+        plant_success = step >= 600
+        kind = rng.integers(3)
+        if kind == 0:
+            estimator.update(PLANTS[rng.integers(len(PLANTS))], plant_success)
+        elif kind == 1:
+            estimator.update(CARNIVORES[rng.integers(len(CARNIVORES))], False)
+        else:
+            estimator.update(GRASPS[rng.integers(len(GRASPS))], True)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_never_tried_goal_gets_estimates_close_to_its_similar_trained_goals(
+    minilm: EmbeddingCache, seed: int
+) -> None:
+    estimator = EmbeddingLP(minilm, seed=seed)
+    _train(estimator, seed)
+    groups = {"plants": PLANTS, "carnivores": CARNIVORES, "grasps": GRASPS}
+    for measure in (estimator.lp, estimator.competence):
+        means = {name: float(measure(goals).mean()) for name, goals in groups.items()}
+        tomato = float(measure(["Grow tomato"])[0])  # never tried, a plant
+        tiger = float(measure(["Grow tiger"])[0])  # never tried, a carnivore
+        gaps = {name: abs(tomato - m) for name, m in means.items()}
+        assert min(gaps, key=gaps.__getitem__) == "plants", (measure.__name__, tomato, means)
+        assert gaps["plants"] < 0.6 * means["plants"], (measure.__name__, tomato, means)
+        if measure == estimator.competence:  # (carnivores and grasps both have LP ~0)
+            tiger_gaps = {name: abs(tiger - m) for name, m in means.items()}
+            assert min(tiger_gaps, key=tiger_gaps.__getitem__) == "carnivores"
+    assert estimator.lp(["Grow tomato"])[0] > 5 * estimator.lp(["Grow tiger"])[0]
+
+
+def test_embedding_lp_state_round_trip_continues_identically(minilm: EmbeddingCache) -> None:
+    goals = [*PLANTS, *CARNIVORES, "Grow tomato"]
+    first = EmbeddingLP(minilm, seed=3, snapshot_every=10)
+    _train(first, 3)
+    store = MemoryStateStore()
+    store.put_state("e", first.state_dict())
+    second = EmbeddingLP(minilm, seed=99, snapshot_every=10)
+    second.load_state_dict(saved(store, "e"))
+    np.testing.assert_array_equal(second.lp(goals), first.lp(goals))
+    np.testing.assert_array_equal(second.competence(goals), first.competence(goals))
+    for goal, success in [("Grow carrot", True), ("Grow lion", True)] * 15:
+        first.update(goal, success)
+        second.update(goal, success)
+    np.testing.assert_allclose(second.lp(goals), first.lp(goals), atol=1e-6)
+    with pytest.raises(ValueError, match="hidden=64, configured 8"):
+        EmbeddingLP(minilm, hidden=8).load_state_dict(first.state_dict())
+
+
+def test_an_injected_embedding_function_is_used_and_checked() -> None:
+    calls: list[list[str]] = []
+
+    def by_verb(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        calls.append(list(texts))
+        return np.array([[t.startswith("Grow"), t.startswith("Grasp")] for t in texts], "f4")
+
+    estimator = EmbeddingLP(by_verb, hidden=0, snapshot_every=5)
+    for _ in range(200):
+        estimator.update("Grasp cow", True)
+        estimator.update("Grow lion", False)
+    competence = estimator.competence(["Grasp sofa", "Grow tiger"])
+    assert competence[0] > 0.8
+    assert competence[1] < 0.2
+    assert sorted(t for batch in calls for t in batch) == sorted(
+        ["Grasp cow", "Grow lion", "Grasp sofa", "Grow tiger"]
+    )  # each text embedded once
+    broken = EmbeddingLP(lambda texts: np.zeros((len(texts) + 1, 3), "f4"))
+    with pytest.raises(ValueError, match="expected \\(1, dim\\)"):
+        broken.update("Grow cow", True)
+
+
+def test_daemon_with_embedding_lp_restores_the_same_distribution(minilm: EmbeddingCache) -> None:
+    sims = playground_sim_goals()
+    config = CurriculumConfig(
+        configured_goals=[g.text for g in sims], estimator="embedding", persist_every=0
+    )
+    store = MemoryStateStore()
+    daemon = GoalDaemon(config, store=store, embed=minilm)
+    simulate(daemon, SimulatedLearner(sims, seed=0), episodes=400)
+    daemon.persist()
+    before = daemon.probabilities()
+    assert max(before.values()) > 1.5 * min(before.values())
+    restored = GoalDaemon(config, store=store, embed=minilm)
+    assert restored.probabilities() == pytest.approx(before, rel=1e-6)
+    assert [a.goal for a in restored.next_goals(30)] == [a.goal for a in daemon.next_goals(30)]
+
+
+def test_embedding_lp_curriculum_beats_uniform_on_the_simulated_learner(
+    minilm: EmbeddingCache,
+) -> None:
+    sims = playground_sim_goals()
+    texts = [g.text for g in sims]
+    kind = {g.text: g.difficulty for g in sims}
+    lp_config = CurriculumConfig(
+        configured_goals=texts,
+        estimator="embedding",
+        embedding=EmbeddingConfig(),
+        persist_every=0,
+        seed=1,
+    )
+    lp_trace = simulate(
+        GoalDaemon(lp_config, embed=minilm), SimulatedLearner(sims, seed=1), episodes=2500
+    )
+    uniform_trace = simulate(
+        GoalDaemon(uniform_config(texts, seed=1)), SimulatedLearner(sims, seed=1), episodes=2500
+    )
+    assert lp_trace.total_competence[-1] > uniform_trace.total_competence[-1] + 0.01
+
+    def per_goal(difficulty: str) -> float:
+        size = sum(v == difficulty for v in kind.values())
+        return lp_trace.share(lambda g: kind[g] == difficulty) / size
+
+    assert per_goal("learnable") > 1.3 * per_goal("mastered")
+    assert per_goal("learnable") > 2 * per_goal("impossible")
