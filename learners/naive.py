@@ -41,13 +41,15 @@ def naive_score(
     padding_side: PaddingSide = "right",
     batch_size: int | None = None,
     full_logits: bool = False,
+    logprobs: bool = True,
     module: nn.Module | None = None,
 ) -> Scores:
     """Score each (prompt, candidate) pair as its own sequence; same outputs as the scorer.
 
     ``batch_size`` bounds how many pair sequences go through the model at once
     (None: all). States without candidates get a prompt-only row so that their
-    state features exist.
+    state features exist. ``logprobs=False`` skips the LM head (features only,
+    as a critic forward over (prompt + action) would).
     """
     encoder = StateEncoder(model.tokenizer, seq2seq=model.kind == "seq2seq")
     encoded = encoder.encode(prompts, candidates)
@@ -59,23 +61,29 @@ def naive_score(
     size = batch_size or len(pairs)
     parts = [
         _run_chunk(
-            hf, model.kind == "seq2seq", pairs[i : i + size], padding_side, pad_id, full_logits
+            hf,
+            model.kind == "seq2seq",
+            pairs[i : i + size],
+            padding_side,
+            pad_id,
+            full_logits,
+            logprobs,
         )
         for i in range(0, len(pairs), size)
     ]
-    logprobs = torch.cat([p[0] for p in parts])
+    summed = torch.cat([p[0] for p in parts])
     features = torch.cat([p[1] for p in parts])
     state_feat = torch.cat([p[2] for p in parts])
-    has_cand = torch.tensor([bool(p.candidate) for p in pairs], device=logprobs.device)
+    has_cand = torch.tensor([bool(p.candidate) for p in pairs], device=summed.device)
     first_of_state = torch.tensor(
         [i == 0 or pairs[i - 1].state != pairs[i].state for i in range(len(pairs))],
-        device=logprobs.device,
+        device=summed.device,
     )
     return Scores(
-        logprobs=logprobs[has_cand],
+        logprobs=summed[has_cand],
         features=features[has_cand],
         state_features=state_feat[first_of_state],
-        layout=CandidateLayout.of(encoded.counts, logprobs.device),
+        layout=CandidateLayout.of(encoded.counts, summed.device),
         num_positions=sum(p[3] for p in parts),
         num_tokens=sum(p[4] for p in parts),
     )
@@ -98,10 +106,11 @@ def _run_chunk(
     side: PaddingSide,
     pad_id: int,
     full_logits: bool,
+    logprobs: bool,
 ) -> tuple[Tensor, Tensor, Tensor, int, int]:
     if seq2seq:
-        return _seq2seq_chunk(hf, pairs, side, pad_id, full_logits)
-    return _causal_chunk(hf, pairs, side, pad_id, full_logits)
+        return _seq2seq_chunk(hf, pairs, side, pad_id, full_logits, logprobs)
+    return _causal_chunk(hf, pairs, side, pad_id, full_logits, logprobs)
 
 
 def _token_logprobs(
@@ -129,7 +138,12 @@ def _token_logprobs(
 
 
 def _causal_chunk(
-    hf: PreTrainedModel, pairs: list[_Pair], side: PaddingSide, pad_id: int, full_logits: bool
+    hf: PreTrainedModel,
+    pairs: list[_Pair],
+    side: PaddingSide,
+    pad_id: int,
+    full_logits: bool,
+    logprobs: bool,
 ) -> tuple[Tensor, Tensor, Tensor, int, int]:
     ids, valid, offsets = _pad_rows([p.prompt + p.candidate for p in pairs], side, pad_id)
     pos = np.clip(np.cumsum(valid, axis=1) - 1, 0, None)
@@ -153,9 +167,11 @@ def _causal_chunk(
         targets.append(pair.candidate)
         feats.append(hidden[i, start + plen + n - 1])
         states.append(hidden[i, start + plen - 1])
-    logprobs = _token_logprobs(hf, hidden, logits, predict, targets)
+    if not logprobs:
+        predict, targets = [[] for _ in pairs], [[] for _ in pairs]
+    scores = _token_logprobs(hf, hidden, logits, predict, targets)
     return (
-        logprobs,
+        scores,
         torch.stack(feats).float(),
         torch.stack(states).float(),
         ids.size,
@@ -164,7 +180,12 @@ def _causal_chunk(
 
 
 def _seq2seq_chunk(
-    hf: PreTrainedModel, pairs: list[_Pair], side: PaddingSide, pad_id: int, full_logits: bool
+    hf: PreTrainedModel,
+    pairs: list[_Pair],
+    side: PaddingSide,
+    pad_id: int,
+    full_logits: bool,
+    logprobs: bool,
 ) -> tuple[Tensor, Tensor, Tensor, int, int]:
     device = hf.device
     enc_ids, enc_valid, _ = _pad_rows([p.prompt for p in pairs], side, pad_id)
@@ -198,9 +219,11 @@ def _seq2seq_chunk(
     targets = [p.candidate for p in pairs]
     feats = [hidden[i, len(p.candidate)] for i, p in enumerate(pairs)]
     states = [hidden[i, 0] for i in range(len(pairs))]
-    logprobs = _token_logprobs(hf, hidden, logits, predict, targets)
+    if not logprobs:
+        predict, targets = [[] for _ in pairs], [[] for _ in pairs]
+    scores = _token_logprobs(hf, hidden, logits, predict, targets)
     return (
-        logprobs,
+        scores,
         torch.stack(feats).float(),
         torch.stack(states).float(),
         enc_ids.size + dec_ids.size,

@@ -46,6 +46,9 @@ from autotelic.learners.critic import QEnsemble, paired_parameters, polyak_, tar
 from autotelic.learners.layout import CandidateLayout
 from autotelic.learners.models import ModelConfig, PolicyModel, load_model
 
+_SUMMED_STATS = frozenset({"tokens", "target_tokens"})
+"""Statistics added up over micro-batches; the others are averaged."""
+
 
 class SACConfig(BaseModel):
     """SAC-GLAM hyper-parameters; defaults follow the authors' reference settings."""
@@ -256,21 +259,23 @@ class SACLearner(LLMLearner):
 
     def _target_q(
         self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]
-    ) -> tuple[Tensor, Tensor, CandidateLayout]:
+    ) -> tuple[Tensor, Tensor, CandidateLayout, int]:
+        """log pi(a'|s') (online), target Q of every a', layout, positions computed."""
         online = self.scorer.score(prompts, candidates)
+        positions = online.num_positions
+        feats = online.features
         if self.twin is not None:
-            features = self.scorer.score(prompts, candidates, module=self.twin, logprobs=False)
-            feats = features.features
-        else:
-            feats = online.features
-        return online.log_pi, self.critic_target(feats), online.layout
+            target = self.scorer.score(prompts, candidates, module=self.twin, logprobs=False)
+            feats = target.features
+            positions += target.num_positions
+        return online.log_pi, self.critic_target(feats), online.layout, positions
 
     def _targets(self, rows: _Rows, alpha: float) -> tuple[Tensor, dict[str, float]]:
         live = torch.nonzero(~rows.terminated).flatten().tolist()
         values = torch.zeros_like(rows.rewards)
-        info = {"next_entropy": 0.0, "next_value": 0.0}
+        info = {"next_entropy": 0.0, "next_value": 0.0, "target_tokens": 0.0}
         if live:
-            log_pi, q_targ, layout = self._target_q(
+            log_pi, q_targ, layout, positions = self._target_q(
                 [rows.next_prompts[i] for i in live], [rows.next_candidates[i] for i in live]
             )
             live_values = sac_math.soft_values(layout, log_pi, q_targ, alpha)
@@ -278,20 +283,40 @@ class SACLearner(LLMLearner):
             info = {
                 "next_entropy": float(layout.entropy(log_pi).mean()),
                 "next_value": float(live_values.mean()),
+                "target_tokens": float(positions),
             }
         y = sac_math.td_targets(rows.rewards, rows.discounts, rows.terminated, values)
         return y, info
 
     def update(self, batch: TransitionBatch, *, write_lock: Lock | None = None) -> dict[str, float]:
         """One SAC-GLAM gradient update; returns losses and diagnostics."""
-        check_batch(batch)
         began = time.perf_counter()
-        cfg = self.config
         warmup = self.warming_up
-        train_llm = not warmup and self.actor_opt is not None
+        alpha = self.alpha
+        totals = self.compute_gradients(batch)
+        with held(write_lock):
+            totals |= self._step(not warmup and self.actor_opt is not None, warmup)
+        totals |= {
+            "alpha": alpha,
+            "warmup": float(warmup),
+            "batch_size": float(len(batch)),
+            "policy_version": float(self.policy_version),
+            "num_updates": float(self.num_updates),
+            "update_seconds": time.perf_counter() - began,
+        }
+        return totals
+
+    def compute_gradients(self, batch: TransitionBatch) -> dict[str, float]:
+        """The forward and backward passes of an update, without the optimizer steps.
+
+        Gradients accumulate in ``.grad`` (over micro-batches); :meth:`update`
+        then applies them. Exposed for benchmarks and gradient checks.
+        """
+        check_batch(batch)
+        train_llm = not self.warming_up and self.actor_opt is not None
         alpha = self.alpha
         size = len(batch)
-        chunk = cfg.micro_batch_size or size
+        chunk = self.config.micro_batch_size or size
         totals: dict[str, float] = {}
         for start in range(0, size, chunk):
             index = list(range(start, min(size, start + chunk)))
@@ -299,18 +324,15 @@ class SACLearner(LLMLearner):
                 _Rows.of(batch, index, self.device), alpha, len(index) / size, train_llm
             )
             for key, value in part.items():
-                totals[key] = totals.get(key, 0.0) + value * len(index) / size
-        with held(write_lock):
-            totals |= self._step(train_llm, warmup)
-        totals |= {
-            "alpha": alpha,
-            "warmup": float(warmup),
-            "batch_size": float(size),
-            "policy_version": float(self.policy_version),
-            "num_updates": float(self.num_updates),
-            "update_seconds": time.perf_counter() - began,
-        }
+                share = 1.0 if key in _SUMMED_STATS else len(index) / size
+                totals[key] = totals.get(key, 0.0) + value * share
         return totals
+
+    def zero_grad(self) -> None:
+        """Drop accumulated gradients (after :meth:`compute_gradients` without an update)."""
+        for opt in (self.critic_opt, self.actor_opt, self.alpha_opt):
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
 
     def _accumulate(
         self, rows: _Rows, alpha: float, weight: float, train_llm: bool
@@ -347,7 +369,7 @@ class SACLearner(LLMLearner):
             **{f"q{j + 1}_mean": float(q.detach().mean()) for j, q in enumerate(q_taken)},
             "target_mean": float(y.mean()),
             "log_pi_taken": float(log_pi.detach()[taken].mean()),
-            "tokens": float(scores.num_positions),
+            "tokens": float(scores.num_positions) + info["target_tokens"],
             **info,
         }
 
@@ -367,9 +389,7 @@ class SACLearner(LLMLearner):
         if train_llm and self.twin is not None:
             online, twin = self._llm_pairs
             polyak_(twin, online, cfg.tau)
-        for opt in (self.critic_opt, self.actor_opt, self.alpha_opt):
-            if opt is not None:
-                opt.zero_grad(set_to_none=True)
+        self.zero_grad()
         self.num_updates += 1
         return {"critic_grad_norm": critic_norm, "llm_grad_norm": llm_norm}
 
