@@ -76,9 +76,7 @@ class EmbeddingConfig(BaseModel):
     )
     lr: float = Field(3e-2, gt=0.0, le=1.0, description="Adam learning rate of the model.")
     batch_size: int = Field(64, ge=1, description="Outcomes per gradient step.")
-    buffer_size: int = Field(
-        250, ge=1, description="Most recent outcomes the model is trained on."
-    )
+    buffer_size: int = Field(250, ge=1, description="Most recent outcomes the model is trained on.")
     train_every: int = Field(1, ge=1, description="Gradient step every this many outcomes.")
     snapshot_every: int = Field(
         25, ge=1, description="Outcomes between snapshots of the model (the delayed copies)."

@@ -8,6 +8,7 @@ and tests can use :class:`MemoryStateStore`.
 from __future__ import annotations
 
 import base64
+import math
 import threading
 from typing import Any, Protocol, runtime_checkable
 
@@ -35,8 +36,8 @@ class StateStore(Protocol):
 class MemoryStateStore:
     """A process-local :class:`StateStore` that round-trips values through msgpack.
 
-    The round trip makes it fail exactly where a real store would: on a value
-    msgpack cannot encode. Useful for tests and for runs without persistence.
+    The round trip, and a refusal of non-finite numbers, make it fail where the
+    run's LMDB store would. Useful for tests and for runs without persistence.
     """
 
     def __init__(self) -> None:
@@ -50,6 +51,7 @@ class MemoryStateStore:
         return None if raw is None else msgpack.unpackb(raw, strict_map_key=False)
 
     def put_state(self, key: str, value: Any) -> None:
+        _check_finite(value, key)
         raw = msgpack.packb(value)
         with self._lock:
             self._data[key] = raw
@@ -59,6 +61,17 @@ class MemoryStateStore:
         """Keys written so far."""
         with self._lock:
             return sorted(self._data)
+
+
+def _check_finite(value: Any, path: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path}: {value} is not a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{path}[{k!r}]")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{path}[{i}]")
 
 
 def encode_array(array: npt.NDArray[Any]) -> dict[str, Any]:
