@@ -34,7 +34,8 @@ def words(texts: Sequence[str]) -> npt.NDArray[np.float32]:
     for row, text in enumerate(texts):
         for word in text.lower().split():
             out[row, sum(map(ord, word)) % 32] += 1.0
-    return out / np.linalg.norm(out, axis=1, keepdims=True)
+    normalised: npt.NDArray[np.float32] = out / np.linalg.norm(out, axis=1, keepdims=True)
+    return normalised
 
 
 def test_the_lmdb_store_satisfies_the_state_protocol(tmp_path: Path) -> None:
