@@ -10,7 +10,13 @@ from autotelic.goals.registry import Source
 
 @dataclass(frozen=True, slots=True)
 class GoalAssignment:
-    """A goal to pursue in one episode; ``injection_id`` is set for injected episodes."""
+    """A goal to pursue in one episode.
+
+    ``injection_id`` is set exactly when the episode serves an injection (its
+    ``source`` is then ``injected``). For self-chosen episodes ``source`` is
+    where the goal first came from, so a goal once injected and now practised
+    by the curriculum keeps ``injected`` with no injection id.
+    """
 
     goal: str
     category: str

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autotelic.goals import (
     CurriculumConfig,
@@ -257,3 +259,42 @@ def test_concurrent_injections_and_collection_lose_nothing() -> None:
     for injection_id in injected:
         statuses = [r.status for r in reports.of(injection_id)]
         assert statuses == ["episode"] * episodes_each + ["completed"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(-3, 3), st.integers(1, 4), st.sampled_from(GOALS)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(1, 7),
+    st.lists(st.booleans(), min_size=1, max_size=8),
+)
+def test_serving_order_counts_and_reports_hold_for_any_mix(
+    requests: list[tuple[int, int, str]], batch: int, successes: list[bool]
+) -> None:
+    daemon, reports, _ = make()
+    ids = [
+        daemon.inject(goal, episodes=episodes, priority=priority).id
+        for priority, episodes, goal in requests
+    ]
+    expected = [
+        ids[i]
+        for i in sorted(range(len(requests)), key=lambda i: -requests[i][0])  # stable: FIFO
+        for _ in range(requests[i][1])
+    ]
+    served: list[str | None] = []
+    step = 0
+    while len(served) < len(expected):
+        for assignment in daemon.next_goals(batch):
+            served.append(assignment.injection_id)
+            daemon.report(assignment.outcome(success=successes[step % len(successes)], steps=1))
+            step += 1
+    assert served[: len(expected)] == expected
+    assert all(s is None for s in served[len(expected) :])
+    for injection_id, (_, episodes, _) in zip(ids, requests, strict=True):
+        mine = reports.of(injection_id)
+        assert [r.status for r in mine] == ["episode"] * episodes + ["completed"]
+        assert [r.episode_index for r in mine[:-1]] == list(range(episodes))
+        assert mine[-1].successes == sum(bool(r.success) for r in mine[:-1])
