@@ -1,8 +1,19 @@
-"""The ``autotelic`` command line."""
+"""The ``autotelic`` command line: run the service, talk to it, inspect a run."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import typer
+import yaml
 
 from autotelic import __version__
 
@@ -12,6 +23,17 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
+replay_app = typer.Typer(help="Inspect a run's episode store.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(replay_app, name="replay")
+
+ConfigOption = typer.Option(None, "--config", "-c", help="YAML or TOML configuration file.")
+RunOption = typer.Option(Path("runs/default"), "--run", help="Run directory.")
+BrokerOption = typer.Option(
+    None, "--broker", help="Broker URL (default: the one the run in --run published)."
+)
+AgentOption = typer.Option(None, "--agent", help="Agent name (default: from --run).")
 
 
 def _print_version(value: bool) -> None:
@@ -33,6 +55,42 @@ def main(
     """An LLM agent that sets its own goals in text environments and learns online."""
 
 
+def _settings(config: Path | None) -> Any:
+    from autotelic.runtime.config import ConfigError, load_settings
+
+    try:
+        return load_settings(config)
+    except ConfigError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(config: Path | None = ConfigOption, log_level: str = "INFO") -> None:
+    """Start the agent as a service (stop it with Ctrl-C or SIGTERM; it resumes on restart)."""
+    settings = _settings(config)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from autotelic.runtime.service import serve
+
+    with _fail_cleanly():
+        code = asyncio.run(serve(settings))
+    raise typer.Exit(code)
+
+
+@config_app.command("show")
+def config_show(
+    config: Path | None = ConfigOption,
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of YAML."),
+) -> None:
+    """Print the effective configuration (file + AUTOTELIC_* variables + defaults)."""
+    from autotelic.runtime.config import dump_settings
+
+    data = dump_settings(_settings(config))
+    typer.echo(json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False))
+
+
 @app.command()
 def envs() -> None:
     """List the registered text environments."""
@@ -40,3 +98,133 @@ def envs() -> None:
 
     for env_id in registered_env_ids():
         typer.echo(env_id)
+
+
+# -- talking to a running service -----------------------------------------------------------
+
+
+def _connection(run_dir: Path, broker: str | None, agent: str | None) -> tuple[str, str]:
+    """Broker URL and agent name: from the flags, else from the run's endpoints file."""
+    if broker is not None and agent is not None:
+        return broker, agent
+    from autotelic.runtime.service import read_endpoints
+
+    try:
+        endpoints = read_endpoints(run_dir)
+    except FileNotFoundError as err:
+        if broker is None:
+            typer.echo(f"{err}\nGive --broker (and --agent) instead.", err=True)
+            raise typer.Exit(2) from None
+        endpoints = {}
+    url = broker or endpoints.get("mqtt")
+    if not url:
+        typer.echo("the run publishes no MQTT endpoint; give --broker", err=True)
+        raise typer.Exit(2)
+    return str(url), agent or str(endpoints.get("agent", "default"))
+
+
+@app.command()
+def inject(
+    goal: str = typer.Argument(..., help="Goal text, e.g. 'Grow carrot'."),
+    episodes: int = typer.Option(1, "--episodes", "-n", help="Episodes to run for it."),
+    priority: int = typer.Option(0, help="Higher is served first."),
+    ttl: float | None = typer.Option(None, help="Seconds before unserved episodes expire."),
+    wait: bool = typer.Option(False, "--wait", help="Print each episode's result until done."),
+    timeout: float = typer.Option(30.0, help="Seconds to wait for the acceptance."),
+    run_dir: Path = RunOption,
+    broker: str | None = BrokerOption,
+    agent: str | None = AgentOption,
+) -> None:
+    """Ask a running agent to practise a goal; prints the acceptance (or why not)."""
+    from autotelic.runtime.client import inject_goal
+
+    url, name = _connection(run_dir, broker, agent)
+    request = {
+        "goal": goal,
+        "episodes": episodes,
+        "priority": priority,
+        "request_id": uuid.uuid4().hex,
+    }
+    if ttl is not None:
+        request["ttl_s"] = ttl
+    code = asyncio.run(inject_goal(url, name, request, wait=wait, timeout=timeout, out=typer.echo))
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    run_dir: Path = RunOption,
+    broker: str | None = BrokerOption,
+    agent: str | None = AgentOption,
+    timeout: float = typer.Option(5.0, help="Seconds to wait for the retained status."),
+) -> None:
+    """Print the agent's retained status (online or offline, counters)."""
+    from autotelic.runtime.client import read_status
+
+    url, name = _connection(run_dir, broker, agent)
+    found = asyncio.run(read_status(url, name, timeout))
+    if found is None:
+        typer.echo(f"no status from agent {name!r} on {url}", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(found, indent=2))
+
+
+# -- inspecting a run ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _fail_cleanly() -> Iterator[None]:
+    """Turn the errors a user can cause (wrong folder, damaged store) into one line, exit 2."""
+    from autotelic.runtime.config import ConfigError
+    from autotelic.storage import StorageError
+
+    try:
+        yield
+    except (FileNotFoundError, StorageError, ConfigError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("eval")
+def evaluate_run(
+    run_dir: Path = RunOption,
+    episodes_per_goal: int = typer.Option(2, help="Episodes per goal and split."),
+    seed: int = typer.Option(12345, help="Seed of the evaluation scenes."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Success per goal category of the run's latest checkpoint, on training and held-out
+    objects, greedy and sampled."""
+    from autotelic.runtime.offline import evaluate_checkpoint
+
+    with _fail_cleanly():
+        results = evaluate_checkpoint(run_dir, episodes_per_goal=episodes_per_goal, seed=seed)
+    if as_json:
+        typer.echo(json.dumps([r.__dict__ for r in results], indent=2))
+        return
+    categories = sorted({c for r in results for c in r.success})
+    typer.echo(f"{'split':6} {'acting':8} " + " ".join(f"{c:>15}" for c in categories))
+    for r in results:
+        cells = " ".join(f"{r.success.get(c, float('nan')):>15.2f}" for c in categories)
+        typer.echo(f"{r.split:6} {'greedy' if r.greedy else 'sampled':8} {cells}")
+
+
+@replay_app.command("stats")
+def replay_stats(run_dir: Path = RunOption) -> None:
+    """Episodes, transitions and disk use of a run's store (safe while the service runs)."""
+    from autotelic.runtime.offline import open_store_readonly
+
+    with _fail_cleanly(), open_store_readonly(run_dir) as store:
+        typer.echo(json.dumps(store.stats().model_dump(), indent=2))
+
+
+@replay_app.command("export")
+def replay_export(
+    run_dir: Path = RunOption,
+    out: Path = typer.Option(..., "--out", "-o", help="JSON-lines file to write ('-': stdout)."),
+) -> None:
+    """Write every stored episode as one JSON object per line (safe while the service runs)."""
+    from autotelic.runtime.offline import open_store_readonly
+
+    with _fail_cleanly(), open_store_readonly(run_dir) as store:
+        count = store.export_jsonl(sys.stdout if str(out) == "-" else out)
+    typer.echo(f"exported {count} episodes", err=True)

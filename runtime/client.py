@@ -1,0 +1,101 @@
+"""Talking to a running agent over MQTT: what ``autotelic inject`` and ``status`` do."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiomqtt
+
+from autotelic.runtime.messages import Topics
+
+Echo = Callable[[str], None]
+
+
+def _client(url: str) -> aiomqtt.Client:
+    parts = urlsplit(url)
+    tls = parts.scheme in ("mqtts", "ssl")
+    return aiomqtt.Client(
+        parts.hostname or "127.0.0.1",
+        parts.port or (8883 if tls else 1883),
+        username=parts.username,
+        password=parts.password,
+        identifier=f"autotelic-cli-{uuid.uuid4().hex[:12]}",
+        tls_params=aiomqtt.TLSParameters() if tls else None,
+        timeout=10,
+    )
+
+
+async def inject_goal(
+    url: str, agent: str, request: dict[str, Any], *, wait: bool, timeout: float, out: Echo
+) -> int:
+    """Publish a goal request; print the reply and, with ``wait``, each result until done.
+
+    Exit code: 0 accepted (and, with ``wait``, completed), 1 rejected or expired,
+    2 no reply in time or no broker.
+    """
+    topics = Topics(agent)
+    try:
+        async with _client(url) as client:
+            for topic in (topics.accepted, topics.rejected, topics.results):
+                await client.subscribe(topic, qos=1)
+            await client.publish(topics.inject, json.dumps(request), qos=1)
+            return await asyncio.wait_for(
+                _follow(client, topics, request["request_id"], wait, out),
+                timeout=None if wait else timeout,
+            )
+    except TimeoutError:
+        out(f"no reply from agent {agent!r} within {timeout:.0f}s (is it running?)")
+        return 2
+    except aiomqtt.MqttError as err:
+        out(f"cannot reach the broker at {url}: {err}")
+        return 2
+
+
+async def _follow(
+    client: aiomqtt.Client, topics: Topics, request_id: str, wait: bool, out: Echo
+) -> int:
+    injection_id: str | None = None
+    async for message in client.messages:
+        data = json.loads(bytes(message.payload))
+        if message.topic.matches(topics.rejected) and data.get("request_id") == request_id:
+            out(f"rejected: {data['reason']}")
+            return 1
+        if message.topic.matches(topics.accepted) and data.get("request_id") == request_id:
+            injection_id = data["injection_id"]
+            out(f"accepted: {data['goal']!r} x{data['episodes']} (injection {injection_id})")
+            if not wait:
+                return 0
+        elif message.topic.matches(topics.results) and data.get("injection_id") == injection_id:
+            if data["status"] == "episode":
+                verdict = "success" if data["success"] else "failure"
+                out(
+                    f"episode {data['episode_index'] + 1}/{data['episodes_requested']}: "
+                    f"{verdict} in {data['steps']} steps (episode id {data['episode_id']})"
+                )
+            else:
+                out(f"{data['status']}: {data['successes']}/{data['episodes_done']} successes")
+                return 0 if data["status"] == "completed" else 1
+    return 2
+
+
+async def read_status(url: str, agent: str, timeout: float) -> dict[str, Any] | None:
+    """The agent's retained status message, or None if none arrives in ``timeout``."""
+    topics = Topics(agent)
+
+    async def first() -> dict[str, Any]:
+        async with _client(url) as client:
+            await client.subscribe(topics.status, qos=1)
+            async for message in client.messages:
+                data: dict[str, Any] = json.loads(bytes(message.payload))
+                return data
+        raise TimeoutError
+
+    try:
+        return await asyncio.wait_for(first(), timeout)
+    except (TimeoutError, aiomqtt.MqttError):
+        return None

@@ -1,0 +1,244 @@
+"""The service's configuration: one pydantic model tree, from a file and the environment.
+
+Sources, strongest first: ``AUTOTELIC_*`` environment variables (nested fields
+joined by ``__``, e.g. ``AUTOTELIC_MQTT__URL``), then the YAML or TOML file given
+with ``--config``, then the defaults, which run out of the box on a laptop CPU:
+the packaged SmolLM2, Playground-Text, a run directory under the current
+folder, metrics on 127.0.0.1 and an embedded MQTT broker.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+from autotelic.envs.playground import PlaygroundConfig
+from autotelic.goals import CurriculumConfig
+from autotelic.learners.models import ModelConfig
+from autotelic.learners.ppo import PPOConfig
+from autotelic.learners.sac import SACConfig
+from autotelic.runtime.mqtt_config import MQTTConfig
+from autotelic.storage import STRATEGIES
+
+CONFIG_FILE_ENV = "AUTOTELIC_CONFIG_FILE"
+
+
+class RunConfig(BaseModel):
+    """What run this is and how it is driven."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dir: Path = Field(Path("runs/default"), description="Run directory: store, checkpoints, log.")
+    agent: str = Field("default", description="Agent name; MQTT topics live under it.")
+    learner: Literal["sac", "ppo"] = Field(
+        "sac", description="sac: SAC-GLAM from replay (HER per replay.her_ratio); ppo: PPO-GLAM."
+    )
+    seed: int = Field(0, description="Seed of env scenes, action sampling and replay sampling.")
+    mode: Literal["concurrent", "serial"] = Field(
+        "concurrent",
+        description="concurrent: collector and learner threads; serial: one deterministic loop.",
+    )
+    max_env_steps: int | None = Field(
+        None, ge=1, description="Stop after this many env steps (None: run until stopped)."
+    )
+    torch_threads: int | None = Field(
+        None, ge=1, description="CPU threads torch may use (None: torch's default)."
+    )
+
+
+class EnvConfig(BaseModel):
+    """The environments the collector steps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Literal["autotelic/PlaygroundText-v0"] = Field(
+        "autotelic/PlaygroundText-v0", description="Environment id."
+    )
+    num_envs: int = Field(8, ge=1, le=4096, description="Environments stepped together.")
+    playground: PlaygroundConfig = Field(
+        default_factory=PlaygroundConfig, description="Scene and goal settings."
+    )
+
+
+class ReplayConfig(BaseModel):
+    """The episode store and how transitions are replayed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    capacity_transitions: int = Field(
+        500_000, ge=1000, description="Transitions kept; the oldest whole episodes go first."
+    )
+    her_ratio: float = Field(
+        0.8, ge=0.0, le=1.0, description="Share of replayed rows relabeled in hindsight (0: off)."
+    )
+    strategy: Literal["future", "final", "episode"] = Field(
+        "future", description=f"Which achieved goal relabels a row; one of {', '.join(STRATEGIES)}."
+    )
+    durable: bool = Field(
+        True, description="Sync each episode to disk before it counts as stored (slower, safe)."
+    )
+    max_map_size_gib: float | None = Field(
+        None, gt=0, description="Refuse to grow the LMDB map past this (None: until disk full)."
+    )
+
+
+class CollectorConfig(BaseModel):
+    """How experience is gathered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_lag_updates: int = Field(
+        4, ge=0, description="Updates the learner may fall behind before collection waits."
+    )
+    inference_batch: int | None = Field(
+        None, ge=1, description="States scored per forward pass (None: all envs at once)."
+    )
+
+
+class MetricsConfig(BaseModel):
+    """The Prometheus endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Serve /metrics.")
+    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 for containers).")
+    port: int = Field(9477, ge=0, le=65535, description="Port to listen on (0 picks a free one).")
+
+
+class CheckpointConfig(BaseModel):
+    """When the run's state is saved."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval_s: float = Field(300.0, gt=0, description="Seconds between periodic checkpoints.")
+    keep: int = Field(3, ge=1, description="Checkpoints kept; older ones are deleted.")
+
+
+class ServiceConfig(BaseModel):
+    """Running as a service: what it prints and how long it may take to stop."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mqtt_enabled: bool = Field(True, description="Connect to (or embed) an MQTT broker.")
+    progress_interval_s: float = Field(
+        10.0, gt=0, description="Seconds between progress lines on the console (0 disables)."
+    )
+    stop_timeout_s: float = Field(
+        25.0, gt=0, description="Longest a clean stop may take before workers are abandoned."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything ``autotelic run`` reads."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AUTOTELIC_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        nested_model_default_partial_update=True,
+    )
+
+    run: RunConfig = Field(default_factory=RunConfig, description="The run.")
+    env: EnvConfig = Field(default_factory=EnvConfig, description="Environments.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The LLM policy.")
+    sac: SACConfig = Field(default_factory=SACConfig, description="SAC-GLAM settings.")
+    ppo: PPOConfig = Field(default_factory=PPOConfig, description="PPO-GLAM settings.")
+    replay: ReplayConfig = Field(default_factory=ReplayConfig, description="Store and replay.")
+    curriculum: CurriculumConfig = Field(
+        default_factory=CurriculumConfig, description="Goal curriculum."
+    )
+    collector: CollectorConfig = Field(default_factory=CollectorConfig, description="Collection.")
+    mqtt: MQTTConfig = Field(default_factory=MQTTConfig, description="MQTT broker.")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus.")
+    checkpoint: CheckpointConfig = Field(
+        default_factory=CheckpointConfig, description="Checkpoints."
+    )
+    service: ServiceConfig = Field(default_factory=ServiceConfig, description="Service.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.replay.capacity_transitions < self.sac.learning_starts:
+            raise ValueError(
+                "replay.capacity_transitions must be >= sac.learning_starts "
+                f"({self.replay.capacity_transitions} < {self.sac.learning_starts})"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(CONFIG_FILE_ENV)
+        if path:
+            suffix = Path(path).suffix.lower()
+            if suffix in (".yaml", ".yml"):
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+            elif suffix == ".toml":
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names every bad field."""
+
+
+def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read the configuration file (if any) and the environment, then apply ``overrides``.
+
+    Raises :class:`ConfigError` naming each bad field, its value and what is allowed.
+    """
+    previous = os.environ.get(CONFIG_FILE_ENV)
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"config file {file} does not exist")
+        if file.suffix.lower() not in (".yaml", ".yml", ".toml"):
+            raise ConfigError(f"config file {file} must be .yaml, .yml or .toml")
+        os.environ[CONFIG_FILE_ENV] = str(file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        raise ConfigError(describe_errors(err)) from None
+    except (OSError, ValueError) as err:  # unreadable or unparsable file
+        raise ConfigError(f"cannot read config: {err}") from None
+    finally:
+        if path is not None:
+            if previous is None:
+                os.environ.pop(CONFIG_FILE_ENV, None)
+            else:
+                os.environ[CONFIG_FILE_ENV] = previous
+
+
+def describe_errors(err: ValidationError) -> str:
+    """One line per bad field: where, what was given, and pydantic's reason."""
+    lines = []
+    for e in err.errors(include_url=False):
+        where = ".".join(str(x) for x in e["loc"]) or "config"
+        given = e.get("input")
+        shown = "" if isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"{where}: {e['msg']}{shown}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def dump_settings(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as plain data, secrets masked."""
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    if data["mqtt"].get("password"):
+        data["mqtt"]["password"] = "**********"
+    return data
