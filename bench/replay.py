@@ -59,8 +59,16 @@ def generate(count: int, seed: int) -> tuple[list[Episode], list[list[tuple[Any,
             action = rng.randrange(len(info["admissible_actions"]))
             obs, r, terminated, truncated, info = env.step(action)
             calls.append(
-                (action, r, terminated, truncated, info["achieved_goals"], 0, obs,
-                 info["admissible_actions"])
+                (
+                    action,
+                    r,
+                    terminated,
+                    truncated,
+                    info["achieved_goals"],
+                    0,
+                    obs,
+                    info["admissible_actions"],
+                )
             )
             done = terminated or truncated
         raws.append([start, *calls])
@@ -138,7 +146,9 @@ def bench_insert(episodes: list[Episode], raws: list[Any], repeats: int, workdir
     ):
         rate = median_rate(lmdb_run(durable, batch, False), repeats)
         built = median_rate(lmdb_run(durable, batch, True), repeats)
-        print(f"{label:34s}{rate:14,.0f}{base / rate:11.1f}{built:14,.0f}{base_built / built:11.1f}")
+        print(
+            f"{label:34s}{rate:14,.0f}{base / rate:11.1f}{built:14,.0f}{base_built / built:11.1f}"
+        )
 
 
 def bench_sample(episodes: list[Episode], repeats: int, batches: int, workdir: Path) -> None:
@@ -190,18 +200,19 @@ def child(kind: str, transitions: int, path: str, batches: int) -> None:
             store.sync()
         return
     before = rss()
+    source: EpisodeStore | MemoryEpisodeStore
     if kind == "lmdb":
-        store: EpisodeStore | MemoryEpisodeStore = EpisodeStore(path, readonly=True)
+        source = EpisodeStore(path, readonly=True)
     else:
-        store = MemoryEpisodeStore(capacity_transitions=10**7)
+        source = MemoryEpisodeStore(capacity_transitions=10**7)
         seed = 0
-        while store.num_transitions < transitions:
+        while source.num_transitions < transitions:
             episodes, _ = generate(500, seed)
             seed += 500
-            store.put_many(episodes)
+            source.put_many(episodes)
             del episodes
-    held = store.num_transitions
-    sampler = ReplaySampler(store, rng=1)
+    held = source.num_transitions
+    sampler = ReplaySampler(source, rng=1)
     for _ in range(batches):
         sampler.sample(BATCH)
     gc.collect()
@@ -222,7 +233,7 @@ def bench_rss(sizes: list[int], batches: int, workdir: Path) -> None:
         for kind in ("lmdb", "list"):
             rows[kind].append(run_child(kind, size, path, batches))
     for kind, label in (("lmdb", "LMDB (readonly open)"), ("list", "in-memory list")):
-        for size, row in zip(sizes, rows[kind], strict=True):
+        for row in rows[kind]:
             a = row["after"]
             growth = a["RssAnon"] - row["before"]["RssAnon"]
             print(

@@ -12,7 +12,7 @@ Records
 
 Store
     ``EpisodeStore(path, *, capacity_transitions=None, durable=True, readonly=False,
-    map_size=64 MiB, max_map_size=None)``: ``put(episode) -> id``,
+    map_size=None, max_map_size=None)``: ``put(episode) -> id``,
     ``put_many(episodes) -> ids``, ``get(id)``, ``iter_episodes(start_id, end_id)``,
     ``ids()``, ``len()``, ``num_transitions``, ``stats() -> StoreStats``,
     ``export_jsonl(dest)``, ``get_state(key)``, ``put_state(key, value)``,

@@ -89,7 +89,10 @@ T = TypeVar("T")
 
 def episode_key(episode_id: int) -> bytes:
     """The LMDB key of an episode id (big-endian, so key order is id order)."""
-    return _KEY.pack(episode_id)
+    try:
+        return _KEY.pack(episode_id)
+    except struct.error:
+        raise EpisodeNotFoundError(episode_id) from None
 
 
 class StoreStats(BaseModel):
@@ -129,10 +132,11 @@ class EpisodeStore:
     """Durable, bounded episode storage plus a small key-value state area.
 
     ``capacity_transitions`` bounds the transitions kept: a put that would exceed
-    it evicts whole oldest episodes in the same transaction. ``map_size`` is the
-    initial LMDB map; it doubles whenever a write does not fit, up to
-    ``max_map_size`` (``None``: no limit), beyond which writes raise
-    :class:`StorageFullError`. ``readonly=True`` opens an existing store for
+    it evicts whole oldest episodes in the same transaction (default 500k, or what
+    the store recorded when it was last opened). ``map_size`` is the initial LMDB
+    map (default 64 MiB, or ``max_map_size`` if smaller); it doubles whenever a
+    write does not fit, up to ``max_map_size`` (``None``: no limit), beyond which
+    writes raise :class:`StorageFullError`. ``readonly=True`` opens an existing store for
     reading while another process writes (stats, export, inspection).
     """
 
@@ -143,12 +147,14 @@ class EpisodeStore:
         capacity_transitions: int | None = None,
         durable: bool = True,
         readonly: bool = False,
-        map_size: int = DEFAULT_MAP_SIZE,
+        map_size: int | None = None,
         max_map_size: int | None = None,
         max_readers: int = 126,
     ) -> None:
         if capacity_transitions is not None and capacity_transitions < 1:
             raise ValueError(f"capacity_transitions must be >= 1, got {capacity_transitions}")
+        if map_size is None:
+            map_size = min(DEFAULT_MAP_SIZE, max_map_size or DEFAULT_MAP_SIZE)
         if map_size < 2**16:
             raise ValueError(f"map_size must be at least 64 KiB, got {map_size}")
         if max_map_size is not None and max_map_size < map_size:
@@ -294,13 +300,18 @@ class EpisodeStore:
         return self._index.num_transitions
 
     def __len__(self) -> int:
+        """Episodes in the index (a read-only handle: as of open or :meth:`reload_index`)."""
         return len(self._index)
 
     def __contains__(self, episode_id: object) -> bool:
-        if not isinstance(episode_id, int):
+        if isinstance(episode_id, bool) or not isinstance(episode_id, int | np.integer):
+            return False
+        try:
+            key = episode_key(int(episode_id))
+        except EpisodeNotFoundError:
             return False
         with self._read() as txn:
-            return txn.get(episode_key(episode_id), db=self._lengths) is not None
+            return txn.get(key, db=self._lengths) is not None
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -367,8 +378,9 @@ class EpisodeStore:
     def put_state(self, key: str, value: Any) -> None:
         """Store a msgpack-able value (dict/list/str/int/float/bool/None) under ``key``.
 
-        Durable when it returns, also on a ``durable=False`` store (state writes are
-        rare and small, and the curriculum must not roll back behind the episodes).
+        Tuples come back as lists; dict keys must be str or int. Durable when it
+        returns, also on a ``durable=False`` store: state writes are rare and small,
+        and the curriculum must not roll back behind the episodes.
         """
         self._require_writable()
         encoded_key = self._state_key(key)
@@ -382,6 +394,8 @@ class EpisodeStore:
     def sync(self) -> None:
         """Flush every commit to disk (what ``durable=True`` does at each commit)."""
         self._require_open()
+        if self._readonly:
+            return
         with self._rw.shared():
             self._env.sync(True)
 
@@ -393,8 +407,10 @@ class EpisodeStore:
         """
         while True:
             try:
-                with self._rw.shared(), self._env.begin(write=True) as txn:
-                    return write(txn)
+                with self._rw.shared():
+                    self._require_open()  # close() may have run while this thread waited
+                    with self._env.begin(write=True) as txn:
+                        return write(txn)
             except lmdb.MapFullError:
                 self._grow_map()
             except lmdb.Error as exc:
@@ -446,6 +462,7 @@ class EpisodeStore:
         self._require_open()
         while True:
             with self._rw.shared():
+                self._require_open()  # close() may have run while this thread waited
                 try:
                     txn = self._env.begin(write=False)
                 except lmdb.MapResizedError:

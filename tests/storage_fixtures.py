@@ -11,9 +11,12 @@ import random
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from autotelic.envs.playground import ENV_ID, PlaygroundTextEnv
 from autotelic.storage import Episode, EpisodeBuilder, EpisodeStore, GoalSource
+
+if TYPE_CHECKING:
+    from autotelic.envs.playground import PlaygroundTextEnv
 
 _ENV: PlaygroundTextEnv | None = None
 
@@ -26,6 +29,8 @@ def playground_episode(
     policy_version: int = 0,
 ) -> Episode:
     """A real Playground-Text episode under a seeded random policy."""
+    from autotelic.envs.playground import ENV_ID, PlaygroundTextEnv
+
     global _ENV
     if _ENV is None:
         _ENV = PlaygroundTextEnv()
@@ -107,7 +112,10 @@ def numbered_episode(number: int) -> Episode:
     """A deterministic episode that encodes ``number`` everywhere (crash-test payload)."""
     rng = random.Random(number)
     length = 1 + rng.randrange(12)
-    steps = [[f"Grasp thing{number}"] if t == length - 1 and number % 3 == 0 else [] for t in range(length)]
+    steps = [
+        [f"Grasp thing{number}"] if t == length - 1 and number % 3 == 0 else []
+        for t in range(length)
+    ]
     return hand_episode(
         steps,
         goal=f"Grasp item{number}",
@@ -116,14 +124,15 @@ def numbered_episode(number: int) -> Episode:
 
 
 def _writer(path: str, capacity: int, durable: bool, map_size: int) -> None:
-    """Write numbered episodes forever, printing ``<number> <id>`` after each commit."""
-    store = EpisodeStore(
-        path, capacity_transitions=capacity, durable=durable, map_size=map_size
-    )
+    """Write ``numbered_episode(id)`` forever, printing each id after its commit."""
+    store = EpisodeStore(path, capacity_transitions=capacity, durable=durable, map_size=map_size)
+    print("open", flush=True)
     number = store.stats().next_episode_id
     while True:
         episode_id = store.put(numbered_episode(number))
-        print(number, episode_id, flush=True)
+        if episode_id != number:
+            raise SystemExit(f"id {episode_id} for episode {number}")
+        print(episode_id, flush=True)
         number += 1
 
 
@@ -140,7 +149,7 @@ def _fill_until_full(path: str, limit_bytes: int) -> None:
     try:
         while True:
             episode_id = store.put(numbered_episode(number))
-            print("ok", number, episode_id, flush=True)
+            print("ok", episode_id, flush=True)
             number += 1
     except StorageFullError as exc:
         print("full", str(exc).replace("\n", " "), flush=True)

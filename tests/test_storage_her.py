@@ -1,0 +1,306 @@
+"""Hindsight relabeling and n-step returns: exact hand-built cases and properties.
+
+The reference below computes each expected row from the validated ``Episode``
+model in closed form (window length, then sums), independently of the
+incremental loop in ``autotelic.storage.her``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from autotelic.envs.playground import achieved as env_predicate
+from autotelic.learners.batch import TransitionBatch
+from autotelic.learners.prompt import build_prompt
+from autotelic.storage import Episode, EpisodeStore, MemoryEpisodeStore, Predicate, ReplaySampler
+from autotelic.storage.her import achievement_events, n_step, relabel_candidates
+from autotelic.storage.records import EpisodeView
+from tests.storage_fixtures import hand_episode
+
+GOALS = ["Grasp cow", "Grasp lion", "Grow carrot", "Grow deer", "Grasp door"]
+ROW = re.compile(r"e(\d+):state (\d+)")
+
+
+# -- exact hand-built cases ------------------------------------------------------------------------
+
+
+def _five_steps() -> Episode:
+    # goal Grasp cow never achieved; Grasp lion at step 1, Grow carrot at 3; time limit at 4.
+    return hand_episode([[], ["Grasp lion"], [], ["Grow carrot"], []], goal="Grasp cow")
+
+
+def test_future_candidates_are_the_goals_achieved_at_or_after_the_step():
+    events = achievement_events(EpisodeView.of(_five_steps()))
+    assert events == [(1, "Grasp lion"), (3, "Grow carrot")]
+    assert relabel_candidates(events, 0, "future") == ["Grasp lion", "Grow carrot"]
+    assert relabel_candidates(events, 1, "future") == ["Grasp lion", "Grow carrot"]  # at t itself
+    assert relabel_candidates(events, 2, "future") == ["Grow carrot"]
+    assert relabel_candidates(events, 4, "future") == []
+    assert relabel_candidates(events, 4, "final") == ["Grow carrot"]
+    assert relabel_candidates(events, 4, "episode") == ["Grasp lion", "Grow carrot"]
+    with pytest.raises(ValueError, match="unknown HER strategy 'past'"):
+        relabel_candidates(events, 0, "past")  # type: ignore[arg-type]
+
+
+def test_own_goal_is_never_a_relabel_candidate():
+    ep = hand_episode(
+        [["Grasp lion"], ["Grasp cow", "Grow deer"]], goal="Grasp cow", terminated_last=True
+    )
+    events = achievement_events(EpisodeView.of(ep))
+    assert events == [(0, "Grasp lion"), (1, "Grow deer")]
+
+
+@pytest.mark.parametrize(
+    ("t", "goal", "relabeled", "expected"),
+    [
+        # Grasp lion achieved at step 1: r = 0 + 0.5 * 1, two steps summed, terminated.
+        (0, "Grasp lion", True, (0.5, 0.25, True, 2)),
+        # Achieved at the sampled step itself: one step, reward 1.
+        (1, "Grasp lion", True, (1.0, 0.5, True, 2)),
+        (2, "Grow carrot", True, (0.5, 0.25, True, 4)),
+        # Not within n = 3 steps: nothing earned, bootstraps from s_3.
+        (0, "Grow carrot", True, (0.0, 0.125, False, 3)),
+        # Grasp lion no longer achievable after step 1: the window runs to the end.
+        (3, "Grasp lion", True, (0.0, 0.25, False, 5)),
+        # Own goal, time limit at the last step: truncation is not termination.
+        (4, "Grasp cow", False, (0.0, 0.5, False, 5)),
+        (2, "Grasp cow", False, (0.0, 0.125, False, 5)),
+    ],
+)
+def test_n_step_sums_discounts_and_termination_are_exact(t, goal, relabeled, expected):
+    got = n_step(EpisodeView.of(_five_steps()), t, goal, relabeled, 3, 0.5, env_predicate)
+    assert (got.reward, got.discount, got.terminated, got.next_index) == expected
+
+
+def test_own_goal_uses_the_recorded_reward_and_termination():
+    ep = hand_episode([[], [], ["Grasp cow"]], goal="Grasp cow", terminated_last=True)
+    view = EpisodeView.of(ep)
+    got = n_step(view, 1, "Grasp cow", False, 3, 0.9, env_predicate)
+    assert got.reward == pytest.approx(0.9) and got.discount == pytest.approx(0.81)
+    assert got.terminated and got.next_index == 3
+    # A relabel replayed through the end of an episode that ended for its own goal
+    # is not terminated for the relabeled goal: it bootstraps from the final state.
+    got = n_step(view, 1, "Grow deer", True, 3, 0.9, env_predicate)
+    assert (got.reward, got.terminated, got.next_index) == (0.0, False, 3)
+
+
+def test_a_final_state_without_actions_is_absorbing():
+    ep = hand_episode(
+        [[], []], goal="Grasp cow", terminated_last=True, final_admissible=[], rewards=[0.0, 1.0]
+    )
+    got = n_step(EpisodeView.of(ep), 0, "Grasp lion", True, 3, 0.9, env_predicate)
+    assert got.terminated and got.next_index == 2 and got.reward == 0.0
+
+
+def test_the_predicate_parameter_decides_relabeled_rewards():
+    ep = hand_episode([["grasp LION"], []], goal="Grasp cow")
+    view = EpisodeView.of(ep)
+
+    def case_blind(goal, achieved_goals):
+        return goal.lower() in {g.lower() for g in achieved_goals}
+
+    assert n_step(view, 0, "Grasp lion", True, 1, 0.9, env_predicate).reward == 0.0
+    assert n_step(view, 0, "Grasp lion", True, 1, 0.9, case_blind).reward == 1.0
+
+
+# -- properties over random episodes --------------------------------------------------------------
+
+
+@dataclass
+class Spec:
+    goal: str
+    achieved: list[list[str]]
+    terminated: bool
+    truncated: bool
+
+
+@st.composite
+def episode_specs(draw):
+    goal = draw(st.sampled_from(GOALS))
+    length = draw(st.integers(1, 10))
+    achieved = [
+        draw(st.lists(st.sampled_from(GOALS), max_size=3, unique=True)) for _ in range(length)
+    ]
+    for j, goals in enumerate(achieved):
+        if goal in goals:  # the env ends an episode when its goal holds
+            return Spec(goal, achieved[: j + 1], True, False)
+    return Spec(goal, achieved, False, draw(st.booleans()))
+
+
+def _build(specs: list[Spec]) -> list[Episode]:
+    return [
+        hand_episode(
+            s.achieved,
+            goal=s.goal,
+            terminated_last=s.terminated,
+            truncated_last=s.truncated,
+            tag=f"e{i}:",
+        )
+        for i, s in enumerate(specs)
+    ]
+
+
+def expected_target(
+    ep: Episode,
+    t: int,
+    goal: str,
+    relabeled: bool,
+    n: int,
+    gamma: float,
+    predicate: Predicate = env_predicate,
+) -> tuple[float, float, bool, int]:
+    """Closed form: the window is cut at the first step where the goal holds."""
+    steps = ep.steps
+    horizon = min(n, ep.length - t)
+    if relabeled:
+        hits = [predicate(goal, steps[j].achieved_goals) for j in range(t, t + horizon)]
+        rewards = [1.0 if h else 0.0 for h in hits]
+    else:
+        hits = [steps[j].terminated for j in range(t, t + horizon)]
+        rewards = [steps[j].reward for j in range(t, t + horizon)]
+    k = hits.index(True) + 1 if any(hits) else horizon
+    reward = sum(gamma**j * rewards[j] for j in range(k))
+    return reward, gamma**k, any(hits), t + k
+
+
+def strategy_goals(ep: Episode, t: int, strategy: str) -> set[str]:
+    own = ep.goal
+    per_step = [[g for g in s.achieved_goals if g != own] for s in ep.steps]
+    if strategy == "future":
+        return {g for goals in per_step[t:] for g in goals}
+    if strategy == "episode":
+        return {g for goals in per_step for g in goals}
+    nonempty = [goals for goals in per_step if goals]
+    return set(nonempty[-1]) if nonempty else set()
+
+
+@given(spec=episode_specs(), n=st.integers(1, 5), gamma=st.floats(0.5, 1.0), data=st.data())
+def test_n_step_matches_the_closed_form(spec, n, gamma, data):
+    (ep,) = _build([spec])
+    view = EpisodeView.of(ep)
+    t = data.draw(st.integers(0, ep.length - 1))
+    goal = data.draw(st.sampled_from(GOALS))
+    relabeled = goal != ep.goal
+    got = n_step(view, t, goal, relabeled, n, gamma, env_predicate)
+    reward, discount, terminated, nxt = expected_target(ep, t, goal, relabeled, n, gamma)
+    assert got.reward == pytest.approx(reward) and got.discount == pytest.approx(discount)
+    assert (got.terminated, got.next_index) == (terminated, nxt)
+    if n == 1 and relabeled:  # reward 1 and termination exactly where the predicate holds
+        holds = goal in ep.steps[t].achieved_goals
+        assert (got.reward == 1.0) == holds == got.terminated
+
+
+@given(spec=episode_specs(), data=st.data())
+def test_candidates_follow_each_strategy(spec, data):
+    (ep,) = _build([spec])
+    events = achievement_events(EpisodeView.of(ep))
+    t = data.draw(st.integers(0, ep.length - 1))
+    for strategy in ("future", "final", "episode"):
+        candidates = relabel_candidates(events, t, strategy)
+        assert set(candidates) == strategy_goals(ep, t, strategy)
+        assert ep.goal not in candidates
+
+
+def check_batch(
+    batch: TransitionBatch,
+    episodes: list[Episode],
+    *,
+    her_ratio: float,
+    strategy: str,
+    n: int,
+    gamma: float,
+    predicate: Predicate = env_predicate,
+) -> None:
+    for i in range(len(batch)):
+        match = ROW.search(batch.prompts[i])
+        assert match is not None
+        ep, t = episodes[int(match.group(1))], int(match.group(2))
+        step, goal = ep.steps[t], batch.goals[i]
+        assert batch.prompts[i] == build_prompt(goal, step.observation)
+        assert batch.candidates[i] == step.admissible_actions
+        assert batch.actions[i] == step.action and batch.policy_versions[i] == step.policy_version
+        if batch.relabeled[i]:
+            assert goal != ep.goal and goal in strategy_goals(ep, t, strategy)
+        else:
+            assert goal == ep.goal
+            if her_ratio == 1.0:
+                assert not strategy_goals(ep, t, strategy)  # nothing to relabel with
+        reward, discount, terminated, nxt = expected_target(
+            ep, t, goal, bool(batch.relabeled[i]), n, gamma, predicate
+        )
+        assert batch.rewards[i] == pytest.approx(reward, rel=1e-6, abs=1e-6)
+        assert batch.discounts[i] == pytest.approx(discount, rel=1e-6)
+        assert bool(batch.terminated[i]) == terminated
+        states = [(s.observation, s.admissible_actions) for s in ep.steps]
+        states.append((ep.final_observation, ep.final_admissible_actions))
+        assert batch.next_prompts[i] == build_prompt(goal, states[nxt][0])
+        assert batch.next_candidates[i] == states[nxt][1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    specs=st.lists(episode_specs(), min_size=1, max_size=6),
+    her_ratio=st.sampled_from([0.0, 0.5, 0.8, 1.0]),
+    strategy=st.sampled_from(["future", "final", "episode"]),
+    n=st.integers(1, 4),
+    gamma=st.floats(0.5, 1.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_sampled_batches_are_correct_relabels_with_exact_targets(
+    specs, her_ratio, strategy, n, gamma, seed
+):
+    episodes = _build(specs)
+    store = MemoryEpisodeStore()
+    store.put_many(episodes)
+    sampler = ReplaySampler(
+        store, her_ratio=her_ratio, strategy=strategy, n_step=n, gamma=gamma, rng=seed
+    )
+    batch = sampler.sample(48)
+    assert len(batch) == 48
+    check_batch(batch, episodes, her_ratio=her_ratio, strategy=strategy, n=n, gamma=gamma)
+    if her_ratio == 0.0:
+        assert not batch.relabeled.any()
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    specs=st.lists(episode_specs(), min_size=1, max_size=8),
+    strategy=st.sampled_from(["future", "final", "episode"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_lmdb_and_memory_sources_give_identical_batches(tmp_path_factory, specs, strategy, seed):
+    episodes = _build(specs)
+    memory = MemoryEpisodeStore()
+    memory.put_many(episodes)
+    with EpisodeStore(tmp_path_factory.mktemp("s"), durable=False) as store:
+        store.put_many(episodes)
+        a = ReplaySampler(store, strategy=strategy, rng=seed).sample(64)
+    b = ReplaySampler(memory, strategy=strategy, rng=seed).sample(64)
+    check_batch(a, episodes, her_ratio=0.8, strategy=strategy, n=3, gamma=0.99)
+    for field in ("prompts", "candidates", "next_prompts", "next_candidates", "goals"):
+        assert getattr(a, field) == getattr(b, field)
+    for field in ("actions", "rewards", "discounts", "terminated", "relabeled", "policy_versions"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_a_custom_predicate_reaches_the_sampled_batch():
+    episodes = _build([Spec("Grasp cow", [["Grasp lion"], [], ["Grow deer"]], False, True)])
+    store = MemoryEpisodeStore()
+    store.put_many(episodes)
+
+    def never(goal, achieved_goals):
+        return False
+
+    default = ReplaySampler(store, her_ratio=1.0, rng=0).sample(64)
+    assert default.relabeled.any() and default.rewards.max() > 0 and default.terminated.any()
+    batch = ReplaySampler(store, her_ratio=1.0, predicate=never, rng=0).sample(64)
+    assert batch.relabeled.any() and batch.rewards.max() == 0 and not batch.terminated.any()
+    check_batch(batch, episodes, her_ratio=1.0, strategy="future", n=3, gamma=0.99, predicate=never)
