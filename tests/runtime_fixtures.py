@@ -156,7 +156,7 @@ class Probe:
             CallbackAPIVersion.VERSION2, client_id=f"probe-{time.monotonic_ns()}"
         )
         self.client.on_message = lambda _c, _u, m: self.messages.put(
-            (m.topic, m.payload, bool(m.retain))
+            (m.topic, bytes(m.payload), bool(m.retain))
         )
         self.client.connect("127.0.0.1", port)
         for topic in topics:
