@@ -36,6 +36,8 @@ class EvalResult:
     episodes: int
     success: dict[str, float]
     mean_steps: dict[str, float]
+    counts: dict[str, int]
+    """Episodes per category."""
 
     @property
     def overall(self) -> float:
@@ -88,6 +90,7 @@ def evaluate(
         episodes=len(todo),
         success={c: float(np.mean(v)) for c, v in sorted(wins.items())},
         mean_steps={c: float(np.mean(v)) for c, v in sorted(lengths.items())},
+        counts={c: len(v) for c, v in sorted(wins.items())},
     )
 
 

@@ -1,0 +1,212 @@
+"""One learning run of the real runtime, headless, evaluated at fixed intervals.
+
+It builds the same :class:`~autotelic.runtime.service.Agent` that ``autotelic
+run`` serves (collector, LMDB store, HER replay, learner, curriculum) and drives
+it serially, so a seed reproduces its curve. Every ``--eval-every`` env steps it
+evaluates the policy on training and held-out objects, greedy and sampled, and
+appends the results to a CSV (one row per evaluation, split, way of acting and
+goal category).
+
+    .venv/bin/python bench/experiment.py --config bench/configs/cpu.yaml \
+        --method sac-glam-her --seed 0 --out docs/results/cpu
+
+Methods: ``sac-glam-her`` (SAC-GLAM, HER on), ``sac-glam`` (HER off),
+``ppo-glam``; and two references that do not learn: ``zero-shot`` (the
+configured model as it is) and ``random`` (uniform over admissible actions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autotelic.envs.playground import all_goals, parse_goal
+from autotelic.learners.policy import ActResult
+from autotelic.runtime.config import Settings, load_settings
+from autotelic.runtime.evaluation import EvalResult, evaluate
+from autotelic.runtime.service import Agent
+
+METHODS = ("sac-glam-her", "sac-glam", "ppo-glam", "zero-shot", "random")
+FIELDS = [
+    "method", "seed", "env_steps", "updates", "train_seconds", "split", "acting",
+    "category", "success", "episodes",
+]  # fmt: skip
+
+
+def method_overrides(method: str) -> dict[str, Any]:
+    """What each method changes in the shared configuration."""
+    if method == "sac-glam-her":
+        return {"run": {"learner": "sac"}}
+    if method == "sac-glam":
+        return {"run": {"learner": "sac"}, "replay": {"her_ratio": 0.0}}
+    if method == "ppo-glam":
+        return {"run": {"learner": "ppo"}}
+    return {"run": {"learner": "sac"}}  # references: the model is loaded, never trained
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = deep_merge(out[key], value) if nested else value
+    return out
+
+
+def build_settings(config: Path, method: str, seed: int, budget: int, run_dir: Path) -> Settings:
+    base = load_settings(config).model_dump()
+    extra = deep_merge(
+        method_overrides(method),
+        {
+            "run": {"dir": run_dir, "seed": seed, "max_env_steps": budget, "mode": "serial"},
+            "curriculum": {"seed": seed},
+            "sac": {"seed": seed},
+            "ppo": {"seed": seed},
+            "model": {"seed": seed},
+        },
+    )
+    return Settings.model_validate(deep_merge(base, extra))
+
+
+def eval_goals(settings: Settings, split: str) -> list[str]:
+    """The configured goal subset's categories, over the objects of ``split``."""
+    categories = {parse_goal(g).category for g in settings.curriculum.configured_goals or []}
+    goals = all_goals(split)  # type: ignore[arg-type]
+    return [g for g in goals if not categories or parse_goal(g).category in categories]
+
+
+class RandomPolicy:
+    """Uniform over each state's candidates: the floor any learner must beat."""
+
+    policy_version = 0
+
+    def act(
+        self,
+        prompts: Sequence[str],
+        candidates: Sequence[Sequence[str]],
+        *,
+        generator: np.random.Generator | None = None,
+        **_: Any,
+    ) -> ActResult:
+        rng = generator if isinstance(generator, np.random.Generator) else np.random.default_rng()
+        actions = np.array([rng.integers(len(c)) for c in candidates], dtype=np.int64)
+        probs = [np.full(len(c), 1 / len(c), dtype=np.float32) for c in candidates]
+        return ActResult(
+            actions=actions,
+            log_probs=np.array([-np.log(len(c)) for c in candidates], dtype=np.float32),
+            entropies=np.array([np.log(len(c)) for c in candidates], dtype=np.float32),
+            probs=probs,
+            policy_version=0,
+        )
+
+
+class Recorder:
+    """Runs the evaluations and writes the CSV rows."""
+
+    def __init__(self, path: Path, method: str, seed: int, settings: Settings, args: Any) -> None:
+        self.path = path
+        self.method, self.seed, self.settings, self.args = method, seed, settings, args
+        self.train_seconds = 0.0
+        self.last_step = -1
+        self._mark = time.perf_counter()
+        with path.open("w", newline="") as f:
+            csv.DictWriter(f, FIELDS).writeheader()
+
+    def __call__(self, agent: Agent | None, policy: Any = None) -> None:
+        steps = agent.collector.env_steps if agent else 0
+        if steps == self.last_step:
+            return
+        self.last_step = steps
+        self.train_seconds += time.perf_counter() - self._mark
+        learner = policy if policy is not None else agent.learner  # type: ignore[union-attr]
+        updates = agent.learner.num_updates if agent else 0
+        rows = []
+        for split in ("train", "test"):
+            for greedy in (True, False):
+                result = evaluate(
+                    learner,
+                    split=split,
+                    greedy=greedy,
+                    episodes_per_goal=self.args.eval_episodes,
+                    goals=eval_goals(self.settings, split),
+                    seed=10_000,  # the same scenes at every evaluation: paired curves
+                    num_envs=self.args.eval_envs,
+                    n_objects=self.settings.env.playground.n_objects,
+                )
+                rows.extend(self._rows(result, steps, updates))
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, FIELDS).writerows(rows)
+        overall = {
+            r["split"] + "/" + r["acting"]: r["success"] for r in rows if r["category"] == "all"
+        }
+        print(
+            f"[{self.method} s{self.seed}] steps {steps} updates {updates} "
+            f"train {self.train_seconds:.0f}s {overall}",
+            flush=True,
+        )
+        self._mark = time.perf_counter()
+
+    def _rows(self, result: EvalResult, steps: int, updates: int) -> list[dict[str, Any]]:
+        base = {
+            "method": self.method,
+            "seed": self.seed,
+            "env_steps": steps,
+            "updates": updates,
+            "train_seconds": round(self.train_seconds, 3),
+            "split": result.split,
+            "acting": "greedy" if result.greedy else "sampled",
+        }
+        rows = [
+            {**base, "category": c, "success": s, "episodes": result.counts[c]}
+            for c, s in result.success.items()
+        ]
+        rows.append(
+            {**base, "category": "all", "success": result.overall, "episodes": result.episodes}
+        )
+        return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True, help="autotelic YAML config")
+    parser.add_argument("--method", choices=METHODS, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget", type=int, default=None, help="env steps (default: config)")
+    parser.add_argument("--eval-every", type=int, default=2000, help="env steps between evals")
+    parser.add_argument("--eval-episodes", type=int, default=2, help="episodes per goal")
+    parser.add_argument("--eval-envs", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=Path("bench/out/experiments"))
+    args = parser.parse_args(argv)
+
+    budget = args.budget or load_settings(args.config).run.max_env_steps
+    if budget is None:
+        sys.exit("give --budget or run.max_env_steps in the config")
+    args.out.mkdir(parents=True, exist_ok=True)
+    run_dir = args.out / "runs" / f"{args.method}-s{args.seed}"
+    shutil.rmtree(run_dir, ignore_errors=True)  # a rerun starts from scratch
+    settings = build_settings(args.config, args.method, args.seed, budget, run_dir)
+    recorder = Recorder(
+        args.out / f"{args.method}-s{args.seed}.csv", args.method, args.seed, settings, args
+    )
+    if args.method == "random":
+        recorder(None, RandomPolicy())
+        return
+    agent = Agent(settings)
+    try:
+        recorder(agent)
+        if args.method != "zero-shot":
+            agent.run_serial(hooks=[(args.eval_every, recorder)])
+            recorder(agent)  # the final policy (skipped if just evaluated)
+    finally:
+        agent.close()
+
+
+if __name__ == "__main__":
+    main()

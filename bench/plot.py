@@ -1,0 +1,210 @@
+"""Plots and a summary table from the CSVs that bench/experiment.py writes.
+
+    .venv/bin/python bench/plot.py --runs docs/results/cpu [--acting sampled]
+
+Writes into the same folder:
+- ``success.png``: success on training objects against env steps, mean and a 95%
+  confidence band over seeds (t-interval), per method;
+- ``categories.png``: the same per goal category;
+- ``generalisation.png``: training against held-out objects;
+- ``wall_time.png``: training wall time per 1k env steps;
+- ``table.md``: success at fixed budgets, steps to reach 50% and 80%, wall time
+  per 1k steps, with the references (random policy, untrained model) if present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from scipy import stats
+
+LEARNERS = ("sac-glam-her", "sac-glam", "ppo-glam")
+REFERENCES = ("random", "zero-shot")
+COLORS = {"sac-glam-her": "tab:blue", "sac-glam": "tab:orange", "ppo-glam": "tab:green"}
+
+Row = dict[str, str]
+# (method, split, acting, category) -> seed -> sorted [(env_steps, success, train_seconds)]
+Curves = dict[tuple[str, str, str, str], dict[int, list[tuple[int, float, float]]]]
+
+
+def load(folder: Path) -> Curves:
+    curves: Curves = defaultdict(lambda: defaultdict(list))
+    for path in sorted(folder.glob("*.csv")):
+        with path.open() as f:
+            for row in csv.DictReader(f):
+                key = (row["method"], row["split"], row["acting"], row["category"])
+                curves[key][int(row["seed"])].append(
+                    (int(row["env_steps"]), float(row["success"]), float(row["train_seconds"]))
+                )
+    for per_seed in curves.values():
+        for points in per_seed.values():
+            points.sort()
+    return curves
+
+
+def band(per_seed: dict[int, list[tuple[int, float, float]]]) -> tuple[np.ndarray, ...]:
+    """Steps, mean success and the 95% t-interval over seeds, on the steps all seeds share."""
+    shared = sorted(set.intersection(*(set(p[0] for p in pts) for pts in per_seed.values())))
+    values = np.array(
+        [[dict((s, v) for s, v, _ in pts)[step] for step in shared] for pts in per_seed.values()]
+    )
+    mean = values.mean(axis=0)
+    n = values.shape[0]
+    if n > 1:
+        half = stats.t.ppf(0.975, n - 1) * values.std(axis=0, ddof=1) / math.sqrt(n)
+    else:
+        half = np.zeros_like(mean)
+    return np.array(shared), mean, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1)
+
+
+def draw(ax: Axes, curves: Curves, split: str, acting: str, category: str) -> None:
+    for method in LEARNERS:
+        per_seed = curves.get((method, split, acting, category))
+        if not per_seed:
+            continue
+        steps, mean, low, high = band(per_seed)
+        color = COLORS[method]
+        ax.plot(steps, mean, color=color, label=f"{method} ({len(per_seed)} seeds)")
+        ax.fill_between(steps, low, high, color=color, alpha=0.2)
+    for method, style in zip(REFERENCES, (":", "--"), strict=True):
+        per_seed = curves.get((method, split, acting, category))
+        if per_seed:
+            level = float(np.mean([pts[0][1] for pts in per_seed.values()]))
+            ax.axhline(level, color="gray", linestyle=style, label=f"{method} ({level:.2f})")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("success rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+
+
+def categories_of(curves: Curves) -> list[str]:
+    return sorted({k[3] for k in curves if k[3] != "all"})
+
+
+def plot_all(curves: Curves, out: Path, acting: str) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    draw(ax, curves, "train", acting, "all")
+    ax.set_title(f"Success on training objects ({acting} actions), mean and 95% CI")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "success.png", dpi=120)
+    plt.close(fig)
+
+    cats = categories_of(curves)
+    fig, axes = plt.subplots(1, len(cats), figsize=(6 * len(cats), 4.5), squeeze=False)
+    for ax, category in zip(axes[0], cats, strict=True):
+        draw(ax, curves, "train", acting, category)
+        ax.set_title(f"{category} (training objects, {acting})")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "categories.png", dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, split in zip(axes, ("train", "test"), strict=True):
+        draw(ax, curves, split, acting, "all")
+        ax.set_title(f"{'training' if split == 'train' else 'held-out'} objects ({acting})")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "generalisation.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    names, means, errs = [], [], []
+    for method in LEARNERS:
+        per_seed = curves.get((method, "train", acting, "all"))
+        if per_seed:
+            rates = [1000 * pts[-1][2] / max(pts[-1][0], 1) for pts in per_seed.values()]
+            names.append(method)
+            means.append(float(np.mean(rates)))
+            errs.append(float(np.std(rates)))
+    ax.bar(names, means, yerr=errs, color=[COLORS[n] for n in names])
+    ax.set_ylabel("training seconds per 1k env steps")
+    ax.set_title("Wall time (evaluation excluded)")
+    fig.tight_layout()
+    fig.savefig(out / "wall_time.png", dpi=120)
+    plt.close(fig)
+
+
+def first_reaching(steps: Iterable[int], mean: Iterable[float], level: float) -> str:
+    for step, value in zip(steps, mean, strict=True):
+        if value >= level:
+            return f"{step:,}"
+    return "not reached"
+
+
+def table(curves: Curves, acting: str) -> str:
+    budgets: list[int] = []
+    for method in LEARNERS:
+        if (method, "train", acting, "all") in curves:
+            steps, *_ = band(curves[(method, "train", acting, "all")])
+            budgets = [int(steps[len(steps) // 4]), int(steps[len(steps) // 2]), int(steps[-1])]
+            break
+    header = (
+        "| method | seeds | "
+        + " | ".join(f"success @{b:,} (train)" for b in budgets)
+        + " | success @end (held-out) | steps to 50% | steps to 80% | train s / 1k steps |"
+    )
+    lines = [header, "|" + " --- |" * (header.count("|") - 1)]
+    for method in LEARNERS:
+        train = curves.get((method, "train", acting, "all"))
+        test = curves.get((method, "test", acting, "all"))
+        if not train:
+            continue
+        steps, mean, low, high = band(train)
+        cells = []
+        for b in budgets:  # the last evaluation at or before the budget
+            i = int(np.searchsorted(steps, b, side="right")) - 1
+            cells.append(f"{mean[i]:.2f} [{low[i]:.2f}, {high[i]:.2f}]" if i >= 0 else "-")
+        held = band(test)[1][-1] if test else float("nan")
+        rates = [1000 * pts[-1][2] / max(pts[-1][0], 1) for pts in train.values()]
+        lines.append(
+            f"| {method} | {len(train)} | "
+            + " | ".join(cells)
+            + f" | {held:.2f} | {first_reaching(steps, mean, 0.5)} "
+            f"| {first_reaching(steps, mean, 0.8)} | {np.mean(rates):.1f} ± {np.std(rates):.1f} |"
+        )
+    for method in REFERENCES:
+        train = curves.get((method, "train", acting, "all"))
+        test = curves.get((method, "test", acting, "all"))
+        if train:
+            level = np.mean([pts[0][1] for pts in train.values()])
+            held = np.mean([pts[0][1] for pts in test.values()]) if test else float("nan")
+            lines.append(
+                f"| {method} (no learning) | {len(train)} | "
+                + " | ".join(f"{level:.2f}" for _ in budgets)
+                + f" | {held:.2f} | - | - | - |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, required=True, help="folder with the CSVs")
+    parser.add_argument("--out", type=Path, default=None, help="default: the runs folder")
+    parser.add_argument("--acting", choices=("sampled", "greedy"), default="greedy")
+    args = parser.parse_args()
+    out = args.out or args.runs
+    out.mkdir(parents=True, exist_ok=True)
+    curves = load(args.runs)
+    if not curves:
+        raise SystemExit(f"no CSV in {args.runs}")
+    plot_all(curves, out, args.acting)
+    text = table(curves, args.acting)
+    (out / "table.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
