@@ -113,12 +113,7 @@ class EmbeddingLP:
     def _rows_of(self, goals: Sequence[str]) -> list[int]:
         missing = [g for g in dict.fromkeys(goals) if g not in self._rows]
         if missing:
-            vectors = np.asarray(self.embed(missing), dtype=np.float32)
-            if vectors.ndim != 2 or vectors.shape[0] != len(missing):
-                raise ValueError(
-                    f"embedding function returned shape {vectors.shape} for "
-                    f"{len(missing)} texts; expected ({len(missing)}, dim)"
-                )
+            vectors = self._embed(missing)
             base = self._matrix.shape[0]
             if base and vectors.shape[1] != self._matrix.shape[1]:
                 raise ValueError(
@@ -129,6 +124,15 @@ class EmbeddingLP:
             for i, goal in enumerate(missing):
                 self._rows[goal] = base + i
         return [self._rows[g] for g in goals]
+
+    def _embed(self, texts: list[str]) -> Array:
+        vectors = np.asarray(self.embed(texts), dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+            raise ValueError(
+                f"embedding function returned shape {vectors.shape} for "
+                f"{len(texts)} texts; expected ({len(texts)}, dim)"
+            )
+        return vectors
 
     def _model_and_inputs(self, goals: Sequence[str]) -> tuple[CompetenceMLP, Array]:
         rows = self._rows_of(goals)
@@ -167,30 +171,39 @@ class EmbeddingLP:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a saved state; on any mismatch raise before changing anything."""
         _check_kind(self.kind, state)
         if int(state["hidden"]) != self.hidden:
             raise ValueError(
                 f"saved embedding model has hidden={state['hidden']}, configured {self.hidden}"
             )
-        self._rows = {}
-        self._matrix = np.zeros((0, 0), dtype=np.float32)
         goals = [str(g) for g in state["goals"]]
-        if goals:
-            self._rows_of(goals)
-        self._buffer.clear()
-        self._buffer.extend((int(row), float(s)) for row, s in state["buffer"])
-        self.updates = int(state["updates"])
-        self._rng = decode_rng(state["rng"])
-        self._model = self._optimizer = None
-        self._snapshots.clear()
+        rows = {goal: i for i, goal in enumerate(goals)}
+        matrix = self._embed(goals) if goals else np.zeros((0, 0), dtype=np.float32)
+        model = optimizer = None
         if state.get("model") is not None:
             saved = state["model"]
-            self._model = CompetenceMLP(int(saved["dim"]), self.hidden, np.random.default_rng(0))
-            self._model.load_state_dict(saved)
-            self._optimizer = Adam(self._model.params, self.lr)
+            if goals and int(saved["dim"]) != matrix.shape[1]:
+                raise ValueError(
+                    f"saved embedding model reads {saved['dim']}-dimensional embeddings; "
+                    f"the embedding function gives {matrix.shape[1]}"
+                )
+            model = CompetenceMLP(int(saved["dim"]), self.hidden, np.random.default_rng(0))
+            model.load_state_dict(saved)
+            optimizer = Adam(model.params, self.lr)
             if state.get("optimizer") is not None:
-                self._optimizer.load_state_dict(state["optimizer"])
-            self._snapshots.extend(decode_params(s) for s in state["snapshots"])
+                optimizer.load_state_dict(state["optimizer"])
+        snapshots = [decode_params(s) for s in state["snapshots"]]
+        buffer = [(int(row), float(s)) for row, s in state["buffer"]]
+        rng = decode_rng(state["rng"])
+        self._rows, self._matrix = rows, matrix
+        self._model, self._optimizer = model, optimizer
+        self._snapshots.clear()
+        self._snapshots.extend(snapshots)
+        self._buffer.clear()
+        self._buffer.extend(buffer)
+        self.updates = int(state["updates"])
+        self._rng = rng
 
 
 def _require(ok: bool, message: str) -> None:

@@ -114,11 +114,12 @@ class WindowedLP:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         _check_kind(self.kind, state)
-        self._outcomes = {
-            k: deque((float(x) for x in v), maxlen=self.window)
+        outcomes = {
+            str(k): deque((float(x) for x in v), maxlen=self.window)
             for k, v in state["outcomes"].items()
         }
-        self._attempts = {k: int(v) for k, v in state["attempts"].items()}
+        attempts = {str(k): int(v) for k, v in state["attempts"].items()}
+        self._outcomes, self._attempts = outcomes, attempts
 
 
 class GoalLP(WindowedLP):

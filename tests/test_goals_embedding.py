@@ -166,3 +166,28 @@ def test_embedding_lp_curriculum_beats_uniform_on_the_simulated_learner(
 
     assert per_goal("learnable") > 1.3 * per_goal("mastered")
     assert per_goal("learnable") > 2 * per_goal("impossible")
+
+
+def test_restoring_with_another_embedding_starts_afresh(caplog: pytest.LogCaptureFixture) -> None:
+    def small(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return np.array([[len(t), t.count("o"), 1.0] for t in texts], dtype=np.float32) / 10
+
+    def wider(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return np.hstack([small(texts), small(texts)]).astype(np.float32)
+
+    config = CurriculumConfig(
+        configured_goals=["Grow cow", "Grasp lion"], estimator="embedding", persist_every=0
+    )
+    store = MemoryStateStore()
+    daemon = GoalDaemon(config, store=store, embed=small)
+    for _ in range(30):
+        for a in daemon.next_goals(2):
+            daemon.report(a.outcome(success=a.goal == "Grasp lion", steps=2))
+    daemon.persist()
+    restored = GoalDaemon(config, store=store, embed=wider)
+    assert "starts afresh" in caplog.text
+    assert "6" in caplog.text and "3-dimensional" in caplog.text
+    assert restored.episodes == 60
+    (assignment,) = restored.next_goals(1)
+    restored.report(assignment.outcome(success=True, steps=2))
+    assert restored.estimator.competence(["Grow cow"]).shape == (1,)
