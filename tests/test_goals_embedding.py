@@ -170,7 +170,8 @@ def test_embedding_lp_curriculum_beats_uniform_on_the_simulated_learner(
 
 def test_restoring_with_another_embedding_starts_afresh(caplog: pytest.LogCaptureFixture) -> None:
     def small(texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        return np.array([[len(t), t.count("o"), 1.0] for t in texts], dtype=np.float32) / 10
+        rows = [[len(t) / 10, t.count("o") / 10, 0.1] for t in texts]
+        return np.array(rows, dtype=np.float32)
 
     def wider(texts: Sequence[str]) -> npt.NDArray[np.float32]:
         return np.hstack([small(texts), small(texts)]).astype(np.float32)
