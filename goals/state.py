@@ -90,6 +90,14 @@ def decode_array(data: dict[str, Any]) -> npt.NDArray[Any]:
     return np.frombuffer(raw, dtype=np.dtype(data["dtype"])).reshape(data["shape"]).copy()
 
 
+_BIT_GENERATORS: dict[str, Any] = {
+    "PCG64": np.random.PCG64,
+    "PCG64DXSM": np.random.PCG64DXSM,
+    "Philox": np.random.Philox,
+    "SFC64": np.random.SFC64,
+}
+
+
 def encode_rng(rng: np.random.Generator) -> dict[str, Any]:
     """A numpy Generator's state with its 128-bit integers as strings (msgpack stops at 64)."""
     state: dict[str, Any] = _stringify_ints(rng.bit_generator.state)
@@ -99,8 +107,10 @@ def encode_rng(rng: np.random.Generator) -> dict[str, Any]:
 def decode_rng(data: dict[str, Any]) -> np.random.Generator:
     """A Generator in exactly the state :func:`encode_rng` saw."""
     state = _parse_ints(data)
-    name = state["bit_generator"]
-    bit_generator = getattr(np.random, name)()
+    name = state.get("bit_generator")
+    if name not in _BIT_GENERATORS:
+        raise ValueError(f"unknown random generator {name!r} in saved state")
+    bit_generator = _BIT_GENERATORS[name]()
     bit_generator.state = state
     return np.random.Generator(bit_generator)
 
