@@ -373,10 +373,20 @@ class GoalDaemon:
         steps = outcome.steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise InvalidOutcomeError(f"steps must be an integer >= 0, got {steps!r}")
-        if isinstance(outcome.achieved_goals, str) or not all(
-            isinstance(g, str) for g in outcome.achieved_goals
+        achieved = outcome.achieved_goals
+        if not isinstance(achieved, list | tuple) or not all(isinstance(g, str) for g in achieved):
+            raise InvalidOutcomeError(
+                f"achieved_goals must be a list of goal strings, got {achieved!r}"
+            )
+        episode_id = outcome.episode_id
+        if episode_id is not None and (
+            isinstance(episode_id, bool) or not isinstance(episode_id, int)
         ):
-            raise InvalidOutcomeError("achieved_goals must be a list of goal strings")
+            raise InvalidOutcomeError(f"episode_id must be an integer or None, got {episode_id!r}")
+        if outcome.injection_id is not None and not isinstance(outcome.injection_id, str):
+            raise InvalidOutcomeError(
+                f"injection_id must be a string or None, got {outcome.injection_id!r}"
+            )
         return parsed
 
     def _count(self, parsed: ParsedGoal, success: bool) -> None:

@@ -131,6 +131,9 @@ def test_invalid_achieved_goal_is_skipped_not_raised(caplog: pytest.LogCaptureFi
         (EpisodeOutcome("Grow carrot", "configured", None, True, -1), "steps"),
         (EpisodeOutcome("Grow carrot", "configured", None, True, 1.5), "steps"),  # type: ignore[arg-type]
         (EpisodeOutcome("Grow carrot", "configured", None, True, 1, "Grow carrot"), "list"),  # type: ignore[arg-type]
+        (EpisodeOutcome("Grow carrot", "configured", None, True, 1, None), "list"),  # type: ignore[arg-type]
+        (EpisodeOutcome("Grow carrot", "configured", None, True, 1, [], "7"), "episode_id"),  # type: ignore[arg-type]
+        (EpisodeOutcome("Grow carrot", "injected", 7, True, 1), "injection_id"),  # type: ignore[arg-type]
     ],
 )
 def test_impossible_outcomes_are_refused_with_reasons(
