@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -40,17 +40,19 @@ from autotelic.goals import GoalDaemon, InjectionRejected, InjectionReport
 from autotelic.learners.factory import build_learner
 from autotelic.learners.ppo import PPOLearner
 from autotelic.learners.sac import SACLearner
-from autotelic.runtime.broker import EmbeddedBroker
 from autotelic.runtime.collector import Collector, FinishedEpisode
 from autotelic.runtime.config import Settings, dump_settings
 from autotelic.runtime.coordination import SafePoints, UpdateThrottle
 from autotelic.runtime.learner_loop import LearnerLoop
 from autotelic.runtime.messages import Acceptance, InjectRequest, Rejection, Status, Topics
 from autotelic.runtime.metrics import Metrics, MetricsServer
-from autotelic.runtime.mqtt import MQTTBridge
 from autotelic.runtime.progress import ProgressLine, Snapshot
 from autotelic.runtime.rollout import RolloutRecorder
 from autotelic.storage import CheckpointManager, EpisodeStore, ReplaySampler
+
+if TYPE_CHECKING:
+    from autotelic.runtime.broker import EmbeddedBroker
+    from autotelic.runtime.mqtt import MQTTBridge
 
 log = logging.getLogger(__name__)
 
@@ -435,6 +437,10 @@ async def _start_mqtt(
 ) -> tuple[EmbeddedBroker | None, MQTTBridge | None, asyncio.Task[None] | None]:
     if not settings.service.mqtt_enabled:
         return None, None, None
+    # Imported here: headless runs (experiments, GPU boxes) need no MQTT packages.
+    from autotelic.runtime.broker import EmbeddedBroker
+    from autotelic.runtime.mqtt import MQTTBridge
+
     broker = None
     config = settings.mqtt
     if config.url is None:
