@@ -92,15 +92,12 @@ def build(raw: list[tuple[Any, ...]]) -> Episode:
     return builder.build()
 
 
-def median_rate(run: Callable[[], int], repeats: int) -> float:
-    """Median items per second of ``run`` (which returns how many items it did)."""
-    rates = []
-    for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        done = run()
-        rates.append(done / (time.perf_counter() - start))
-    return statistics.median(rates)
+def rate(run: Callable[[], int]) -> float:
+    """Items per second of one ``run`` (which returns how many items it did)."""
+    gc.collect()
+    start = time.perf_counter()
+    done = run()
+    return done / (time.perf_counter() - start)
 
 
 def bench_insert(episodes: list[Episode], raws: list[Any], repeats: int, workdir: Path) -> None:
@@ -133,22 +130,30 @@ def bench_insert(episodes: list[Episode], raws: list[Any], repeats: int, workdir
 
         return run
 
+    variants: dict[str, tuple[Callable[[], int], Callable[[], int]]] = {
+        "in-memory list": (memory_run(False), memory_run(True)),
+        "LMDB durable, put": (lmdb_run(True, 1, False), lmdb_run(True, 1, True)),
+        f"LMDB durable, put_many({COLLECTOR_BATCH})": (
+            lmdb_run(True, COLLECTOR_BATCH, False),
+            lmdb_run(True, COLLECTOR_BATCH, True),
+        ),
+        "LMDB durable=False, put": (lmdb_run(False, 1, False), lmdb_run(False, 1, True)),
+        f"LMDB durable=False, put_many({COLLECTOR_BATCH})": (
+            lmdb_run(False, COLLECTOR_BATCH, False),
+            lmdb_run(False, COLLECTOR_BATCH, True),
+        ),
+    }
+    rates: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in variants}
+    for _ in range(repeats):  # interleaved, so a burst of load hits every variant alike
+        for name, (store_only, with_build) in variants.items():
+            rates[name][0].append(rate(store_only))
+            rates[name][1].append(rate(with_build))
     print(f"\n== insert: {len(episodes)} episodes, median of {repeats} (episodes/s)")
     print(f"{'':34s}{'store only':>14s}{'list/LMDB':>11s}{'build+store':>14s}{'list/LMDB':>11s}")
-    base = median_rate(memory_run(False), repeats)
-    base_built = median_rate(memory_run(True), repeats)
-    print(f"{'in-memory list':34s}{base:14,.0f}{'1.0':>11s}{base_built:14,.0f}{'1.0':>11s}")
-    for label, durable, batch in (
-        ("LMDB durable, put", True, 1),
-        (f"LMDB durable, put_many({COLLECTOR_BATCH})", True, COLLECTOR_BATCH),
-        ("LMDB durable=False, put", False, 1),
-        (f"LMDB durable=False, put_many({COLLECTOR_BATCH})", False, COLLECTOR_BATCH),
-    ):
-        rate = median_rate(lmdb_run(durable, batch, False), repeats)
-        built = median_rate(lmdb_run(durable, batch, True), repeats)
-        print(
-            f"{label:34s}{rate:14,.0f}{base / rate:11.1f}{built:14,.0f}{base_built / built:11.1f}"
-        )
+    base, base_built = (statistics.median(v) for v in rates["in-memory list"])
+    for name, (plain, built) in rates.items():
+        r, b = statistics.median(plain), statistics.median(built)
+        print(f"{name:34s}{r:14,.0f}{base / r:11.1f}{b:14,.0f}{base_built / b:11.1f}")
 
 
 def bench_sample(episodes: list[Episode], repeats: int, batches: int, workdir: Path) -> None:

@@ -46,7 +46,14 @@ class EpisodeSource(Protocol):
 
 
 class ReplaySampler:
-    """Uniform n-step transition batches with a share of hindsight-relabeled goals."""
+    """Uniform n-step transition batches with a share of hindsight-relabeled goals.
+
+    ``her_ratio`` is the probability that a row is relabeled (rows with nothing
+    to relabel with keep their goal, ``relabeled`` False). ``predicate(goal,
+    achieved_goals)`` is the env's goal test, used for relabeled rows. A sampler
+    owns its random generator: use one sampler per thread. Batch lists may share
+    objects with the source's episodes; treat them as read-only.
+    """
 
     def __init__(
         self,

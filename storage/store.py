@@ -326,6 +326,8 @@ class EpisodeStore:
         """
         self._require_writable()
         batch = list(episodes)
+        if not batch:
+            return []
         for i, episode in enumerate(batch):
             if not isinstance(episode, Episode):
                 raise TypeError(f"item {i} is a {type(episode).__name__}, not an Episode")
@@ -418,6 +420,9 @@ class EpisodeStore:
 
     def _grow_map(self) -> None:
         with self._rw.exclusive():
+            if self._env.reader_check():
+                # A dead reader process pinned old pages; freed, they may make room.
+                return
             current = int(self._env.info()["map_size"])
             limit = self._max_map_size
             if limit is not None and current >= limit:
