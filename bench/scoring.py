@@ -1,0 +1,343 @@
+"""One-pass candidate scoring against one sequence per (prompt, candidate), on SmolLM2-135M.
+
+Real Playground-Text states (prompts from ``build_prompt``, admissible actions as
+candidates), the packaged SmolLM2-135M-Instruct with LoRA, float32 on the CPU.
+Compared side by side in one run, interleaved, medians over repeats:
+
+(a) actor scoring (inference, what the collector does per step): the one-pass
+    scorer against one sequence per (prompt, candidate). Both apply the LM head
+    only to the rows that predict candidate tokens, so the ratio isolates the
+    packing (the authors' code also computes full-vocabulary logits everywhere);
+(b) a whole SAC step's forward + backward (log-probs and Q values for the batch,
+    pi and target Q for its next states): this learner against the authors'
+    design, where the actor scores one sequence per (prompt, candidate) and the
+    critic runs one more forward per (prompt + action), online on the states
+    and with the target adapter on the next states. Reported for this learner
+    with and without the target adapter (without: target features come from the
+    pass that gives pi(a'|s'));
+(c) the full SAC update (forward, backward, optimiser steps) for batches of 64
+    and 256 transitions.
+
+"tokens" counts the positions the model computed, padding included (what time
+tracks); "real" excludes padding. Peak memory is the rise of the process's
+resident-set high-water mark during one call (reset before each variant). The
+machine is shared and noisy: take absolute times as indicative, ratios as the
+result.
+
+    .venv/bin/python bench/scoring.py [--states 16] [--sac-states 8] [--repeats 3]
+                                      [--update-sizes 64 256] [--micro-batch 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from autotelic.envs.playground import PlaygroundBatch, PlaygroundConfig
+from autotelic.learners import sac_math
+from autotelic.learners.batch import TransitionBatch
+from autotelic.learners.models import ModelConfig, PolicyModel, load_model
+from autotelic.learners.naive import naive_score
+from autotelic.learners.prompt import build_prompt
+from autotelic.learners.sac import SACConfig, SACLearner
+
+GAMMA = 0.99
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------- data
+
+
+def real_transitions(num: int, seed: int, objects: int = 4, steps: int = 12) -> TransitionBatch:
+    """``num`` one-step transitions drawn from random-policy rollouts of 32 Playground-Text
+    envs over ``steps`` steps (a replay buffer's mix of fresh and later states); scenes of
+    ``objects`` objects (the env's default is 4, which gives about 4 actions per state)."""
+    envs = PlaygroundBatch(32, PlaygroundConfig(n_objects=objects))
+    observations, infos = envs.reset(seed=seed)
+    rng = random.Random(seed)
+    pool: list[tuple[str, list[str], int, float, str, list[str], bool]] = []
+    for _ in range(steps):
+        actions = [rng.randrange(len(info["admissible_actions"])) for info in infos]
+        step = envs.step(
+            [info["admissible_actions"][a] for info, a in zip(infos, actions, strict=True)]
+        )
+        for i, info in enumerate(infos):
+            ended = bool(step.terminated[i] or step.truncated[i])
+            nxt = step.infos[i]["final_info"] if ended else step.infos[i]
+            nxt_obs = step.infos[i]["final_observation"] if ended else step.observations[i]
+            terminated = bool(step.terminated[i])
+            pool.append(
+                (
+                    build_prompt(info["goal"], observations[i]),
+                    list(info["admissible_actions"]),
+                    actions[i],
+                    float(step.rewards[i]),
+                    build_prompt(info["goal"], nxt_obs),
+                    [] if terminated else list(nxt["admissible_actions"]),
+                    terminated,
+                )
+            )
+        observations, infos = step.observations, step.infos
+    rows = rng.sample(pool, num) if num <= len(pool) else rng.choices(pool, k=num)
+    return TransitionBatch(
+        prompts=[r[0] for r in rows],
+        candidates=[r[1] for r in rows],
+        actions=np.array([r[2] for r in rows], dtype=np.int64),
+        rewards=np.array([r[3] for r in rows], dtype=np.float32),
+        discounts=np.full(num, GAMMA, dtype=np.float32),
+        next_prompts=[r[4] for r in rows],
+        next_candidates=[r[5] for r in rows],
+        terminated=np.array([r[6] for r in rows], dtype=np.bool_),
+    )
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
+    return 0
+
+
+def measured(fn: Callable[[], T]) -> tuple[T, float, float]:
+    """``fn()``, its wall time, and the rise of the resident-set high-water mark (Linux)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        Path("/proc/self/clear_refs").write_text("5")
+        start = _rss_kib("VmRSS")
+    except OSError:
+        start = -1
+    began = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - began
+    peak = (_rss_kib("VmHWM") - start) / 1024 if start >= 0 else float("nan")
+    return result, seconds, peak
+
+
+@dataclass
+class Variant:
+    name: str
+    run: Callable[[], tuple[int, int]]
+    """Runs once; returns (positions computed, real tokens)."""
+    times: list[float]
+    tokens: tuple[int, int] = (0, 0)
+    peak_mib: float = float("nan")
+
+
+def compare(variants: list[Variant], repeats: int) -> None:
+    """Warm-up + memory pass for each variant, then interleaved timed repeats."""
+    for v in variants:
+        v.tokens, _, v.peak_mib = measured(v.run)
+    for _ in range(repeats):
+        for v in variants:
+            began = time.perf_counter()
+            v.run()
+            v.times.append(time.perf_counter() - began)
+
+
+def report(title: str, variants: list[Variant], baseline: str) -> None:
+    print(title)
+    print(f"  {'variant':<44} {'tokens':>8} {'real':>8} {'median s':>9} {'peak MiB':>9}")
+    for v in variants:
+        print(
+            f"  {v.name:<44} {v.tokens[0]:>8} {v.tokens[1] or '-':>8} "
+            f"{statistics.median(v.times):>9.3f} {v.peak_mib:>9.0f}"
+        )
+    base = next(v for v in variants if v.name == baseline)
+    for v in variants:
+        if v is base:
+            continue
+        print(
+            f"  {baseline} / {v.name}: tokens {base.tokens[0] / v.tokens[0]:.2f}x, "
+            f"time {statistics.median(base.times) / statistics.median(v.times):.2f}x, "
+            f"peak memory {base.peak_mib / max(v.peak_mib, 1e-9):.2f}x"
+        )
+
+
+# ---------------------------------------------------------------- (a) actor scoring
+
+
+def actor_scoring(learner: SACLearner, batch: TransitionBatch, repeats: int) -> None:
+    model = learner.model
+    prompts, cands = batch.prompts, batch.candidates
+
+    def one_pass() -> tuple[int, int]:
+        with torch.inference_mode():
+            s = learner.scorer.score(prompts, cands)
+        return s.num_positions, s.num_tokens
+
+    def per_pair() -> tuple[int, int]:
+        with torch.inference_mode():
+            s = naive_score(model, prompts, cands)
+        return s.num_positions, s.num_tokens
+
+    variants = [
+        Variant("one sequence per (prompt, candidate)", per_pair, []),
+        Variant("one pass per state", one_pass, []),
+    ]
+    compare(variants, repeats)
+    report(
+        f"(a) actor scoring, {len(prompts)} states, "
+        f"{sum(len(c) for c in cands)} candidates (inference)",
+        variants,
+        variants[0].name,
+    )
+
+
+# ---------------------------------------------------------------- (b) SAC step
+
+
+def authors_step(
+    learner: SACLearner, model: PolicyModel, batch: TransitionBatch
+) -> tuple[int, int]:
+    """Forward + backward of a SAC step in the authors' design (no optimiser step)."""
+    alpha = learner.alpha
+    actor = naive_score(model, batch.prompts, batch.candidates)
+    critic_in = naive_score(model, batch.prompts, batch.candidates, logprobs=False)
+    q_all = learner.critic(critic_in.features)
+    positions = actor.num_positions + critic_in.num_positions
+    real = actor.num_tokens + critic_in.num_tokens
+    live = [i for i, t in enumerate(batch.terminated) if not t]
+    values = torch.zeros(len(batch))
+    if live:
+        nxt_p = [batch.next_prompts[i] for i in live]
+        nxt_c = [batch.next_candidates[i] for i in live]
+        with torch.no_grad():
+            nxt = naive_score(model, nxt_p, nxt_c)
+            twin = learner.twin if learner.twin is not None else None
+            target_in = naive_score(model, nxt_p, nxt_c, logprobs=False, module=twin)
+            q_targ = learner.critic_target(target_in.features)
+            values[live] = sac_math.soft_values(nxt.layout, nxt.log_pi, q_targ, alpha)
+        positions += nxt.num_positions + target_in.num_positions
+        real += nxt.num_tokens + target_in.num_tokens
+    y = sac_math.td_targets(
+        torch.from_numpy(batch.rewards),
+        torch.from_numpy(batch.discounts),
+        torch.from_numpy(batch.terminated),
+        values,
+    )
+    taken = actor.layout.flat_index(torch.from_numpy(batch.actions))
+    loss = sac_math.critic_loss(q_all[:, taken], y) + sac_math.actor_loss(
+        actor.layout, actor.log_pi, q_all, alpha
+    )
+    loss.backward()  # type: ignore[no-untyped-call]
+    learner.zero_grad()
+    return positions, real
+
+
+def sac_step(learners: dict[str, SACLearner], batch: TransitionBatch, repeats: int) -> None:
+    main = learners["target adapter"]
+
+    def ours(learner: SACLearner) -> Callable[[], tuple[int, int]]:
+        def run() -> tuple[int, int]:
+            stats = learner.compute_gradients(batch)
+            learner.zero_grad()
+            return int(stats["tokens"]), 0
+
+        return run
+
+    variants = [
+        Variant(
+            "authors: actor per pair + critic per (p+a)",
+            lambda: authors_step(main, main.model, batch),
+            [],
+        ),
+        Variant("one pass, target adapter (default)", ours(main), []),
+        Variant("one pass, no target adapter", ours(learners["no target adapter"]), []),
+    ]
+    compare(variants, repeats)
+    live = int((~batch.terminated).sum())
+    report(
+        f"(b) SAC step forward+backward, {len(batch)} transitions ({live} bootstrapped)",
+        variants,
+        variants[0].name,
+    )
+
+
+# ---------------------------------------------------------------- (c) updates
+
+
+def update_times(learner: SACLearner, sizes: list[int], seed: int) -> None:
+    print(f"\n(c) full SAC update (micro-batch {learner.config.micro_batch_size}), single runs")
+    for size in sizes:
+        batch = real_transitions(size, seed + size)
+        stats, seconds, peak = measured(partial(learner.update, batch))
+        print(
+            f"  batch {size:>4}: {seconds:7.2f} s per update, {1000 * seconds / size:6.1f} ms per "
+            f"transition, {int(stats['tokens'])} tokens, peak +{peak:.0f} MiB, "
+            f"critic loss {stats['critic_loss']:.4f}"
+        )
+
+
+def describe(learner: SACLearner, batch: TransitionBatch, objects: int) -> None:
+    lengths = [len(learner.scorer.encoder.prompt(p)) for p in batch.prompts]
+    cand_tokens = [len(learner.scorer.encoder.candidate(a)) for c in batch.candidates for a in c]
+    print(
+        f"\nscenes of {objects} objects: prompts {min(lengths)}-{max(lengths)} tokens, "
+        f"{statistics.mean(len(c) for c in batch.candidates):.1f} candidates per state of "
+        f"{min(cand_tokens)}-{max(cand_tokens)} tokens"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--states", type=int, default=8, help="states for (a)")
+    parser.add_argument(
+        "--objects", type=int, nargs="*", default=[4, 8], help="scene sizes for (a)"
+    )
+    parser.add_argument("--sac-states", type=int, default=6, help="transitions for (b)")
+    parser.add_argument(
+        "--sac-objects", type=int, nargs="*", default=[4], help="scene sizes for (b)"
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--update-sizes", type=int, nargs="*", default=[64, 256])
+    parser.add_argument("--micro-batch", type=int, default=32, help="rows per chunk in (c)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; 1 by default: on a shared 2-core machine two OpenMP threads "
+        "stall waiting for each other whenever the cores are busy elsewhere",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_model(ModelConfig(path="smollm2"))
+    common = {"critic_warmup_updates": 0, "micro_batch_size": args.micro_batch}
+    learners = {
+        "target adapter": SACLearner(model, SACConfig(**common)),
+        "no target adapter": SACLearner(model, SACConfig(target_llm=False, **common)),
+    }
+    print(
+        f"SmolLM2-135M-Instruct, LoRA r=16 on q/v, float32, {model.device}, "
+        f"{torch.get_num_threads()} threads; medians of {args.repeats} (shared machine: noisy)"
+    )
+    for objects in args.objects:
+        batch_a = real_transitions(args.states, args.seed, objects)
+        describe(learners["target adapter"], batch_a, objects)
+        actor_scoring(learners["target adapter"], batch_a, args.repeats)
+    for objects in args.sac_objects:
+        batch_b = real_transitions(args.sac_states, args.seed + 1, objects)
+        describe(learners["target adapter"], batch_b, objects)
+        sac_step(learners, batch_b, args.repeats)
+    if args.update_sizes:
+        update_times(learners["target adapter"], args.update_sizes, args.seed)
+
+
+if __name__ == "__main__":
+    main()
