@@ -25,7 +25,8 @@ number of read-only processes (``readonly=True``; LMDB's lock file coordinates
 them). Inside the writer process, ``put`` and ``put_state`` may run on one thread
 while ``sample``/``get`` run on others: every transaction holds the shared side
 of a lock whose exclusive side is taken only to grow the map, because py-lmdb's
-``set_mapsize`` aborts every transaction open in the process.
+``set_mapsize`` aborts every transaction open in the process. A forked child must
+not use its parent's store: open a new one in the child.
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ class EpisodeStore:
     # -- opening -------------------------------------------------------------------------------
 
     def _register(self) -> None:
-        key = str(self._path.resolve())
+        key = self._registry_key = str(self._path.resolve())
         with _open_paths_lock:
             if key in _open_paths:
                 raise StoreLockedError(
@@ -647,7 +648,7 @@ class EpisodeStore:
             self._lock_file = None
         if self._registered:
             with _open_paths_lock:
-                _open_paths.discard(str(self._path.resolve()))
+                _open_paths.discard(self._registry_key)
             self._registered = False
 
     def __enter__(self) -> EpisodeStore:
