@@ -13,6 +13,7 @@ one would change what the other computes.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -250,7 +251,9 @@ def _adapt(model: PreTrainedModel, config: ModelConfig) -> nn.Module:
         # GPT-2 stores its projections transposed (Conv1D).
         fan_in_fan_out=model.config.model_type == "gpt2",
     )
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        # peft probes a transformers attribute that transformers 5 deprecates.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
         torch.manual_seed(config.seed)
         try:
             return get_peft_model(model, lora)

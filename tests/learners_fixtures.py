@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -72,3 +73,23 @@ def transition_batch(
         next_candidates=next_candidates,
         terminated=np.array(terminated, dtype=np.bool_),
     )
+
+
+class RecordingLock:
+    """A lock that records a checksum of the watched tensors at each enter and exit."""
+
+    def __init__(self, tensors: list[torch.Tensor]) -> None:
+        self.lock = threading.Lock()
+        self.tensors = tensors
+        self.events: list[tuple[str, float]] = []
+
+    def checksum(self) -> float:
+        return float(sum(t.detach().double().sum() for t in self.tensors))
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        self.events.append(("enter", self.checksum()))
+
+    def __exit__(self, *exc: object) -> None:
+        self.events.append(("exit", self.checksum()))
+        self.lock.release()

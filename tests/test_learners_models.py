@@ -15,7 +15,9 @@ from autotelic.learners import cache as cache_module
 from autotelic.learners import packaged
 from autotelic.learners.cache import build_atomically, default_cache_dir
 from autotelic.learners.models import ModelConfig, ModelError, load_model, resolve_model_dir
+from autotelic.learners.ppo import PPOConfig
 from autotelic.learners.prompt import build_prompt
+from autotelic.learners.sac import SACConfig
 from autotelic.learners.scorer import Scorer
 from tests.learners_fixtures import one_torch_thread, playground_states, tiny
 
@@ -28,7 +30,8 @@ def test_config_defaults_and_descriptions(monkeypatch, tmp_path):
     assert (cfg.path, cfg.device, cfg.dtype, cfg.finetune) == ("smollm2", "cpu", "float32", "lora")
     assert (cfg.lora_r, cfg.lora_alpha) == (16, 32)
     assert cfg.cache_dir == tmp_path / "c"
-    assert all(field.description for field in ModelConfig.model_fields.values())
+    for config_class in (ModelConfig, SACConfig, PPOConfig):
+        assert all(field.description for field in config_class.model_fields.values())
     monkeypatch.delenv("AUTOTELIC_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "autotelic"
 

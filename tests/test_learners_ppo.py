@@ -18,8 +18,7 @@ from autotelic.learners.ppo import (
 )
 from autotelic.learners.protocol import Learner
 from autotelic.learners.sac import SACLearner
-from tests.learners_fixtures import one_torch_thread, playground_states, tiny
-from tests.test_learners_sac import RecordingLock
+from tests.learners_fixtures import RecordingLock, one_torch_thread, playground_states, tiny
 
 __all__ = ["one_torch_thread"]
 

@@ -19,6 +19,7 @@ from autotelic.learners.protocol import Learner
 from autotelic.learners.sac import SACConfig, SACLearner
 from autotelic.learners.scorer import Scorer
 from tests.learners_fixtures import (
+    RecordingLock,
     one_torch_thread,
     perturb_adapters,
     playground_states,
@@ -330,26 +331,6 @@ def test_mismatched_checkpoints_are_refused():
 
 
 # ---------------------------------------------------------------- concurrency contract
-
-
-class RecordingLock:
-    """A lock that records a checksum of the watched tensors at each enter and exit."""
-
-    def __init__(self, tensors: list[torch.Tensor]) -> None:
-        self.lock = threading.Lock()
-        self.tensors = tensors
-        self.events: list[tuple[str, float]] = []
-
-    def checksum(self) -> float:
-        return float(sum(t.detach().double().sum() for t in self.tensors))
-
-    def __enter__(self) -> None:
-        self.lock.acquire()
-        self.events.append(("enter", self.checksum()))
-
-    def __exit__(self, *exc: object) -> None:
-        self.events.append(("exit", self.checksum()))
-        self.lock.release()
 
 
 def test_parameters_change_only_under_the_write_lock_while_acting_concurrently():
