@@ -134,7 +134,7 @@ class Collector:
         candidates = [list(info["admissible_actions"]) for info in self._infos]
         actions, log_probs, version = self._act(prompts, candidates)
         result = self.envs.step([int(a) for a in actions])
-        finished: list[FinishedEpisode] = []
+        ended: list[tuple[int, EpisodeBuilder, bool, GoalAssignment, list[str]]] = []
         for i in range(self.envs.num_envs):
             info = result.infos[i]
             done = bool(result.terminated[i] or result.truncated[i])
@@ -168,8 +168,13 @@ class Collector:
                     policy_version=version,
                 )
             if done:
-                finished.append(self._finish(i, builder, bool(result.terminated[i]), version))
+                assignment = self._current[i]
+                assert assignment is not None
+                ended.append(
+                    (i, builder, bool(result.terminated[i]), assignment, list(self._achieved[i]))
+                )
                 self._begin(i, result.observations[i], info)
+        finished = self._finish(ended, version) if ended else []
         self._observations, self._infos = result.observations, result.infos
         self.env_steps += self.envs.num_envs
         self._count_steps()
@@ -196,42 +201,48 @@ class Collector:
         return np.concatenate(actions), np.concatenate(log_probs), version
 
     def _finish(
-        self, env: int, builder: EpisodeBuilder, success: bool, version: int
-    ) -> FinishedEpisode:
-        assignment = self._current[env]
-        assert assignment is not None
-        episode_id = self.store.put(builder.build())  # durable before anyone hears of it
-        achieved = list(self._achieved[env])
-        self.daemon.report(
-            assignment.outcome(
+        self,
+        ended: list[tuple[int, EpisodeBuilder, bool, GoalAssignment, list[str]]],
+        version: int,
+    ) -> list[FinishedEpisode]:
+        """Store the episodes that ended in one transaction, then tell everyone about them."""
+        ids = self.store.put_many([builder.build() for _, builder, *_ in ended])  # durable first
+        finished = []
+        for episode_id, (_, builder, success, assignment, achieved) in zip(ids, ended, strict=True):
+            self.daemon.report(
+                assignment.outcome(
+                    success=success,
+                    steps=builder.length,
+                    achieved_goals=achieved,
+                    episode_id=episode_id,
+                )
+            )
+            self.episodes += 1
+            self.successes += int(success)
+            done = FinishedEpisode(
+                episode_id=episode_id,
+                goal=assignment.goal,
+                category=assignment.category,
+                source=assignment.source,
+                injection_id=assignment.injection_id,
                 success=success,
                 steps=builder.length,
                 achieved_goals=achieved,
-                episode_id=episode_id,
+                policy_version=version,
             )
-        )
-        self.episodes += 1
-        self.successes += int(success)
-        done = FinishedEpisode(
-            episode_id=episode_id,
-            goal=assignment.goal,
-            category=assignment.category,
-            source=assignment.source,
-            injection_id=assignment.injection_id,
-            success=success,
-            steps=builder.length,
-            achieved_goals=achieved,
-            policy_version=version,
-        )
+            self._count_episode(done)
+            finished.append(done)
+        return finished
+
+    def _count_episode(self, done: FinishedEpisode) -> None:
         if self.metrics is not None:
-            outcome = "success" if success else "failure"
+            outcome = "success" if done.success else "failure"
             self.metrics.episodes.labels(
-                category=assignment.category, source=assignment.source, outcome=outcome
+                category=done.category, source=done.source, outcome=outcome
             ).inc()
-            self.metrics.episode_steps.labels(category=assignment.category).observe(builder.length)
+            self.metrics.episode_steps.labels(category=done.category).observe(done.steps)
         for listener in self.listeners:
             listener(done)
-        return done
 
     def _count_steps(self) -> None:
         if self.metrics is None:

@@ -233,6 +233,16 @@ def test_reset_is_deterministic_under_a_seed_and_records_the_scene_seed():
     assert other[1]["scene_seed"] != first[1]["scene_seed"]
 
 
+def test_a_recorded_scene_seed_regenerates_the_scene():
+    env = PlaygroundTextEnv(impossible_share=0.5)
+    for seed in range(20):
+        obs, info = env.reset(seed=seed)
+        again, info2 = PlaygroundTextEnv(impossible_share=0.5).reset(
+            options={"goal": info["goal"], "scene_seed": info["scene_seed"]}
+        )
+        assert again == obs and info2 == info
+
+
 def test_registered_with_gymnasium():
     env = gym.make(ENV_ID, split="test")
     obs, info = env.reset(seed=0)

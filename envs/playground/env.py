@@ -31,7 +31,9 @@ class PlaygroundTextEnv(gym.Env[str, Any]):
 
     ``reset(seed=..., options={"goal": "Grow carrot"})`` starts an episode for a
     goal (or a sampled one); ``options["feasible"]`` forces a feasible or an
-    impossible scene. ``step`` takes an admissible action string or its index in
+    impossible scene; ``options["scene_seed"]`` regenerates the scene an earlier
+    episode recorded in ``info["scene_seed"]`` (with the same goal and config).
+    ``step`` takes an admissible action string or its index in
     ``info["admissible_actions"]``. ``info`` carries ``goal``, ``goal_category``,
     ``feasible``, ``horizon``, ``admissible_actions``, ``achieved_goals`` (what
     the last step made true), ``scene_seed`` and ``steps``.
@@ -61,7 +63,8 @@ class PlaygroundTextEnv(gym.Env[str, Any]):
     ) -> tuple[str, Info]:
         super().reset(seed=seed)
         options = options or {}
-        self._scene_seed = int(self.np_random.integers(2**63 - 1))
+        drawn = int(self.np_random.integers(2**63 - 1))
+        self._scene_seed = int(options.get("scene_seed", drawn))
         goal, scene = generate(
             options.get("goal"),
             self.config,

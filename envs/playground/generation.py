@@ -88,13 +88,17 @@ def generate(
     scene is sometimes one that never holds (growing furniture), which gets an
     ordinary scene.
     """
+    # Both draws happen whether or not a goal is given, and the goal has its own stream:
+    # so a recorded (goal, seed) pair regenerates the same scene.
+    feasible_draw = rng.random()
+    goal_rng = random.Random(rng.getrandbits(64))
     if feasible is None:
-        feasible = rng.random() >= config.impossible_share
+        feasible = feasible_draw >= config.impossible_share
     if goal_text is None:
-        goal_text = sample_goal(config, rng)
-        if not feasible and rng.random() < 1 / (len(FEASIBLE_CATEGORIES) + 1):
+        goal_text = sample_goal(config, goal_rng)
+        if not feasible and goal_rng.random() < 1 / (len(FEASIBLE_CATEGORIES) + 1):
             furniture = objects_in_split(ObjectCategory.FURNITURE, config.split)
-            goal_text = f"{Verb.GROW.value} {rng.choice(furniture)}"
+            goal_text = f"{Verb.GROW.value} {goal_rng.choice(furniture)}"
     goal = parse_goal(goal_text)
     if goal.category is GoalCategory.GROW_FURNITURE:
         names = rng.sample(_pool(config), config.n_objects)

@@ -1,0 +1,146 @@
+"""The agent's loop in-process (serial driver, tiny model): what is stored, learned and resumed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from autotelic.envs.playground import PlaygroundTextEnv, parse_goal, reward
+from autotelic.runtime.config import ConfigError, Settings, load_settings
+from autotelic.runtime.messages import InjectRequest
+from autotelic.runtime.service import Agent
+from autotelic.storage import EpisodeStore
+from tests.runtime_fixtures import TINY_SERVICE, merge
+
+
+def settings_for(tmp_path: Path, **extra: Any) -> Settings:
+    base = merge(TINY_SERVICE, {"run": {"dir": str(tmp_path / "run"), "mode": "serial"}})
+    return load_settings(None, **merge(base, extra))
+
+
+def test_stored_episodes_replay_exactly_in_a_fresh_env(tmp_path: Path) -> None:
+    """Every stored step is what the env did: replaying the actions from the scene seed
+    reproduces observations, rewards, achieved goals and endings."""
+    agent = Agent(settings_for(tmp_path, run={"max_env_steps": 200}))
+    agent.run_serial()
+    episodes = list(agent.store.iter_episodes())
+    agent.close()
+    assert len(episodes) >= 20
+    env = PlaygroundTextEnv()
+    for episode in episodes:
+        obs, info = env.reset(options={"goal": episode.goal, "scene_seed": episode.scene_seed})
+        assert episode.steps[0].observation == obs
+        for step in episode.steps:
+            assert step.observation == obs and step.admissible_actions == info["admissible_actions"]
+            obs, r, term, trunc, info = env.step(step.action)
+            assert (r, term, trunc) == (step.reward, step.terminated, step.truncated)
+            assert step.achieved_goals == info["achieved_goals"]
+            assert r == reward(episode.goal, step.achieved_goals)
+        assert episode.final_observation == obs
+        assert episode.goal_category == parse_goal(episode.goal).category.value
+
+
+def test_every_step_records_the_policy_version_that_acted(tmp_path: Path) -> None:
+    agent = Agent(settings_for(tmp_path, run={"max_env_steps": 400}))
+    agent.run_serial()
+    versions = [s.policy_version for e in agent.store.iter_episodes() for s in e.steps]
+    assert versions == sorted(versions) or len(set(versions)) > 1
+    assert min(versions) == 0 and max(versions) > 0
+    assert max(versions) <= agent.learner.policy_version
+    assert agent.learner.num_updates == agent.throttle.updates > 0
+    agent.close()
+
+
+def test_serial_runs_are_deterministic_under_a_seed(tmp_path: Path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        agent = Agent(settings_for(tmp_path / name, run={"max_env_steps": 240, "seed": 7}))
+        agent.run_serial()
+        runs.append([(e.goal, [s.action for s in e.steps]) for e in agent.store.iter_episodes()])
+        agent.close()
+    assert runs[0] == runs[1] and len(runs[0]) > 10
+
+
+def test_resume_continues_counters_policy_and_episodes(tmp_path: Path) -> None:
+    first = Agent(settings_for(tmp_path, run={"max_env_steps": 200}))
+    first.run_serial()
+    counters = first.counters()
+    ids = set(first.store.ids())
+    first.close()
+    second = Agent(settings_for(tmp_path, run={"max_env_steps": 400}))
+    assert second.collector.env_steps == counters["env_steps"]
+    assert second.learner.num_updates == counters["updates"]
+    assert second.learner.policy_version == counters["policy_version"]
+    assert second.restarts == 1
+    second.run_serial()
+    assert second.collector.env_steps >= 400 and second.learner.num_updates > counters["updates"]
+    assert ids < set(second.store.ids())
+    second.close()
+
+
+def test_ppo_learns_from_on_policy_rollouts_of_the_same_collector(tmp_path: Path) -> None:
+    agent = Agent(settings_for(tmp_path, run={"learner": "ppo", "max_env_steps": 200}))
+    agent.run_serial()
+    assert agent.learner.num_updates >= 2  # one per 64 collected steps
+    assert agent.learner_loop.last["steps"] == 64
+    assert len(agent.store) > 10  # episodes are stored for every learner
+    agent.close()
+
+
+def test_injected_goals_are_served_first_and_stored_as_injected(tmp_path: Path) -> None:
+    agent = Agent(settings_for(tmp_path, run={"max_env_steps": 160}))
+    reply = agent.inject(InjectRequest(goal="grow Tiger", episodes=2, priority=5))
+    assert reply.status == "accepted" and reply.goal == "Grow tiger"
+    rejected = agent.inject(InjectRequest(goal="Grow unicorn"))
+    assert rejected.status == "rejected" and "unicorn" in rejected.reason
+    agent.run_serial()
+    injected = [e for e in agent.store.iter_episodes() if e.goal_source == "injected"]
+    assert [e.goal for e in injected] == ["Grow tiger", "Grow tiger"]
+    assert {e.injection_id for e in injected} == {reply.injection_id}
+    agent.close()
+
+
+def test_concurrent_threads_collect_and_learn_together(tmp_path: Path) -> None:
+    agent = Agent(settings_for(tmp_path, run={"max_env_steps": 400, "mode": "concurrent"}))
+    threads = agent.start_threads()
+    for t in threads:
+        t.join(timeout=300)
+    assert agent.error is None
+    assert agent.collector.env_steps >= 400 and agent.learner.num_updates > 0
+    lag = agent.throttle.target() - agent.throttle.updates
+    assert lag <= agent.settings.collector.max_lag_updates + 2
+    agent.checkpoint(pause=True)
+    agent.close()
+    with EpisodeStore(tmp_path / "run/store", readonly=True) as store:
+        assert store.num_transitions > 300
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"run": {"learner": "dqn"}}, "run.learner: Input should be 'sac' or 'ppo'"),
+        ({"env": {"num_envs": 0}}, "env.num_envs"),
+        ({"replay": {"strategy": "past"}}, "'future', 'final' or 'episode'"),
+        ({"mqtt": {"url": "http://x"}}, "mqtt.url"),
+    ],
+)
+def test_invalid_configuration_names_the_field_and_the_allowed_values(override, message) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, **override)
+    assert message in str(err.value)
+
+
+def test_config_file_and_environment_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[run]\nseed = 3\nagent = "lab"\n[env]\nnum_envs = 2\n')
+    monkeypatch.setenv("AUTOTELIC_ENV__NUM_ENVS", "5")
+    settings = load_settings(path)
+    assert (settings.run.seed, settings.run.agent, settings.env.num_envs) == (3, "lab", 5)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.yaml")
+    assert np.isclose(settings.sac.gamma, 0.99)
