@@ -5,6 +5,10 @@ parameters change only inside ``write_lock`` (optimizer steps, Polyak updates,
 loading a checkpoint), and acting reads the model inside the same lock. Forward
 and backward passes of an update run outside it, concurrently with acting;
 they only read parameters and write ``.grad``, which acting never reads.
+Acting uses its own tokenizer copy (fast tokenizers are not safe to share across
+threads). Of a learner's methods only ``act`` is meant to run concurrently with
+``update``; ``q_values``, ``compute_targets`` and checkpointing belong to the
+learner's thread (``load_state_dict`` takes the write lock when given one).
 """
 
 from __future__ import annotations
