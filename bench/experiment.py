@@ -22,7 +22,7 @@ import csv
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +173,17 @@ class Recorder:
         return rows
 
 
+def stop_after(seconds: float) -> Callable[[Agent], None]:
+    """A hook that stops the run once ``seconds`` of wall time have passed."""
+    deadline = time.monotonic() + seconds
+
+    def check(agent: Agent) -> None:
+        if time.monotonic() > deadline:
+            agent.stop()
+
+    return check
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True, help="autotelic YAML config")
@@ -183,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--eval-episodes", type=int, default=2, help="episodes per goal")
     parser.add_argument("--eval-envs", type=int, default=32)
     parser.add_argument("--out", type=Path, default=Path("bench/out/experiments"))
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="also stop after this much wall time"
+    )
     args = parser.parse_args(argv)
 
     budget = args.budget or load_settings(args.config).run.max_env_steps
@@ -202,7 +216,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         recorder(agent)
         if args.method != "zero-shot":
-            agent.run_serial(hooks=[(args.eval_every, recorder)])
+            hooks: list[tuple[int, Callable[[Agent], None]]] = [(args.eval_every, recorder)]
+            if args.max_minutes is not None:
+                hooks.append((agent.settings.env.num_envs, stop_after(args.max_minutes * 60)))
+            agent.run_serial(hooks=hooks)
             recorder(agent)  # the final policy (skipped if just evaluated)
     finally:
         agent.close()
