@@ -176,11 +176,12 @@ def status(
 def _fail_cleanly() -> Iterator[None]:
     """Turn the errors a user can cause (wrong folder, damaged store) into one line, exit 2."""
     from autotelic.runtime.config import ConfigError
+    from autotelic.runtime.service import ServiceError
     from autotelic.storage import StorageError
 
     try:
         yield
-    except (FileNotFoundError, StorageError, ConfigError) as err:
+    except (FileNotFoundError, StorageError, ConfigError, ServiceError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
 

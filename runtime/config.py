@@ -52,7 +52,10 @@ class RunConfig(BaseModel):
         None, ge=1, description="Stop after this many env steps (None: run until stopped)."
     )
     torch_threads: int | None = Field(
-        None, ge=1, description="CPU threads torch may use (None: torch's default)."
+        None,
+        ge=1,
+        description="CPU threads torch may use (None: half the cores when collector and "
+        "learner run concurrently on the CPU, else torch's default).",
     )
 
 

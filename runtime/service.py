@@ -61,8 +61,8 @@ CONFIG_SNAPSHOT = "config.yaml"
 StepHook = Callable[["Agent"], None]
 
 
-class WorkerError(RuntimeError):
-    """A worker thread failed; the service stops and reports it."""
+class ServiceError(RuntimeError):
+    """The service cannot start as configured; the message says what to change."""
 
 
 class Agent:
@@ -86,8 +86,12 @@ class Agent:
     def _open(self) -> None:
         s = self.settings
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if s.run.torch_threads:
-            torch.set_num_threads(s.run.torch_threads)
+        threads = s.run.torch_threads
+        if threads is None and s.run.mode == "concurrent" and s.model.device == "cpu":
+            # Collector and learner compute at once: half the cores each, or they thrash.
+            threads = max(1, (os.cpu_count() or 2) // 2)
+        if threads:
+            torch.set_num_threads(threads)
         (self.run_dir / CONFIG_SNAPSHOT).write_text(yaml.safe_dump(dump_settings(s)))
         max_map = None
         if s.replay.max_map_size_gib is not None:
@@ -405,13 +409,25 @@ async def serve(settings: Settings, ready: Callable[[dict[str, Any]], None] | No
     """
     metrics = Metrics()
     loop = asyncio.get_running_loop()
-    agent = await loop.run_in_executor(None, Agent, settings, metrics)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     server = None
     if settings.metrics.enabled:
-        server = MetricsServer(metrics, settings.metrics.host, settings.metrics.port)
+        try:
+            server = MetricsServer(metrics, settings.metrics.host, settings.metrics.port)
+        except OSError as err:
+            where = f"{settings.metrics.host}:{settings.metrics.port}"
+            raise ServiceError(
+                f"cannot serve metrics on {where}: {err.strerror or err}; choose another "
+                "metrics.port (AUTOTELIC_METRICS__PORT, 0 picks a free one)"
+            ) from None
+    try:
+        agent = await loop.run_in_executor(None, Agent, settings, metrics)
+    except BaseException:
+        if server is not None:
+            server.close()
+        raise
     broker, bridge, bridge_task = await _start_mqtt(settings, agent, metrics)
     endpoints = {
         "agent": settings.run.agent,

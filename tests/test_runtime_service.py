@@ -353,7 +353,7 @@ def test_kill_9_loses_no_stored_episode_and_the_will_says_offline(
     assert read_status(mosquitto.port)["state"] == "offline"  # the broker's last will
     assert ids <= stored_ids(service.run_dir)
     service.start()
-    service.wait_for(lambda: service.metrics()["autotelic_env_steps_total"] > 0, what="restart")
+    service.wait_for(lambda: service.metrics()["autotelic_mqtt_connected"] == 1, what="reconnect")
     assert read_status(mosquitto.port)["state"] == "online"
     assert service.terminate() == 0
     assert ids <= stored_ids(service.run_dir)
@@ -387,7 +387,7 @@ def test_default_run_without_any_configuration(tmp_path: Path) -> None:
             time.sleep(1)
         assert env_steps() >= 16, log.read_text()  # it acts with the packaged model
         status = subprocess.run(
-            [ServiceProcess.executable(), "status", "--run", "runs/default"],
+            [ServiceProcess.executable(), "status", "--run", "runs/default", "--timeout", "30"],
             check=False,
             cwd=tmp_path,
             capture_output=True,
