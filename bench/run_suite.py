@@ -1,0 +1,69 @@
+"""Run every method over several seeds (in parallel processes), then plot.
+
+    .venv/bin/python bench/run_suite.py --config bench/configs/cpu.yaml \
+        --seeds 0 1 2 --jobs 2 --out docs/results/cpu
+
+Each run is ``bench/experiment.py`` in its own process (its log in
+``<out>/logs/``); the references (``random``, ``zero-shot``) run once. Finally
+``bench/plot.py`` draws the figures and the table from the CSVs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+LEARNING = ("sac-glam-her", "sac-glam", "ppo-glam")
+
+
+def run_one(method: str, seed: int, args: argparse.Namespace) -> tuple[str, int, float]:
+    log = args.out / "logs" / f"{method}-s{seed}.log"
+    cmd = [
+        sys.executable, str(HERE / "experiment.py"), "--config", str(args.config),
+        "--method", method, "--seed", str(seed), "--out", str(args.out),
+        "--eval-every", str(args.eval_every), "--eval-episodes", str(args.eval_episodes),
+    ]  # fmt: skip
+    if args.budget:
+        cmd += ["--budget", str(args.budget)]
+    if args.max_minutes and method in LEARNING:
+        cmd += ["--max-minutes", str(args.max_minutes)]
+    began = time.monotonic()
+    with log.open("w") as out:
+        code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+    took = time.monotonic() - began
+    print(f"{method} seed {seed}: exit {code} after {took / 60:.1f} min ({log})", flush=True)
+    return f"{method}-s{seed}", code, took
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--methods", nargs="+", default=[*LEARNING, "zero-shot", "random"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once")
+    parser.add_argument("--budget", type=int, default=None, help="env steps (default: config)")
+    parser.add_argument("--max-minutes", type=float, default=None, help="per learning run")
+    parser.add_argument("--eval-every", type=int, default=2000)
+    parser.add_argument("--eval-episodes", type=int, default=2)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    (args.out / "logs").mkdir(parents=True, exist_ok=True)
+
+    runs = [(m, s) for m in args.methods if m in LEARNING for s in args.seeds]
+    runs += [(m, args.seeds[0]) for m in args.methods if m not in LEARNING]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(lambda run: run_one(*run, args), runs))
+    failed = [name for name, code, _ in results if code != 0]
+    subprocess.run([sys.executable, str(HERE / "plot.py"), "--runs", str(args.out)], check=False)
+    if failed:
+        sys.exit(f"failed runs: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
