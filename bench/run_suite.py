@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     runs = [(m, s) for m in args.methods if m in LEARNING for s in args.seeds]
     runs += [(m, args.seeds[0]) for m in args.methods if m not in LEARNING]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(lambda run: run_one(*run, args), runs))
+        results = list(pool.map(lambda run: run_one(run[0], run[1], args), runs))
     failed = [name for name, code, _ in results if code != 0]
     subprocess.run([sys.executable, str(HERE / "plot.py"), "--runs", str(args.out)], check=False)
     if failed:
