@@ -11,8 +11,6 @@ import logging
 import socket
 from typing import Any
 
-from amqtt.broker import Broker
-
 log = logging.getLogger(__name__)
 
 
@@ -36,6 +34,8 @@ class EmbeddedBroker:
                 "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
             },
         }
+        from amqtt.broker import Broker  # only services that embed a broker need amqtt
+
         self._broker = Broker(config)
         self._running = False
 
