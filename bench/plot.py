@@ -54,18 +54,22 @@ def load(folder: Path) -> Curves:
 
 
 def band(per_seed: dict[int, list[tuple[int, float, float]]]) -> tuple[np.ndarray, ...]:
-    """Steps, mean success and the 95% t-interval over seeds, on the steps all seeds share."""
-    shared = sorted(set.intersection(*(set(p[0] for p in pts) for pts in per_seed.values())))
-    values = np.array(
-        [[dict((s, v) for s, v, _ in pts)[step] for step in shared] for pts in per_seed.values()]
-    )
+    """Steps, mean success and the 95% t-interval over seeds.
+
+    Seeds are aligned by evaluation index (every run evaluates at the same step
+    thresholds; a run stopped by wall time ends at slightly different steps), and
+    the x value is the mean step count at that index.
+    """
+    length = min(len(points) for points in per_seed.values())
+    steps = np.array([[p[0] for p in pts[:length]] for pts in per_seed.values()]).mean(axis=0)
+    values = np.array([[p[1] for p in pts[:length]] for pts in per_seed.values()])
     mean = values.mean(axis=0)
     n = values.shape[0]
     if n > 1:
         half = stats.t.ppf(0.975, n - 1) * values.std(axis=0, ddof=1) / math.sqrt(n)
     else:
         half = np.zeros_like(mean)
-    return np.array(shared), mean, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1)
+    return steps.round().astype(int), mean, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1)
 
 
 def draw(ax: Axes, curves: Curves, split: str, acting: str, category: str) -> None:
@@ -149,7 +153,8 @@ def table(curves: Curves, acting: str) -> str:
     for method in LEARNERS:
         if (method, "train", acting, "all") in curves:
             steps, *_ = band(curves[(method, "train", acting, "all")])
-            budgets = [int(steps[len(steps) // 4]), int(steps[len(steps) // 2]), int(steps[-1])]
+            picks = [int(steps[len(steps) // 4]), int(steps[len(steps) // 2]), int(steps[-1])]
+            budgets = sorted(set(picks))
             break
     header = (
         "| method | seeds | "
