@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from autotelic.processes import pid_alive
+
 CACHE_ENV_VAR = "AUTOTELIC_CACHE"
 _TMP_PREFIX = ".tmp-"
 
@@ -57,17 +59,5 @@ def _remove_orphans(dest: Path) -> None:
     """Delete temporary folders for ``dest`` left by processes that no longer run."""
     for tmp in dest.parent.glob(f"{_TMP_PREFIX}{dest.name}-*"):
         pid_text = tmp.name[len(f"{_TMP_PREFIX}{dest.name}-") :].split("-", 1)[0]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+        if pid_text.isdigit() and not pid_alive(int(pid_text)):
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

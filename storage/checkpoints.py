@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from autotelic.processes import pid_alive
 from autotelic.storage.errors import SchemaVersionError, StorageError
 
 if TYPE_CHECKING:
@@ -120,16 +121,6 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class CheckpointManager:
@@ -363,7 +354,7 @@ class CheckpointManager:
     def _remove_stale_scratch(self) -> None:
         for entry in self.directory.iterdir():
             match = _SCRATCH.match(entry.name)
-            if match and entry.is_dir() and not _pid_alive(int(match.group(2))):
+            if match and entry.is_dir() and not pid_alive(int(match.group(2))):
                 shutil.rmtree(entry, ignore_errors=True)
         with contextlib.suppress(OSError):
             _fsync_dir(self.directory)
