@@ -11,7 +11,6 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from autotelic.learners import cache as cache_module
 from autotelic.learners import packaged
 from autotelic.learners.cache import build_atomically, default_cache_dir
 from autotelic.learners.models import ModelConfig, ModelError, load_model, resolve_model_dir
@@ -19,6 +18,7 @@ from autotelic.learners.ppo import PPOConfig
 from autotelic.learners.prompt import build_prompt
 from autotelic.learners.sac import SACConfig
 from autotelic.learners.scorer import Scorer
+from autotelic.processes import pid_alive
 from tests.learners_fixtures import one_torch_thread, playground_states, tiny
 
 __all__ = ["one_torch_thread"]
@@ -169,7 +169,7 @@ def test_orphans_of_dead_processes_are_removed(tmp_path):
     alive.mkdir()
     build_atomically(tmp_path / "entry", _write("x"))
     assert not orphan.exists() and alive.exists()
-    assert cache_module._pid_alive(os.getpid())
+    assert pid_alive(os.getpid())
 
 
 def test_missing_package_is_reported(monkeypatch):
