@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from autotelic.envs.playground import PlaygroundBatch
+from autotelic.envs.playground import BatchStep, PlaygroundBatch
 from autotelic.envs.playground.env import Info
 from autotelic.goals import GoalAssignment, GoalDaemon
 from autotelic.learners.base import Lock
@@ -136,36 +136,11 @@ class Collector:
         result = self.envs.step([int(a) for a in actions])
         ended: list[tuple[int, EpisodeBuilder, bool, GoalAssignment, list[str]]] = []
         for i in range(self.envs.num_envs):
-            info = result.infos[i]
             done = bool(result.terminated[i] or result.truncated[i])
-            last_obs = info["final_observation"] if done else result.observations[i]
-            last_info = info["final_info"] if done else info
-            builder = self._builders[i]
-            assert builder is not None
-            builder.add_step(
-                int(actions[i]),
-                float(result.rewards[i]),
-                bool(result.terminated[i]),
-                bool(result.truncated[i]),
-                last_info["achieved_goals"],
-                version,
-                last_obs,
-                last_info["admissible_actions"],
-            )
-            self._achieved[i].update(dict.fromkeys(last_info["achieved_goals"]))
+            builder = self._record(i, result, int(actions[i]), version)
             if self.recorder is not None:
-                final_prompt = build_prompt(last_info["goal"], last_obs) if done else None
-                self.recorder.record(
-                    i,
-                    prompt=prompts[i],
-                    candidates=candidates[i],
-                    action=int(actions[i]),
-                    log_prob=float(log_probs[i]),
-                    reward=float(result.rewards[i]),
-                    terminated=bool(result.terminated[i]),
-                    truncated=bool(result.truncated[i]),
-                    final_prompt=final_prompt,
-                    policy_version=version,
+                self._record_rollout(
+                    i, result, prompts[i], candidates[i], actions, log_probs, version
                 )
             if done:
                 assignment = self._current[i]
@@ -173,12 +148,65 @@ class Collector:
                 ended.append(
                     (i, builder, bool(result.terminated[i]), assignment, list(self._achieved[i]))
                 )
-                self._begin(i, result.observations[i], info)
+                self._begin(i, result.observations[i], result.infos[i])
         finished = self._finish(ended, version) if ended else []
         self._observations, self._infos = result.observations, result.infos
         self.env_steps += self.envs.num_envs
         self._count_steps()
         return finished
+
+    @staticmethod
+    def _last_state(result: BatchStep, i: int) -> tuple[str, Info]:
+        """The state env ``i`` reached: the final one when its episode just ended."""
+        info = result.infos[i]
+        if result.terminated[i] or result.truncated[i]:
+            return info["final_observation"], info["final_info"]
+        return result.observations[i], info
+
+    def _record(self, i: int, result: BatchStep, action: int, version: int) -> EpisodeBuilder:
+        """Add env ``i``'s step to its episode under construction."""
+        last_obs, last_info = self._last_state(result, i)
+        builder = self._builders[i]
+        assert builder is not None
+        builder.add_step(
+            action,
+            float(result.rewards[i]),
+            bool(result.terminated[i]),
+            bool(result.truncated[i]),
+            last_info["achieved_goals"],
+            version,
+            last_obs,
+            last_info["admissible_actions"],
+        )
+        self._achieved[i].update(dict.fromkeys(last_info["achieved_goals"]))
+        return builder
+
+    def _record_rollout(
+        self,
+        i: int,
+        result: BatchStep,
+        prompt: str,
+        candidates: list[str],
+        actions: np.ndarray,
+        log_probs: np.ndarray,
+        version: int,
+    ) -> None:
+        """Keep env ``i``'s step for an on-policy (PPO) update."""
+        assert self.recorder is not None
+        done = bool(result.terminated[i] or result.truncated[i])
+        last_obs, last_info = self._last_state(result, i)
+        self.recorder.record(
+            i,
+            prompt=prompt,
+            candidates=candidates,
+            action=int(actions[i]),
+            log_prob=float(log_probs[i]),
+            reward=float(result.rewards[i]),
+            terminated=bool(result.terminated[i]),
+            truncated=bool(result.truncated[i]),
+            final_prompt=build_prompt(last_info["goal"], last_obs) if done else None,
+            policy_version=version,
+        )
 
     def _act(
         self, prompts: list[str], candidates: list[list[str]]

@@ -336,7 +336,8 @@ class Agent:
         ``pause`` first parks the worker threads between steps (concurrent mode);
         the learner's state is read under the model lock either way.
         """
-        paused = pause and self.points.pause(timeout=30)
+        if pause:
+            self.points.pause(timeout=30)  # on timeout, save anyway: the lock keeps it sound
         try:
             with self.lock:
                 learner_state = self.learner.state_dict()
@@ -352,7 +353,7 @@ class Agent:
                 metadata={"version": __version__, "learner": self.settings.run.learner},
             )
         finally:
-            if paused or pause:
+            if pause:
                 self.points.resume()
         self._last_checkpoint = time.monotonic()
         if self.metrics is not None:
