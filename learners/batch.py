@@ -19,6 +19,7 @@ The SAC target is ``y = rewards + discounts * (1 - terminated) * V(next)``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,22 +56,41 @@ class TransitionBatch:
     """[B] policy version that chose ``actions[i]`` (for lag metrics)."""
 
     def __post_init__(self) -> None:
-        n = len(self.prompts)
-        sizes = {
-            "candidates": len(self.candidates),
-            "actions": len(self.actions),
-            "rewards": len(self.rewards),
-            "discounts": len(self.discounts),
-            "next_prompts": len(self.next_prompts),
-            "next_candidates": len(self.next_candidates),
-            "terminated": len(self.terminated),
-        }
-        wrong = {k: v for k, v in sizes.items() if v != n}
-        if wrong:
-            raise ValueError(f"batch of {n} prompts has mismatched fields: {wrong}")
-        for i, (cands, a) in enumerate(zip(self.candidates, self.actions, strict=True)):
-            if not 0 <= int(a) < len(cands):
-                raise ValueError(f"row {i}: action {int(a)} outside its {len(cands)} candidates")
+        check_rows(
+            "batch",
+            self.prompts,
+            self.candidates,
+            self.actions,
+            {
+                "rewards": len(self.rewards),
+                "discounts": len(self.discounts),
+                "next_prompts": len(self.next_prompts),
+                "next_candidates": len(self.next_candidates),
+                "terminated": len(self.terminated),
+            },
+        )
 
     def __len__(self) -> int:
         return len(self.prompts)
+
+
+def check_rows(
+    kind: str,
+    prompts: Sequence[str],
+    candidates: Sequence[Sequence[str]],
+    actions: npt.NDArray[np.int64],
+    other_sizes: dict[str, int],
+) -> None:
+    """Every field has one entry per prompt and each action indexes its own candidates.
+
+    Shared by the replayed batch and the on-policy trajectory, which a bad producer
+    could otherwise misalign silently; the error names the fields or the row.
+    """
+    n = len(prompts)
+    sizes = {"candidates": len(candidates), "actions": len(actions), **other_sizes}
+    wrong = {k: v for k, v in sizes.items() if v != n}
+    if wrong:
+        raise ValueError(f"{kind} of {n} prompts has mismatched fields: {wrong}")
+    for i, (cands, a) in enumerate(zip(candidates, actions, strict=True)):
+        if not 0 <= int(a) < len(cands):
+            raise ValueError(f"row {i}: action {int(a)} outside its {len(cands)} candidates")

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from autotelic.learners.base import CheckpointError, LLMLearner, Lock, clip_and_norm, held, snapshot
+from autotelic.learners.batch import check_rows
 from autotelic.learners.critic import QHead
 from autotelic.learners.models import ModelConfig, PolicyModel, load_model
 
@@ -116,10 +117,7 @@ class PPOTrajectory:
     )
 
     def __post_init__(self) -> None:
-        n = len(self.prompts)
         sizes = {
-            "candidates": len(self.candidates),
-            "actions": len(self.actions),
             "log_probs": len(self.log_probs),
             "rewards": len(self.rewards),
             "terminated": len(self.terminated),
@@ -127,14 +125,9 @@ class PPOTrajectory:
         }
         if self.final_prompts:
             sizes["final_prompts"] = len(self.final_prompts)
-        wrong = {k: v for k, v in sizes.items() if v != n}
-        if wrong:
-            raise ValueError(f"trajectory of {n} prompts has mismatched fields: {wrong}")
-        if n == 0:
+        check_rows("trajectory", self.prompts, self.candidates, self.actions, sizes)
+        if not self.prompts:
             raise ValueError("empty trajectory")
-        for t, (cands, a) in enumerate(zip(self.candidates, self.actions, strict=True)):
-            if not 0 <= int(a) < len(cands):
-                raise ValueError(f"step {t}: action {int(a)} outside its {len(cands)} candidates")
         for cut in np.flatnonzero(self.cut).tolist():
             if not self.final_prompts or self.final_prompts[cut] is None:
                 raise ValueError(f"step {cut} is truncated but has no final_prompts entry")
