@@ -106,7 +106,7 @@ def envs() -> None:
 def _connection(run_dir: Path, broker: str | None, agent: str | None) -> tuple[str, str]:
     """Broker URL and agent name: from the flags, else from the run's endpoints file."""
     if broker is not None and agent is not None:
-        return broker, agent
+        return _checked_url(broker), agent
     from autotelic.runtime.service import read_endpoints
 
     try:
@@ -120,7 +120,21 @@ def _connection(run_dir: Path, broker: str | None, agent: str | None) -> tuple[s
     if not url:
         typer.echo("the run publishes no MQTT endpoint; give --broker", err=True)
         raise typer.Exit(2)
-    return str(url), agent or str(endpoints.get("agent", "default"))
+    return _checked_url(str(url)), agent or str(endpoints.get("agent", "default"))
+
+
+def _checked_url(url: str) -> str:
+    """The broker URL if the service would accept it, else exit with the reason."""
+    from pydantic import ValidationError
+
+    from autotelic.runtime.mqtt_config import MQTTConfig
+
+    try:
+        MQTTConfig(url=url)
+    except ValidationError as err:
+        typer.echo(f"bad broker URL: {err.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from None
+    return url
 
 
 @app.command()

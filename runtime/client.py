@@ -7,25 +7,27 @@ import json
 import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiomqtt
 
 from autotelic.runtime.messages import Topics
+from autotelic.runtime.mqtt_config import MQTTConfig
 
 Echo = Callable[[str], None]
 
 
 def _client(url: str) -> aiomqtt.Client:
-    parts = urlsplit(url)
-    tls = parts.scheme in ("mqtts", "ssl")
+    """A short-lived client; the URL is read the way the service reads its broker URL."""
+    config = MQTTConfig(url=url)
+    host, port, _tls = config.endpoint()
+    user, password = config.credentials()
     return aiomqtt.Client(
-        parts.hostname or "127.0.0.1",
-        parts.port or (8883 if tls else 1883),
-        username=parts.username,
-        password=parts.password,
+        host,
+        port,
+        username=user,
+        password=password,
         identifier=f"autotelic-cli-{uuid.uuid4().hex[:12]}",
-        tls_params=aiomqtt.TLSParameters() if tls else None,
+        tls_context=config.ssl_context(),
         timeout=10,
     )
 

@@ -11,7 +11,6 @@ chose its action.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ from autotelic.goals import GoalAssignment, GoalDaemon
 from autotelic.learners.base import Lock
 from autotelic.learners.prompt import build_prompt
 from autotelic.learners.protocol import Learner
-from autotelic.runtime.metrics import Metrics
+from autotelic.runtime.metrics import Metrics, RateMeter
 from autotelic.runtime.rollout import RolloutRecorder
 from autotelic.storage import EpisodeBuilder, EpisodeStore
 
@@ -83,8 +82,7 @@ class Collector:
         self._current: list[GoalAssignment | None] = [None] * envs.num_envs
         self._incoming: dict[int, GoalAssignment] = {}
         self._builders: list[EpisodeBuilder | None] = [None] * envs.num_envs
-        self._achieved: list[dict[str, None]] = [{} for _ in range(envs.num_envs)]
-        self._rate_mark = (time.monotonic(), 0)
+        self._steps_rate = RateMeter(metrics.env_steps_rate) if metrics is not None else None
         envs.goal_source = self._goal_for
 
     # -- episodes ----------------------------------------------------------------------------
@@ -98,7 +96,6 @@ class Collector:
     def _begin(self, env: int, observation: str, info: Info) -> None:
         assignment = self._incoming.pop(env)
         self._current[env] = assignment
-        self._achieved[env] = {}
         self._builders[env] = EpisodeBuilder(
             goal=assignment.goal,
             goal_category=assignment.category,
@@ -134,20 +131,29 @@ class Collector:
         candidates = [list(info["admissible_actions"]) for info in self._infos]
         actions, log_probs, version = self._act(prompts, candidates)
         result = self.envs.step([int(a) for a in actions])
-        ended: list[tuple[int, EpisodeBuilder, bool, GoalAssignment, list[str]]] = []
+        ended: list[tuple[EpisodeBuilder, GoalAssignment]] = []
         for i in range(self.envs.num_envs):
             done = bool(result.terminated[i] or result.truncated[i])
-            builder = self._record(i, result, int(actions[i]), version)
+            last_obs, last_info = self._last_state(result, i, done)
+            builder = self._record(i, result, int(actions[i]), version, last_obs, last_info)
             if self.recorder is not None:
-                self._record_rollout(
-                    i, result, prompts[i], candidates[i], actions, log_probs, version
+                cut = bool(result.truncated[i] and not result.terminated[i])
+                self.recorder.record(
+                    i,
+                    prompt=prompts[i],
+                    candidates=candidates[i],
+                    action=int(actions[i]),
+                    log_prob=float(log_probs[i]),
+                    reward=float(result.rewards[i]),
+                    terminated=bool(result.terminated[i]),
+                    truncated=bool(result.truncated[i]),
+                    final_prompt=build_prompt(last_info["goal"], last_obs) if cut else None,
+                    policy_version=version,
                 )
             if done:
                 assignment = self._current[i]
                 assert assignment is not None
-                ended.append(
-                    (i, builder, bool(result.terminated[i]), assignment, list(self._achieved[i]))
-                )
+                ended.append((builder, assignment))
                 self._begin(i, result.observations[i], result.infos[i])
         finished = self._finish(ended, version) if ended else []
         self._observations, self._infos = result.observations, result.infos
@@ -156,16 +162,23 @@ class Collector:
         return finished
 
     @staticmethod
-    def _last_state(result: BatchStep, i: int) -> tuple[str, Info]:
+    def _last_state(result: BatchStep, i: int, done: bool) -> tuple[str, Info]:
         """The state env ``i`` reached: the final one when its episode just ended."""
         info = result.infos[i]
-        if result.terminated[i] or result.truncated[i]:
+        if done:
             return info["final_observation"], info["final_info"]
         return result.observations[i], info
 
-    def _record(self, i: int, result: BatchStep, action: int, version: int) -> EpisodeBuilder:
+    def _record(
+        self,
+        i: int,
+        result: BatchStep,
+        action: int,
+        version: int,
+        last_obs: str,
+        last_info: Info,
+    ) -> EpisodeBuilder:
         """Add env ``i``'s step to its episode under construction."""
-        last_obs, last_info = self._last_state(result, i)
         builder = self._builders[i]
         assert builder is not None
         builder.add_step(
@@ -178,35 +191,7 @@ class Collector:
             last_obs,
             last_info["admissible_actions"],
         )
-        self._achieved[i].update(dict.fromkeys(last_info["achieved_goals"]))
         return builder
-
-    def _record_rollout(
-        self,
-        i: int,
-        result: BatchStep,
-        prompt: str,
-        candidates: list[str],
-        actions: np.ndarray,
-        log_probs: np.ndarray,
-        version: int,
-    ) -> None:
-        """Keep env ``i``'s step for an on-policy (PPO) update."""
-        assert self.recorder is not None
-        done = bool(result.terminated[i] or result.truncated[i])
-        last_obs, last_info = self._last_state(result, i)
-        self.recorder.record(
-            i,
-            prompt=prompt,
-            candidates=candidates,
-            action=int(actions[i]),
-            log_prob=float(log_probs[i]),
-            reward=float(result.rewards[i]),
-            terminated=bool(result.terminated[i]),
-            truncated=bool(result.truncated[i]),
-            final_prompt=build_prompt(last_info["goal"], last_obs) if done else None,
-            policy_version=version,
-        )
 
     def _act(
         self, prompts: list[str], candidates: list[list[str]]
@@ -229,32 +214,32 @@ class Collector:
         return np.concatenate(actions), np.concatenate(log_probs), version
 
     def _finish(
-        self,
-        ended: list[tuple[int, EpisodeBuilder, bool, GoalAssignment, list[str]]],
-        version: int,
+        self, ended: list[tuple[EpisodeBuilder, GoalAssignment]], version: int
     ) -> list[FinishedEpisode]:
         """Store the episodes that ended in one transaction, then tell everyone about them."""
-        ids = self.store.put_many([builder.build() for _, builder, *_ in ended])  # durable first
+        episodes = [builder.build() for builder, _ in ended]
+        ids = self.store.put_many(episodes)  # durable first
         finished = []
-        for episode_id, (_, builder, success, assignment, achieved) in zip(ids, ended, strict=True):
+        for episode_id, episode, (_, assignment) in zip(ids, episodes, ended, strict=True):
+            achieved = episode.achieved_goals
             self.daemon.report(
                 assignment.outcome(
-                    success=success,
-                    steps=builder.length,
+                    success=episode.success,
+                    steps=episode.length,
                     achieved_goals=achieved,
                     episode_id=episode_id,
                 )
             )
             self.episodes += 1
-            self.successes += int(success)
+            self.successes += int(episode.success)
             done = FinishedEpisode(
                 episode_id=episode_id,
                 goal=assignment.goal,
                 category=assignment.category,
                 source=assignment.source,
                 injection_id=assignment.injection_id,
-                success=success,
-                steps=builder.length,
+                success=episode.success,
+                steps=episode.length,
                 achieved_goals=achieved,
                 policy_version=version,
             )
@@ -276,13 +261,5 @@ class Collector:
         if self.metrics is None:
             return
         self.metrics.env_steps.inc(self.envs.num_envs)
-        now = time.monotonic()
-        mark_time, mark_steps = self._rate_mark
-        if now - mark_time >= 2.0:
-            self.metrics.env_steps_rate.set((self.env_steps - mark_steps) / (now - mark_time))
-            self._rate_mark = (now, self.env_steps)
-
-    def abandon(self) -> None:
-        """Forget the episodes in progress (on shutdown): nothing partial is stored."""
-        self._builders = [None] * self.envs.num_envs
-        self._infos = []
+        assert self._steps_rate is not None
+        self._steps_rate.update(self.env_steps)

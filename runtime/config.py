@@ -134,7 +134,7 @@ class ServiceConfig(BaseModel):
 
     mqtt_enabled: bool = Field(True, description="Connect to (or embed) an MQTT broker.")
     progress_interval_s: float = Field(
-        10.0, gt=0, description="Seconds between progress lines on the console (0 disables)."
+        10.0, gt=0, description="Seconds between progress lines on the console."
     )
     stop_timeout_s: float = Field(
         25.0, gt=0, description="Longest a clean stop may take before workers are abandoned."
@@ -177,6 +177,11 @@ class Settings(BaseSettings):
             )
         return self
 
+    @property
+    def algorithm(self) -> SACConfig | PPOConfig:
+        """The settings of the learner ``run.learner`` names."""
+        return self.sac if self.run.learner == "sac" else self.ppo
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -195,6 +200,15 @@ class Settings(BaseSettings):
             elif suffix == ".toml":
                 sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` laid over it, nested sections merged key by key."""
+    out = dict(base)
+    for key, value in extra.items():
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = deep_merge(out[key], value) if nested else value
+    return out
 
 
 class ConfigError(ValueError):

@@ -78,10 +78,6 @@ class UpdateThrottle:
             self._stopped = True
             self._cond.notify_all()
 
-    def resume(self) -> None:
-        with self._cond:
-            self._stopped = False
-
 
 class SafePoints:
     """Lets the supervisor pause the worker threads between steps, e.g. to checkpoint.

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from autotelic.envs.playground import (
-    BatchStep,
     PlaygroundBatch,
     PlaygroundConfig,
     all_goals,
@@ -68,6 +67,15 @@ def evaluate(
     queue = list(reversed(todo))
     observations, infos = envs.reset(seed=seed, goals=[queue.pop() for _ in range(envs.num_envs)])
     active = [True] * envs.num_envs
+
+    def next_goal(i: int) -> str | None:
+        """Envs that finish take the next goal, or go idle when none is left."""
+        if queue:
+            return queue.pop()
+        active[i] = False
+        return None
+
+    envs.goal_source = next_goal
     while any(active):
         live = [i for i in range(envs.num_envs) if active[i]]
         prompts = [build_prompt(infos[i]["goal"], observations[i]) for i in live]
@@ -76,7 +84,7 @@ def evaluate(
         actions: list[str | int] = [0] * envs.num_envs  # idle envs step on; ignored
         for i, a in zip(live, chosen.actions, strict=True):
             actions[i] = int(a)
-        step = _step_live(envs, actions, queue, active)
+        step = envs.step(actions)
         for i in live:
             if step.done[i]:
                 final = step.infos[i]["final_info"]
@@ -92,18 +100,3 @@ def evaluate(
         mean_steps={c: float(np.mean(v)) for c, v in sorted(lengths.items())},
         counts={c: len(v) for c, v in sorted(wins.items())},
     )
-
-
-def _step_live(
-    envs: PlaygroundBatch, actions: list[str | int], queue: list[str], active: list[bool]
-) -> BatchStep:
-    """Step every env; envs that finish pick the next goal from ``queue`` or go idle."""
-
-    def next_goal(i: int) -> str | None:
-        if queue:
-            return queue.pop()
-        active[i] = False
-        return None
-
-    envs.goal_source = next_goal
-    return envs.step(actions)

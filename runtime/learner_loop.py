@@ -7,15 +7,12 @@ serial driver calls it inline, the concurrent driver from a learner thread.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import numpy as np
 
 from autotelic.learners.base import Lock
 from autotelic.learners.ppo import PPOLearner, PPORollout
 from autotelic.learners.sac import SACLearner
-from autotelic.runtime.metrics import Metrics
+from autotelic.runtime.metrics import Metrics, RateMeter
 from autotelic.storage import ReplaySampler
 
 
@@ -39,12 +36,7 @@ class LearnerLoop:
         self.lock = lock
         self.metrics = metrics
         self.last: dict[str, float] = {}
-        self.listeners: list[Callable[[dict[str, float]], None]] = []
-        self._rate_mark = (time.monotonic(), learner.num_updates)
-
-    @property
-    def updates(self) -> int:
-        return self.learner.num_updates
+        self._updates_rate = RateMeter(metrics.updates_rate) if metrics is not None else None
 
     def train_step(self) -> dict[str, float]:
         """One SAC update on a freshly sampled batch."""
@@ -72,10 +64,8 @@ class LearnerLoop:
 
     def _publish(self, stats: dict[str, float]) -> None:
         self.last = stats
-        for listener in self.listeners:
-            listener(stats)
         m = self.metrics
-        if m is None:
+        if m is None or self._updates_rate is None:
             return
         m.updates.inc()
         m.policy_version.set(self.learner.policy_version)
@@ -88,8 +78,4 @@ class LearnerLoop:
             for key in keys:
                 if key in stats:
                     gauge.set(stats[key])
-        now = time.monotonic()
-        mark_time, mark_updates = self._rate_mark
-        if now - mark_time >= 2.0:
-            m.updates_rate.set((self.learner.num_updates - mark_updates) / (now - mark_time))
-            self._rate_mark = (now, self.learner.num_updates)
+        self._updates_rate.update(self.learner.num_updates)

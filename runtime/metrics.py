@@ -9,6 +9,7 @@ label value is a new time series.
 from __future__ import annotations
 
 import threading
+import time
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -125,6 +126,29 @@ class Metrics:
         for status in ("accepted", "rejected", "completed", "expired"):
             self.injected_goals.labels(status=status)
         self.mqtt_connected.set(0)
+
+
+class RateMeter:
+    """Keeps a gauge at the rate of a growing count, measured over windows of ``every`` s.
+
+    The first call only takes a mark, so counts restored from a checkpoint
+    never show up as a burst of speed.
+    """
+
+    def __init__(self, gauge: Gauge, every: float = 2.0) -> None:
+        self._gauge = gauge
+        self._every = every
+        self._mark: tuple[float, int] | None = None
+
+    def update(self, count: int) -> None:
+        now = time.monotonic()
+        if self._mark is None:
+            self._mark = (now, count)
+            return
+        mark_time, mark_count = self._mark
+        if now - mark_time >= self._every:
+            self._gauge.set((count - mark_count) / (now - mark_time))
+            self._mark = (now, count)
 
 
 class MetricsServer:

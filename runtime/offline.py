@@ -39,8 +39,7 @@ def evaluate_checkpoint(
     loaded = CheckpointManager(run_dir / "checkpoints").load()
     if loaded is None:
         raise FileNotFoundError(f"no complete checkpoint in {run_dir / 'checkpoints'}")
-    algorithm = settings.sac if settings.run.learner == "sac" else settings.ppo
-    learner = build_learner(settings.model, algorithm)
+    learner = build_learner(settings.model, settings.algorithm)
     learner.load_state_dict(loaded.state["learner"])
     return [
         evaluate(

@@ -53,6 +53,7 @@ class RolloutRecorder:
         final_prompt: str | None,
         policy_version: int,
     ) -> None:
+        """Append one step; ``final_prompt`` is the state a time-limit cut left, else None."""
         steps = self._envs[env]
         steps.prompts.append(prompt)
         steps.candidates.append(candidates)
@@ -61,7 +62,7 @@ class RolloutRecorder:
         steps.rewards.append(reward)
         steps.terminated.append(terminated)
         steps.truncated.append(truncated)
-        steps.final_prompts.append(final_prompt if truncated and not terminated else None)
+        steps.final_prompts.append(final_prompt)
         steps.versions.append(policy_version)
 
     def take(self, current_prompts: list[str]) -> PPORollout:

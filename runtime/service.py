@@ -78,7 +78,6 @@ class Agent:
         self.error: BaseException | None = None
         self.listeners: list[Callable[[FinishedEpisode], None]] = []
         self.report_listeners: list[Callable[[InjectionReport], None]] = []
-        self._last_checkpoint = time.monotonic()
         self._open()
 
     # -- construction ------------------------------------------------------------------------
@@ -107,8 +106,7 @@ class Agent:
             max_map_size=max_map,
         )
         self.daemon = GoalDaemon(s.curriculum, store=self.store, on_report=self._on_report)
-        algorithm = s.sac if s.run.learner == "sac" else s.ppo
-        self.learner: SACLearner | PPOLearner = build_learner(s.model, algorithm)
+        self.learner: SACLearner | PPOLearner = build_learner(s.model, s.algorithm)
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", keep=s.checkpoint.keep)
         counters = self._restore()
         self.restarts = int(counters.get("restarts", -1)) + 1
@@ -183,11 +181,9 @@ class Agent:
             log.info("resumed from checkpoint %s", loaded.checkpoint.path.name)
         after = int(counters.get("last_episode_id", -1))
         for episode in self.store.iter_episodes(start_id=after + 1):
-            counters["env_steps"] = int(counters.get("env_steps", 0)) + len(episode.steps)
+            counters["env_steps"] = int(counters.get("env_steps", 0)) + episode.length
             counters["episodes"] = int(counters.get("episodes", 0)) + 1
-            counters["successes"] = int(counters.get("successes", 0)) + int(
-                episode.steps[-1].terminated
-            )
+            counters["successes"] = int(counters.get("successes", 0)) + int(episode.success)
         return counters
 
     # -- what happens per episode ------------------------------------------------------------
@@ -225,25 +221,19 @@ class Agent:
         limit = self.settings.run.max_env_steps
         return self.stopping.is_set() or (limit is not None and self.collector.env_steps >= limit)
 
-    def run_serial(
-        self, hooks: list[tuple[int, StepHook]] | None = None, checkpoint_every: int | None = None
-    ) -> None:
+    def run_serial(self, hooks: list[tuple[int, StepHook]] | None = None) -> None:
         """Collect and learn in this thread, deterministically, until done.
 
-        ``hooks`` are (every_env_steps, callback) pairs, e.g. evaluations; a
-        checkpoint is written every ``checkpoint_every`` env steps and at the end.
+        ``hooks`` are (every_env_steps, callback) pairs, e.g. evaluations or
+        checkpoints; a checkpoint is also written at the end.
         """
         marks = {i: self.collector.env_steps // every for i, (every, _) in enumerate(hooks or [])}
-        ckpt_mark = self.collector.env_steps // checkpoint_every if checkpoint_every else 0
         while not self.done:
             self.step_once()
             for i, (every, hook) in enumerate(hooks or []):
                 if self.collector.env_steps // every > marks[i]:
                     marks[i] = self.collector.env_steps // every
                     hook(self)
-            if checkpoint_every and self.collector.env_steps // checkpoint_every > ckpt_mark:
-                ckpt_mark = self.collector.env_steps // checkpoint_every
-                self.checkpoint()
         self.checkpoint()
 
     def step_once(self) -> None:
@@ -263,14 +253,20 @@ class Agent:
             self.throttle.record_update()
 
     def start_threads(self) -> list[threading.Thread]:
-        """Concurrent mode: a collector thread and (for SAC) a learner thread."""
-        threads = [threading.Thread(target=self._guard(self._collect_forever), name="collector")]
-        if isinstance(self.learner, SACLearner):
-            threads.append(
-                threading.Thread(
-                    target=self._guard(self._learn_forever), name="learner", daemon=True
-                )
-            )
+        """The workers of ``run.mode``: one serial loop, or a collector thread and (for
+        SAC) a learner thread."""
+        serial = self.settings.run.mode == "serial"
+        workers: list[tuple[str, Callable[[], None], bool]] = [
+            ("serial", self._step_forever, False)
+            if serial
+            else ("collector", self._collect_forever, False)
+        ]
+        if not serial and isinstance(self.learner, SACLearner):
+            workers.append(("learner", self._learn_forever, True))
+        threads = [
+            threading.Thread(target=self._guard(body), name=name, daemon=daemon)
+            for name, body, daemon in workers
+        ]
         for t in threads:
             self.points.register(t.name)
             t.start()
@@ -289,6 +285,12 @@ class Agent:
                 self.points.unregister(name)
 
         return run
+
+    def _step_forever(self) -> None:
+        while not self.done:
+            self.points.checkpoint("serial")
+            self.step_once()
+        self.stop()
 
     def _collect_forever(self) -> None:
         ppo = isinstance(self.learner, PPOLearner)
@@ -316,16 +318,14 @@ class Agent:
     # -- saving ------------------------------------------------------------------------------
 
     def counters(self) -> dict[str, Any]:
-        stats = self.store.stats()
+        stored = self.store.index_snapshot().ids
         return {
             "env_steps": self.collector.env_steps,
             "episodes": self.collector.episodes,
             "successes": self.collector.successes,
             "updates": self.learner.num_updates,
             "policy_version": self.learner.policy_version,
-            "last_episode_id": stats.newest_episode_id
-            if stats.newest_episode_id is not None
-            else -1,
+            "last_episode_id": int(stored[-1]) if len(stored) else -1,
             "restarts": self.restarts,
             "saved_at": time.time(),
         }
@@ -355,7 +355,6 @@ class Agent:
         finally:
             if pause:
                 self.points.resume()
-        self._last_checkpoint = time.monotonic()
         if self.metrics is not None:
             self.metrics.checkpoints.inc()
             self.metrics.last_checkpoint.set(time.time())
@@ -376,9 +375,9 @@ class Agent:
             replay_transitions=self.store.num_transitions,
         )
 
-    def status(self, state: str = "online") -> Status:
+    def status(self) -> Status:
         return Status(
-            state=state,
+            state="online",
             agent=self.settings.run.agent,
             pid=os.getpid(),
             learner=self.settings.run.learner,
@@ -510,7 +509,7 @@ async def _supervise(agent: Agent, stop: asyncio.Event, settings: Settings) -> N
             await asyncio.wait_for(stop.wait(), timeout=1.0)
         agent.refresh_gauges()
         now = time.monotonic()
-        if interval and now >= next_progress:
+        if now >= next_progress:
             progress.emit(agent.snapshot())
             next_progress = now + interval
         if now >= next_checkpoint and not agent.stopping.is_set():

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from autotelic.runtime.broker import free_port
+from autotelic.runtime.config import deep_merge
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
@@ -208,17 +209,6 @@ TINY_SERVICE = {
 }
 
 
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = (
-            merge(out[key], value)
-            if isinstance(value, dict) and isinstance(out.get(key), dict)
-            else value
-        )
-    return out
-
-
 class ServiceProcess:
     """``autotelic run`` in a subprocess, with a tiny model, as a user would start it."""
 
@@ -229,7 +219,7 @@ class ServiceProcess:
         self.run_dir = workdir / "run"
         self.config_file = workdir / "autotelic.yaml"
         self.config_file.write_text(
-            yaml.safe_dump(merge({"run": {"dir": str(self.run_dir)}}, config))
+            yaml.safe_dump(deep_merge({"run": {"dir": str(self.run_dir)}}, config))
         )
         self.log = workdir / "service.log"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 
 from autotelic.envs.playground import PlaygroundTextEnv, parse_goal, reward
-from autotelic.runtime.config import ConfigError, Settings, load_settings
+from autotelic.runtime.config import ConfigError, Settings, deep_merge, load_settings
 from autotelic.runtime.messages import InjectRequest
 from autotelic.runtime.service import Agent
 from autotelic.storage import EpisodeStore
-from tests.runtime_fixtures import TINY_SERVICE, merge
+from tests.runtime_fixtures import TINY_SERVICE
 
 
 def settings_for(tmp_path: Path, **extra: Any) -> Settings:
-    base = merge(TINY_SERVICE, {"run": {"dir": str(tmp_path / "run"), "mode": "serial"}})
-    return load_settings(None, **merge(base, extra))
+    base = deep_merge(TINY_SERVICE, {"run": {"dir": str(tmp_path / "run"), "mode": "serial"}})
+    return load_settings(None, **deep_merge(base, extra))
 
 
 def test_stored_episodes_replay_exactly_in_a_fresh_env(tmp_path: Path) -> None:
@@ -55,10 +55,17 @@ def test_every_step_records_the_policy_version_that_acted(tmp_path: Path) -> Non
 
 
 def test_serial_runs_are_deterministic_under_a_seed(tmp_path: Path) -> None:
+    """The in-thread driver and the service's worker in ``run.mode: serial`` agree exactly."""
     runs = []
-    for name in ("a", "b"):
+    for name in ("inline", "worker"):
         agent = Agent(settings_for(tmp_path / name, run={"max_env_steps": 240, "seed": 7}))
-        agent.run_serial()
+        if name == "inline":
+            agent.run_serial()
+        else:
+            threads = agent.start_threads()
+            assert [t.name for t in threads] == ["serial"]
+            threads[0].join(timeout=300)
+            assert agent.error is None and not threads[0].is_alive()
         runs.append([(e.goal, [s.action for s in e.steps]) for e in agent.store.iter_episodes()])
         agent.close()
     assert runs[0] == runs[1] and len(runs[0]) > 10

@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autotelic.envs.playground import GoalError, all_goals, canonical_goal
+from autotelic.runtime.config import deep_merge
 from autotelic.runtime.messages import RequestError, Topics, parse_inject_request
 from autotelic.storage import EpisodeStore
-from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, Prometheus, ServiceProcess, merge
+from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, Prometheus, ServiceProcess
 
 AGENT = "e2e"
 TOPICS = Topics(AGENT)
@@ -39,7 +40,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
 def service(
     broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
-    config = merge(
+    config = deep_merge(
         TINY_SERVICE, {"run": {"agent": AGENT}, "mqtt": {"url": broker.url, "reconnect_max_s": 1.0}}
     )
     proc = ServiceProcess(tmp_path_factory.mktemp("service"), config)
@@ -282,7 +283,7 @@ def stored_ids(run_dir: Path) -> set[int]:
 def test_sigterm_checkpoints_says_offline_and_a_restart_resumes(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    config = merge(
+    config = deep_merge(
         TINY_SERVICE,
         {
             "run": {"agent": AGENT},
@@ -324,7 +325,7 @@ def test_sigterm_checkpoints_says_offline_and_a_restart_resumes(
 def test_kill_9_loses_no_stored_episode_and_the_will_says_offline(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    config = merge(TINY_SERVICE, {"run": {"agent": AGENT}, "mqtt": {"url": mosquitto.url}})
+    config = deep_merge(TINY_SERVICE, {"run": {"agent": AGENT}, "mqtt": {"url": mosquitto.url}})
     service = ServiceProcess(tmp_path, config)
     announced = Probe(mosquitto.port, [TOPICS.episodes])
     service.start()
