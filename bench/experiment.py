@@ -30,7 +30,7 @@ import numpy as np
 
 from autotelic.envs.playground import all_goals, parse_goal
 from autotelic.learners.policy import ActResult
-from autotelic.runtime.config import Settings, load_settings
+from autotelic.runtime.config import Settings, deep_merge, load_settings
 from autotelic.runtime.evaluation import EvalResult, evaluate
 from autotelic.runtime.service import Agent
 
@@ -52,17 +52,8 @@ def method_overrides(method: str) -> dict[str, Any]:
     return {"run": {"learner": "sac"}}  # references: the model is loaded, never trained
 
 
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = deep_merge(out[key], value) if nested else value
-    return out
-
-
 def build_settings(config: Path, method: str, seed: int, budget: int, run_dir: Path) -> Settings:
-    base = load_settings(config).model_dump()
-    extra = deep_merge(
+    overrides = deep_merge(
         method_overrides(method),
         {
             "run": {"dir": run_dir, "seed": seed, "max_env_steps": budget, "mode": "serial"},
@@ -72,7 +63,7 @@ def build_settings(config: Path, method: str, seed: int, budget: int, run_dir: P
             "model": {"seed": seed},
         },
     )
-    return Settings.model_validate(deep_merge(base, extra))
+    return load_settings(config, **overrides)
 
 
 def eval_goals(settings: Settings, split: str) -> list[str]:
@@ -113,6 +104,7 @@ class Recorder:
     def __init__(self, path: Path, method: str, seed: int, settings: Settings, args: Any) -> None:
         self.path = path
         self.method, self.seed, self.settings, self.args = method, seed, settings, args
+        self.goals = {split: eval_goals(settings, split) for split in ("train", "test")}
         self.train_seconds = 0.0
         self.last_step = -1
         self._mark = time.perf_counter()
@@ -135,7 +127,7 @@ class Recorder:
                     split=split,
                     greedy=greedy,
                     episodes_per_goal=self.args.eval_episodes,
-                    goals=eval_goals(self.settings, split),
+                    goals=self.goals[split],
                     seed=10_000,  # the same scenes at every evaluation: paired curves
                     num_envs=self.args.eval_envs,
                     n_objects=self.settings.env.playground.n_objects,

@@ -72,6 +72,16 @@ def band(per_seed: dict[int, list[tuple[int, float, float]]]) -> tuple[np.ndarra
     return steps.round().astype(int), mean, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1)
 
 
+def reference_level(per_seed: dict[int, list[tuple[int, float, float]]]) -> float:
+    """A non-learning reference's success: its one evaluation, averaged over seeds."""
+    return float(np.mean([pts[0][1] for pts in per_seed.values()]))
+
+
+def seconds_per_1k(per_seed: dict[int, list[tuple[int, float, float]]]) -> list[float]:
+    """Training seconds per 1000 env steps of each seed, from its last evaluation."""
+    return [1000 * pts[-1][2] / max(pts[-1][0], 1) for pts in per_seed.values()]
+
+
 def draw(ax: Axes, curves: Curves, split: str, acting: str, category: str) -> None:
     for method in LEARNERS:
         per_seed = curves.get((method, split, acting, category))
@@ -84,7 +94,7 @@ def draw(ax: Axes, curves: Curves, split: str, acting: str, category: str) -> No
     for method, style in zip(REFERENCES, (":", "--"), strict=True):
         per_seed = curves.get((method, split, acting, category))
         if per_seed:
-            level = float(np.mean([pts[0][1] for pts in per_seed.values()]))
+            level = reference_level(per_seed)
             ax.axhline(level, color="gray", linestyle=style, label=f"{method} ({level:.2f})")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("success rate")
@@ -129,7 +139,7 @@ def plot_all(curves: Curves, out: Path, acting: str) -> None:
     for method in LEARNERS:
         per_seed = curves.get((method, "train", acting, "all"))
         if per_seed:
-            rates = [1000 * pts[-1][2] / max(pts[-1][0], 1) for pts in per_seed.values()]
+            rates = seconds_per_1k(per_seed)
             names.append(method)
             means.append(float(np.mean(rates)))
             errs.append(float(np.std(rates)))
@@ -173,7 +183,7 @@ def table(curves: Curves, acting: str) -> str:
             i = int(np.searchsorted(steps, b, side="right")) - 1
             cells.append(f"{mean[i]:.2f} [{low[i]:.2f}, {high[i]:.2f}]" if i >= 0 else "-")
         held = band(test)[1][-1] if test else float("nan")
-        rates = [1000 * pts[-1][2] / max(pts[-1][0], 1) for pts in train.values()]
+        rates = seconds_per_1k(train)
         lines.append(
             f"| {method} | {len(train)} | "
             + " | ".join(cells)
@@ -184,8 +194,8 @@ def table(curves: Curves, acting: str) -> str:
         train = curves.get((method, "train", acting, "all"))
         test = curves.get((method, "test", acting, "all"))
         if train:
-            level = np.mean([pts[0][1] for pts in train.values()])
-            held = np.mean([pts[0][1] for pts in test.values()]) if test else float("nan")
+            level = reference_level(train)
+            held = reference_level(test) if test else float("nan")
             lines.append(
                 f"| {method} (no learning) | {len(train)} | "
                 + " | ".join(f"{level:.2f}" for _ in budgets)
