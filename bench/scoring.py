@@ -219,8 +219,7 @@ def authors_step(
         nxt_c = [batch.next_candidates[i] for i in live]
         with torch.no_grad():
             nxt = naive_score(model, nxt_p, nxt_c)
-            twin = learner.twin if learner.twin is not None else None
-            target_in = naive_score(model, nxt_p, nxt_c, logprobs=False, module=twin)
+            target_in = naive_score(model, nxt_p, nxt_c, logprobs=False, module=learner.twin)
             q_targ = learner.critic_target(target_in.features)
             values[live] = sac_math.soft_values(nxt.layout, nxt.log_pi, q_targ, alpha)
         positions += nxt.num_positions + target_in.num_positions

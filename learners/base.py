@@ -13,18 +13,17 @@ learner's thread (``load_state_dict`` takes the write lock when given one).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from autotelic.learners.models import PolicyModel
-from autotelic.learners.policy import ActResult, Generator, Policy
+from autotelic.learners.policy import ActResult, Generator, Lock, Policy, held
 from autotelic.learners.scorer import PaddingSide, Scorer
 
-Lock = contextlib.AbstractContextManager[object]
+__all__ = ["CheckpointError", "LLMLearner", "Lock", "clip_and_norm", "held", "snapshot"]
 
 
 class CheckpointError(ValueError):
@@ -44,16 +43,6 @@ def snapshot(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(snapshot(v) for v in value)
     return value
-
-
-@contextlib.contextmanager
-def held(lock: Lock | None) -> Iterator[None]:
-    """Enter ``lock`` if one is given."""
-    if lock is None:
-        yield
-    else:
-        with lock:
-            yield
 
 
 def clip_and_norm(params: Sequence[nn.Parameter], max_norm: float | None) -> float:
@@ -107,18 +96,23 @@ class LLMLearner:
                     total += p.detach().double().abs().sum().cpu()
         return float(total)
 
-    def _llm_state(self) -> dict[str, Tensor]:
-        return {
-            n: p.detach().to("cpu", copy=True)
-            for n, p in zip(self._llm_names, self.llm_params, strict=True)
-        }
+    def _named(self, params: Sequence[Tensor]) -> dict[str, Tensor]:
+        """CPU copies of ``params`` (the LLM's trainable tensors or their twins), by name."""
+        named: dict[str, Tensor] = snapshot(dict(zip(self._llm_names, params, strict=True)))
+        return named
+
+    def _copy_named(self, params: Sequence[Tensor], saved: Mapping[str, Tensor]) -> None:
+        """Copy ``saved`` (as :meth:`_named` gives it) into ``params`` in place."""
+        with torch.no_grad():
+            for name, param in zip(self._llm_names, params, strict=True):
+                param.copy_(saved[name])
 
     def _common_state(self) -> dict[str, Any]:
         return {
             "algorithm": self.algorithm,
             "model": self.model.config.model_dump(mode="json"),
             "base_fingerprint": self._fingerprint,
-            "llm": self._llm_state(),
+            "llm": self._named(self.llm_params),
             "counters": {"policy_version": self.policy_version, "num_updates": self.num_updates},
         }
 
@@ -141,9 +135,7 @@ class LLMLearner:
                 "model trains (names or shapes differ): saved with another fine-tuning mode "
                 "or LoRA setting?"
             )
-        with torch.no_grad():
-            for name, param in zip(self._llm_names, self.llm_params, strict=True):
-                param.copy_(llm[name])
+        self._copy_named(self.llm_params, llm)
         counters = state["counters"]
         self.policy_version = int(counters["policy_version"])
         self.num_updates = int(counters["num_updates"])

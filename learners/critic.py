@@ -82,14 +82,10 @@ def target_twin(module: nn.Module) -> nn.Module:
     return twin
 
 
-def paired_parameters(
-    online: nn.Module, twin: nn.Module
-) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """The online module's trainable parameters and the twin's copies, in the same order."""
+def twin_parameters(twin: nn.Module, names: Sequence[str]) -> list[nn.Parameter]:
+    """The twin's copies of the online module's parameters ``names``, in the same order."""
     twin_params = dict(twin.named_parameters())
-    names = [n for n, p in online.named_parameters() if p.requires_grad]
     missing = [n for n in names if n not in twin_params]
     if missing:
         raise ValueError(f"twin lacks parameters {missing[:3]}")
-    online_params = dict(online.named_parameters())
-    return [online_params[n] for n in names], [twin_params[n] for n in names]
+    return [twin_params[n] for n in names]

@@ -36,9 +36,12 @@ class EncodedStates:
     def counts(self) -> list[int]:
         return [len(c) for c in self.candidate_ids]
 
-    @property
-    def num_candidates(self) -> int:
-        return sum(self.counts)
+    def select(self, index: Sequence[int]) -> EncodedStates:
+        """The states at ``index``, in that order."""
+        return EncodedStates(
+            prompt_ids=[self.prompt_ids[i] for i in index],
+            candidate_ids=[self.candidate_ids[i] for i in index],
+        )
 
 
 class StateEncoder:
@@ -84,6 +87,12 @@ class StateEncoder:
             prompt_ids=[self.prompt(p) for p in prompts],
             candidate_ids=[[self.candidate(a) for a in cands] for cands in candidates],
         )
+
+
+def padding_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The id padding positions hold: the pad token, else EOS, else 0."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return int(pad) if pad is not None else 0
 
 
 def check_states(prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> None:

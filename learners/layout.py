@@ -69,12 +69,6 @@ class CandidateLayout:
         )
 
     @cached_property
-    def mask(self) -> Tensor:
-        """[B, K_max] true where a real candidate sits."""
-        k = torch.arange(self.max_count, device=self.device)
-        return k[None, :] < self._counts_tensor()[:, None]
-
-    @cached_property
     def _padded_index(self) -> Tensor:
         return self.state_index * self.max_count + self.slot
 

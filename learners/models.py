@@ -149,10 +149,6 @@ class PolicyModel:
         return next(self.module.parameters()).device
 
     @property
-    def dtype(self) -> torch.dtype:
-        return self.config.torch_dtype
-
-    @property
     def hidden_size(self) -> int:
         return int(self.hf.config.hidden_size)
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
-from autotelic.learners.encoding import EncodedStates, StateEncoder
+from autotelic.learners.encoding import EncodedStates, StateEncoder, padding_id
 from autotelic.learners.layout import CandidateLayout
 from autotelic.learners.models import PolicyModel, hf_model
 from autotelic.learners.scorer import PaddingSide, Scores, _decoder_start, _pad_rows, lm_log_probs
@@ -31,6 +31,22 @@ class _Pair:
     state: int
     prompt: list[int]
     candidate: list[int]
+
+
+@dataclass
+class _Forward:
+    """One chunk's forward pass and, per pair, the rows its outputs are read from."""
+
+    hidden: Tensor
+    logits: Tensor | None
+    """Full-vocabulary logits at every position (``full_logits`` only)."""
+    predict: list[list[tuple[int, int]]]
+    """Rows predicting each candidate token."""
+    targets: list[list[int]]
+    features: list[Tensor]
+    states: list[Tensor]
+    positions: int
+    real: int
 
 
 def naive_score(
@@ -54,9 +70,7 @@ def naive_score(
     encoder = StateEncoder(model.tokenizer, seq2seq=model.kind == "seq2seq")
     encoded = encoder.encode(prompts, candidates)
     hf = hf_model(module if module is not None else model.module)
-    tok = model.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    pad_id = int(pad) if pad is not None else 0
+    pad_id = padding_id(model.tokenizer)
     pairs = _pairs(encoded)
     size = batch_size or len(pairs)
     parts = [
@@ -108,9 +122,19 @@ def _run_chunk(
     full_logits: bool,
     logprobs: bool,
 ) -> tuple[Tensor, Tensor, Tensor, int, int]:
-    if seq2seq:
-        return _seq2seq_chunk(hf, pairs, side, pad_id, full_logits, logprobs)
-    return _causal_chunk(hf, pairs, side, pad_id, full_logits, logprobs)
+    chunk = _seq2seq_chunk if seq2seq else _causal_chunk
+    fwd = chunk(hf, pairs, side, pad_id, full_logits)
+    if logprobs:
+        scores = _token_logprobs(hf, fwd.hidden, fwd.logits, fwd.predict, fwd.targets)
+    else:
+        scores = torch.zeros(len(pairs), dtype=torch.float32, device=fwd.hidden.device)
+    return (
+        scores,
+        torch.stack(fwd.features).float(),
+        torch.stack(fwd.states).float(),
+        fwd.positions,
+        fwd.real,
+    )
 
 
 def _token_logprobs(
@@ -143,8 +167,7 @@ def _causal_chunk(
     side: PaddingSide,
     pad_id: int,
     full_logits: bool,
-    logprobs: bool,
-) -> tuple[Tensor, Tensor, Tensor, int, int]:
+) -> _Forward:
     ids, valid, offsets = _pad_rows([p.prompt + p.candidate for p in pairs], side, pad_id)
     pos = np.clip(np.cumsum(valid, axis=1) - 1, 0, None)
     device = hf.device
@@ -167,16 +190,7 @@ def _causal_chunk(
         targets.append(pair.candidate)
         feats.append(hidden[i, start + plen + n - 1])
         states.append(hidden[i, start + plen - 1])
-    if not logprobs:
-        predict, targets = [[] for _ in pairs], [[] for _ in pairs]
-    scores = _token_logprobs(hf, hidden, logits, predict, targets)
-    return (
-        scores,
-        torch.stack(feats).float(),
-        torch.stack(states).float(),
-        ids.size,
-        int(valid.sum()),
-    )
+    return _Forward(hidden, logits, predict, targets, feats, states, ids.size, int(valid.sum()))
 
 
 def _seq2seq_chunk(
@@ -185,8 +199,7 @@ def _seq2seq_chunk(
     side: PaddingSide,
     pad_id: int,
     full_logits: bool,
-    logprobs: bool,
-) -> tuple[Tensor, Tensor, Tensor, int, int]:
+) -> _Forward:
     device = hf.device
     enc_ids, enc_valid, _ = _pad_rows([p.prompt for p in pairs], side, pad_id)
     start_id = _decoder_start(hf)
@@ -219,13 +232,6 @@ def _seq2seq_chunk(
     targets = [p.candidate for p in pairs]
     feats = [hidden[i, len(p.candidate)] for i, p in enumerate(pairs)]
     states = [hidden[i, 0] for i in range(len(pairs))]
-    if not logprobs:
-        predict, targets = [[] for _ in pairs], [[] for _ in pairs]
-    scores = _token_logprobs(hf, hidden, logits, predict, targets)
-    return (
-        scores,
-        torch.stack(feats).float(),
-        torch.stack(states).float(),
-        enc_ids.size + dec_ids.size,
-        int(enc_valid.sum() + dec_valid.sum()),
-    )
+    positions = enc_ids.size + dec_ids.size
+    real = int(enc_valid.sum() + dec_valid.sum())
+    return _Forward(hidden, logits, predict, targets, feats, states, positions, real)

@@ -10,7 +10,7 @@ the lock is released.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +21,17 @@ from autotelic.learners.encoding import ScoringInputError
 from autotelic.learners.scorer import Scorer
 
 Generator = np.random.Generator | torch.Generator
+Lock = contextlib.AbstractContextManager[object]
+
+
+@contextlib.contextmanager
+def held(lock: Lock | None) -> Iterator[None]:
+    """Enter ``lock`` if one is given."""
+    if lock is None:
+        yield
+    else:
+        with lock:
+            yield
 
 
 @dataclass(frozen=True)
@@ -71,19 +82,20 @@ class Policy:
         *,
         greedy: bool = False,
         generator: Generator | None = None,
-        lock: contextlib.AbstractContextManager[object] | None = None,
+        lock: Lock | None = None,
     ) -> ActResult:
         """Pick one action per state (sampled, or greedy for evaluation)."""
         for i, cands in enumerate(candidates):
             if len(cands) == 0:
                 raise ScoringInputError(f"state {i} has no candidate actions to choose from")
-        with lock if lock is not None else contextlib.nullcontext(), torch.inference_mode():
+        with held(lock), torch.inference_mode():
             version = self._version()
             scores = self.scorer.score(prompts, candidates)
             log_pi = scores.log_pi.double().cpu()
             entropy = scores.entropy().float().cpu().numpy()
-        per_state = [t.numpy() for t in torch.split(log_pi, list(scores.counts))]
-        probs = [np.exp(lp) / np.exp(lp).sum() for lp in per_state]
+        per_state = [t.numpy() for t in scores.split(log_pi)]
+        weights = [np.exp(lp) for lp in per_state]
+        probs = [w / w.sum() for w in weights]
         actions = choose(probs, greedy=greedy, generator=generator)
         chosen = np.array([lp[a] for lp, a in zip(per_state, actions, strict=True)])
         return ActResult(

@@ -38,7 +38,8 @@ from torch import Tensor
 from autotelic.learners.base import CheckpointError, LLMLearner, Lock, clip_and_norm, held, snapshot
 from autotelic.learners.batch import check_rows
 from autotelic.learners.critic import QHead
-from autotelic.learners.models import ModelConfig, PolicyModel, load_model
+from autotelic.learners.encoding import EncodedStates
+from autotelic.learners.models import PolicyModel
 
 
 class PPOConfig(BaseModel):
@@ -215,8 +216,8 @@ def ppo_value_loss(
 class _Steps:
     """A rollout flattened over steps, with advantages and returns."""
 
-    prompts: list[str]
-    candidates: list[list[str]]
+    encoded: EncodedStates
+    """The steps' prompts and candidates as token ids (tokenised once, read every epoch)."""
     actions: Tensor
     old_log_probs: Tensor
     old_values: Tensor
@@ -245,10 +246,6 @@ class PPOLearner(LLMLearner):
         self.optimizer = torch.optim.Adam(groups)
         self.shuffle = torch.Generator().manual_seed(cfg.seed)
 
-    @classmethod
-    def from_config(cls, model_config: ModelConfig, config: PPOConfig | None = None) -> PPOLearner:
-        return cls(load_model(model_config), config)
-
     @torch.no_grad()
     def values(self, prompts: Sequence[str]) -> Tensor:
         """[B] V(s) of prompts (a prompt-only pass: no candidate is needed)."""
@@ -276,16 +273,16 @@ class PPOLearner(LLMLearner):
             if not traj.done[-1]:
                 extra.append(traj.bootstrap_prompt or "")
         all_values = self._values_batched(prompts + extra)
-        values, extra_values = all_values[: len(prompts)], list(all_values[len(prompts) :])
+        values, extra_values = all_values[: len(prompts)], iter(all_values[len(prompts) :])
         advantages, start = [], 0
         for traj in rollout.trajectories:
             v = values[start : start + len(traj)]
             start += len(traj)
             next_v = np.append(v[1:], 0.0)
             for t in np.flatnonzero(traj.cut):
-                next_v[t] = extra_values.pop(0)
+                next_v[t] = next(extra_values)
             if not traj.done[-1]:
-                next_v[-1] = extra_values.pop(0)
+                next_v[-1] = next(extra_values)
             next_v[_array(traj.terminated, bool)] = 0.0
             rewards = _array(traj.rewards, np.float64)
             advantages.append(gae(rewards, v, next_v, traj.done, cfg.gamma, cfg.gae_lambda))
@@ -295,9 +292,9 @@ class PPOLearner(LLMLearner):
             return torch.as_tensor(np.asarray(values), dtype=dtype, device=self.device)
 
         trajs = rollout.trajectories
+        candidates = [list(c) for traj in trajs for c in traj.candidates]
         return _Steps(
-            prompts=prompts,
-            candidates=[list(c) for traj in trajs for c in traj.candidates],
+            encoded=self.scorer.encode(prompts, candidates),
             actions=tensor(np.concatenate([traj.actions for traj in trajs]), torch.long),
             old_log_probs=tensor(np.concatenate([traj.log_probs for traj in trajs]), torch.float32),
             old_values=tensor(values, torch.float32),
@@ -310,7 +307,7 @@ class PPOLearner(LLMLearner):
         began = time.perf_counter()
         cfg = self.config
         steps = self.prepare(rollout)
-        n = len(steps.prompts)
+        n = len(steps.encoded.prompt_ids)
         sums: dict[str, float] = {}
         count = 0
         stopped = False
@@ -350,9 +347,7 @@ class PPOLearner(LLMLearner):
     ) -> dict[str, float]:
         cfg = self.config
         idx = torch.tensor(index, dtype=torch.long, device=self.device)
-        scores = self.scorer.score(
-            [steps.prompts[i] for i in index], [steps.candidates[i] for i in index]
-        )
+        scores = self.scorer.score_encoded(steps.encoded.select(index))
         layout = scores.layout
         log_pi = scores.log_pi[layout.flat_index(steps.actions[idx])]
         old = steps.old_log_probs[idx]

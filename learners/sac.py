@@ -42,9 +42,9 @@ from autotelic.learners.base import (
     snapshot,
 )
 from autotelic.learners.batch import TransitionBatch
-from autotelic.learners.critic import QEnsemble, paired_parameters, polyak_, target_twin
+from autotelic.learners.critic import QEnsemble, polyak_, target_twin, twin_parameters
 from autotelic.learners.layout import CandidateLayout
-from autotelic.learners.models import ModelConfig, PolicyModel, load_model
+from autotelic.learners.models import PolicyModel
 
 _SUMMED_STATS = frozenset({"tokens", "target_tokens"})
 """Statistics added up over micro-batches; the others are averaged."""
@@ -207,10 +207,11 @@ class SACLearner(LLMLearner):
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.to(self.device).requires_grad_(False)
         self.twin: nn.Module | None = None
-        self._llm_pairs: tuple[list[nn.Parameter], list[nn.Parameter]] = ([], [])
+        self._twin_params: list[nn.Parameter] = []
+        """The twin's copies of ``llm_params``, in the same order."""
         if cfg.target_llm and model.config.finetune == "lora" and self.llm_params:
             self.twin = target_twin(model.module)
-            self._llm_pairs = paired_parameters(model.module, self.twin)
+            self._twin_params = twin_parameters(self.twin, self._llm_names)
         self.log_alpha = torch.tensor(
             float(cfg.initial_log_alpha), device=self.device, requires_grad=True
         )
@@ -219,10 +220,6 @@ class SACLearner(LLMLearner):
             torch.optim.Adam(self.llm_params, lr=cfg.actor_lr) if self.llm_params else None
         )
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
-
-    @classmethod
-    def from_config(cls, model_config: ModelConfig, config: SACConfig | None = None) -> SACLearner:
-        return cls(load_model(model_config), config)
 
     @property
     def alpha(self) -> float:
@@ -261,11 +258,12 @@ class SACLearner(LLMLearner):
         self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]
     ) -> tuple[Tensor, Tensor, CandidateLayout, int]:
         """log pi(a'|s') (online), target Q of every a', layout, positions computed."""
-        online = self.scorer.score(prompts, candidates)
+        encoded = self.scorer.encode(prompts, candidates)
+        online = self.scorer.score_encoded(encoded)
         positions = online.num_positions
         feats = online.features
         if self.twin is not None:
-            target = self.scorer.score(prompts, candidates, module=self.twin, logprobs=False)
+            target = self.scorer.score_encoded(encoded, module=self.twin, logprobs=False)
             feats = target.features
             positions += target.num_positions
         return online.log_pi, self.critic_target(feats), online.layout, positions
@@ -295,7 +293,7 @@ class SACLearner(LLMLearner):
         alpha = self.alpha
         totals = self.compute_gradients(batch)
         with held(write_lock):
-            totals |= self._step(not warmup and self.actor_opt is not None, warmup)
+            totals |= self._step(warmup)
         totals |= {
             "alpha": alpha,
             "warmup": float(warmup),
@@ -373,22 +371,22 @@ class SACLearner(LLMLearner):
             **info,
         }
 
-    def _step(self, train_llm: bool, warmup: bool) -> dict[str, float]:
+    def _step(self, warmup: bool) -> dict[str, float]:
         """Apply the accumulated gradients; call with the write lock held."""
         cfg = self.config
         critic_norm = clip_and_norm(list(self.critic.parameters()), cfg.max_grad_norm)
         self.critic_opt.step()
         llm_norm = 0.0
-        if train_llm and self.actor_opt is not None:
+        actor_opt = None if warmup else self.actor_opt
+        if actor_opt is not None:
             llm_norm = clip_and_norm(self.llm_params, cfg.max_grad_norm)
-            self.actor_opt.step()
+            actor_opt.step()
             self.policy_version += 1
         if not warmup:
             self.alpha_opt.step()
         polyak_(self.critic_target.parameters(), self.critic.parameters(), cfg.tau)
-        if train_llm and self.twin is not None:
-            online, twin = self._llm_pairs
-            polyak_(twin, online, cfg.tau)
+        if actor_opt is not None and self.twin is not None:
+            polyak_(self._twin_params, self.llm_params, cfg.tau)
         self.zero_grad()
         self.num_updates += 1
         return {"critic_grad_norm": critic_norm, "llm_grad_norm": llm_norm}
@@ -400,14 +398,7 @@ class SACLearner(LLMLearner):
             "config": self.config.model_dump(mode="json"),
             "critic": snapshot(self.critic.state_dict()),
             "critic_target": snapshot(self.critic_target.state_dict()),
-            "target_llm": (
-                {
-                    name: p.detach().to("cpu", copy=True)
-                    for name, p in zip(self._llm_names, self._llm_pairs[1], strict=True)
-                }
-                if self.twin is not None
-                else None
-            ),
+            "target_llm": self._named(self._twin_params) if self.twin is not None else None,
             "log_alpha": snapshot(self.log_alpha),
             "optimizers": {
                 "critic": snapshot(self.critic_opt.state_dict()),
@@ -440,6 +431,4 @@ class SACLearner(LLMLearner):
             return
         if saved is None or sorted(saved) != sorted(self._llm_names):
             raise CheckpointError("checkpoint has no target adapter matching this learner's")
-        with torch.no_grad():
-            for name, param in zip(self._llm_names, self._llm_pairs[1], strict=True):
-                param.copy_(saved[name])
+        self._copy_named(self._twin_params, saved)

@@ -36,7 +36,12 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from autotelic.learners.encoding import EncodedStates, ScoringInputError, StateEncoder
+from autotelic.learners.encoding import (
+    EncodedStates,
+    ScoringInputError,
+    StateEncoder,
+    padding_id,
+)
 from autotelic.learners.layout import CandidateLayout
 from autotelic.learners.models import ModelKind, PolicyModel, hf_model
 
@@ -124,8 +129,7 @@ class Scorer:
         self.padding_side: PaddingSide = padding_side
         tok = tokenizer if tokenizer is not None else model.tokenizer
         self.encoder = StateEncoder(tok, seq2seq=model.kind == "seq2seq")
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        self.pad_id = int(pad) if pad is not None else 0
+        self.pad_id = padding_id(tok)
 
     def fork(self) -> Scorer:
         """A scorer on the same model with its own tokenizer copy.

@@ -211,7 +211,7 @@ def test_warmup_trains_heads_only_then_llm_and_target_adapter_follow():
     )
     assert float(learner.log_alpha.detach()) == alpha_before and learner.policy_version == 0
 
-    online, twin = learner._llm_pairs
+    online, twin = learner.llm_params, learner._twin_params
     twin_before = [t.detach().clone() for t in twin]
     stats = learner.update(toy_batch())
     assert stats["warmup"] == 0.0 and stats["llm_grad_norm"] > 0 and learner.policy_version == 1
@@ -276,7 +276,7 @@ def _everything(learner: SACLearner) -> list[torch.Tensor]:
     tensors = [p.detach() for p in learner.llm_params]
     tensors += [p.detach() for p in learner.critic.parameters()]
     tensors += [p.detach() for p in learner.critic_target.parameters()]
-    tensors += [p.detach() for p in learner._llm_pairs[1]]
+    tensors += [p.detach() for p in learner._twin_params]
     return [*tensors, learner.log_alpha.detach()]
 
 
