@@ -29,10 +29,10 @@ import shutil
 import time
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from autotelic.processes import pid_alive
 from autotelic.storage.errors import SchemaVersionError, StorageError
@@ -115,6 +115,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def _synced_file(path: Path) -> Iterator[BinaryIO]:
+    """``path`` opened for writing; flushed and fsynced when the block completes."""
+    with path.open("wb") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -195,10 +204,8 @@ class CheckpointManager:
             import torch
 
             target = scratch / f"{name}.pt"
-            with target.open("wb") as f:
+            with _synced_file(target) as f:
                 torch.save(value, f)
-                f.flush()
-                os.fsync(f.fileno())
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(target))
             if unsafe:
                 raise ValueError(
@@ -211,10 +218,8 @@ class CheckpointManager:
 
     @staticmethod
     def _write_bytes(path: Path, data: bytes) -> None:
-        with path.open("wb") as f:
+        with _synced_file(path) as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
 
     def _move_into_place(self, scratch: Path, final: Path) -> None:
         trash = None
@@ -332,21 +337,19 @@ class CheckpointManager:
     def prune(self) -> list[Path]:
         """Delete all but the ``keep`` newest complete checkpoints (and broken older ones)."""
         kept = 0
-        oldest_kept: int | None = None
         removed: list[Path] = []
-        for step, path in self._candidates():
+        for _, path in self._candidates():
             if kept < self.keep:
                 try:
                     self.verify(path)
                 except CheckpointError:
                     continue  # newer than a kept one: left for inspection
                 kept += 1
-                oldest_kept = step
                 continue
-            if oldest_kept is not None and step < oldest_kept:
-                shutil.rmtree(path, ignore_errors=True)
-                self._verified.pop(path, None)
-                removed.append(path)
+            # Candidates come newest first, one per step: this one is older than every kept one.
+            shutil.rmtree(path, ignore_errors=True)
+            self._verified.pop(path, None)
+            removed.append(path)
         if removed:
             _fsync_dir(self.directory)
         return removed

@@ -24,20 +24,35 @@ from autotelic.storage.errors import CorruptRecordError, SchemaVersionError
 _CRC = struct.Struct(">I")
 
 
+def seal(body: bytes) -> bytes:
+    """``body`` prefixed with its CRC-32: the stored form of every value."""
+    return _CRC.pack(zlib.crc32(body)) + body
+
+
+def checked_body(data: bytes | memoryview, what: str, min_size: int = 1) -> memoryview:
+    """The body of a sealed value, after checking its length and CRC-32.
+
+    ``min_size`` is the fewest body bytes a valid value has; ``what`` names the
+    record in errors.
+    """
+    view = memoryview(data)
+    if len(view) < _CRC.size + min_size:
+        raise CorruptRecordError(what, f"value of {len(view)} bytes is truncated")
+    (expected,) = _CRC.unpack_from(view)
+    body = view[_CRC.size :]
+    if zlib.crc32(body) != expected:
+        raise CorruptRecordError(what, "checksum mismatch (bytes changed after writing)")
+    return body
+
+
 def frame(payload: Any) -> bytes:
     """Pack ``payload`` with msgpack and prefix its CRC-32."""
-    body = msgpack.packb(payload, use_bin_type=True)
-    return _CRC.pack(zlib.crc32(body)) + body
+    return seal(msgpack.packb(payload, use_bin_type=True))
 
 
 def unframe(data: bytes | memoryview, what: str) -> Any:
     """Check the CRC-32 and unpack; ``what`` names the record in errors."""
-    if len(data) <= _CRC.size:
-        raise CorruptRecordError(what, f"value of {len(data)} bytes is truncated")
-    (expected,) = _CRC.unpack_from(data)
-    body = memoryview(data)[_CRC.size :]
-    if zlib.crc32(body) != expected:
-        raise CorruptRecordError(what, "checksum mismatch (bytes changed after writing)")
+    body = checked_body(data, what)
     try:
         return msgpack.unpackb(body, raw=False, strict_map_key=False)
     except (ValueError, msgpack.UnpackException) as exc:

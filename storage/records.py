@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import math
 import struct
-import zlib
 from typing import Any, Literal
 
 import msgpack
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from autotelic.storage.codec import check_packable, check_version
+from autotelic.storage.codec import check_packable, check_version, checked_body, seal
 from autotelic.storage.errors import CorruptRecordError
 
 SCHEMA_VERSION = 1
@@ -245,7 +244,7 @@ class EpisodeView:
 # The header is small, so decoding it and then only the states a row uses costs a
 # fraction of decoding the whole episode.
 
-_U32 = struct.Struct(">I")
+_HEADER_SIZE = struct.Struct(">I")
 _STEP_COLUMNS = ("act", "rew", "term", "trunc", "ach", "pv")
 
 
@@ -279,29 +278,23 @@ def encode_episode(episode: Episode) -> bytes:
             "st": offsets,
         }
     )
-    body = b"".join([_U32.pack(len(header)), header, *states])
-    return _U32.pack(zlib.crc32(body)) + body
+    return seal(b"".join([_HEADER_SIZE.pack(len(header)), header, *states]))
 
 
 def _header(episode_id: int, data: bytes | memoryview) -> tuple[dict[str, Any], memoryview]:
     """Checked header and the state area of a stored episode."""
     what = f"episode {episode_id}"
-    view = memoryview(data)
-    if len(view) < 2 * _U32.size:
-        raise CorruptRecordError(what, f"value of {len(view)} bytes is truncated")
-    (crc,) = _U32.unpack_from(view)
-    if zlib.crc32(view[_U32.size :]) != crc:
-        raise CorruptRecordError(what, "checksum mismatch (bytes changed after writing)")
-    (size,) = _U32.unpack_from(view, _U32.size)
-    start = 2 * _U32.size
+    body = checked_body(data, what, _HEADER_SIZE.size)
+    (size,) = _HEADER_SIZE.unpack_from(body)
+    start = _HEADER_SIZE.size
     try:
-        header = msgpack.unpackb(view[start : start + size], raw=False, strict_map_key=False)
+        header = msgpack.unpackb(body[start : start + size], raw=False, strict_map_key=False)
     except (ValueError, msgpack.UnpackException) as exc:
         raise CorruptRecordError(what, f"header is not valid msgpack ({exc})") from exc
     if not isinstance(header, dict):
         raise CorruptRecordError(what, f"header is a {type(header).__name__}, not a map")
     check_version(header, what, SCHEMA_VERSION)
-    area = view[start + size :]
+    area = body[start + size :]
     try:
         n = len(header["act"])
         bad = [c for c in _STEP_COLUMNS if len(header[c]) != n]

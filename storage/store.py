@@ -81,6 +81,7 @@ _MAX_STATE_KEY_BYTES = 400
 _ITER_CHUNK = 64
 _WRITER_LOCK = "writer.lock"
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_MAX_READERS = 126  # LMDB reader slots: concurrent read transactions across all processes
 
 _open_paths: set[str] = set()
 _open_paths_lock = threading.Lock()
@@ -150,7 +151,6 @@ class EpisodeStore:
         readonly: bool = False,
         map_size: int | None = None,
         max_map_size: int | None = None,
-        max_readers: int = 126,
     ) -> None:
         if capacity_transitions is not None and capacity_transitions < 1:
             raise ValueError(f"capacity_transitions must be >= 1, got {capacity_transitions}")
@@ -171,7 +171,7 @@ class EpisodeStore:
         self._registered = False
         self._register()
         try:
-            self._env = self._open_env(map_size, max_readers)
+            self._env = self._open_env(map_size)
             self._open_databases(capacity_transitions)
             self._index = self._load_index()
             if not readonly:
@@ -196,7 +196,7 @@ class EpisodeStore:
             _open_paths.add(key)
             self._registered = True
 
-    def _open_env(self, map_size: int, max_readers: int) -> lmdb.Environment:
+    def _open_env(self, map_size: int) -> lmdb.Environment:
         if self._readonly:
             if not (self._path / "data.mdb").is_file():
                 raise FileNotFoundError(f"no episode store at {self._path} (no data.mdb)")
@@ -213,7 +213,7 @@ class EpisodeStore:
             writemap=False,
             readahead=False,  # random sampling: read-ahead only fills the cache with neighbours
             max_dbs=4,
-            max_readers=max_readers,
+            max_readers=_MAX_READERS,
         )
         if not self._readonly:
             env.reader_check()  # frees reader slots of processes that died (kill -9)
@@ -271,9 +271,7 @@ class EpisodeStore:
         with self._write_lock:
             evict, evicted_lengths = self._index.oldest_to_evict(0, self.capacity_transitions)
             if len(evict):
-                meta = self._commit(
-                    lambda txn: self._write_batch(txn, [], [], evict, evicted_lengths)
-                )
+                meta = self._commit(lambda txn: self._write_batch(txn, [], evict, evicted_lengths))
                 self._meta = meta
                 self._index.evict(evict)
 
@@ -301,7 +299,7 @@ class EpisodeStore:
         return self._index.num_transitions
 
     def __len__(self) -> int:
-        """Episodes in the index (a read-only handle: as of open or :meth:`reload_index`)."""
+        """Episodes in the index (a read-only handle: as of open)."""
         return len(self._index)
 
     def __contains__(self, episode_id: object) -> bool:
@@ -348,7 +346,7 @@ class EpisodeStore:
             )
             items = list(zip(ids, values, lengths, strict=True))
             self._meta = self._commit(
-                lambda txn: self._write_batch(txn, items, lengths, evict, evicted_lengths)
+                lambda txn: self._write_batch(txn, items, evict, evicted_lengths)
             )
             self._index.append(ids, lengths)
             self._index.evict(evict)
@@ -358,7 +356,6 @@ class EpisodeStore:
         self,
         txn: lmdb.Transaction[bytes],
         items: list[tuple[int, bytes, int]],
-        lengths: list[int],
         evict: np.ndarray[Any, Any],
         evicted_lengths: np.ndarray[Any, Any],
     ) -> dict[str, Any]:
@@ -373,7 +370,8 @@ class EpisodeStore:
         meta = dict(self._meta)
         meta["next_id"] = int(meta["next_id"]) + len(items)
         meta["episodes"] = int(meta["episodes"]) + len(items) - len(evict)
-        meta["transitions"] = int(meta["transitions"]) + sum(lengths) - int(evicted_lengths.sum())
+        added = sum(length for _, _, length in items)
+        meta["transitions"] = int(meta["transitions"]) + added - int(evicted_lengths.sum())
         meta["evicted"] = int(meta["evicted"]) + len(evict)
         txn.put(_META_KEY, frame(meta), db=self._meta_db)
         return meta
@@ -616,10 +614,6 @@ class EpisodeStore:
                     raw.append((episode_id, data))
         with gc_paused():
             return {episode_id: decode_view(episode_id, data) for episode_id, data in raw}
-
-    def reload_index(self) -> None:
-        """Rebuild the index from the database (a read-only process catching up)."""
-        self._index = self._load_index()
 
     # -- closing -------------------------------------------------------------------------------
 
