@@ -20,27 +20,20 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from autotelic.goals import (
-    CurriculumConfig,
-    EmbeddingCache,
-    EmbedFn,
-    EpsilonSchedule,
-    GoalDaemon,
-    MiniLMEncoder,
-    SamplerConfig,
-)
+from autotelic.goals import CurriculumConfig, EmbeddingCache, EmbedFn, GoalDaemon, MiniLMEncoder
 from autotelic.goals.simulated import (
     SimGoal,
     SimulatedLearner,
     SimulationTrace,
     playground_sim_goals,
     simulate,
+    uniform_config,
 )
 
 CURRICULA = ("uniform", "goal", "bucket", "embedding")
@@ -58,11 +51,18 @@ class Result:
     def competence(self) -> np.ndarray:
         return np.array([t.total_competence for t in self.traces])
 
+    def shares(self, sims: list[SimGoal]) -> list[float]:
+        """Episodes per goal of each difficulty, relative to a uniform share (1.0), seed mean."""
+        kind = {g.text: g.difficulty for g in sims}
+        return [
+            statistics.mean(t.per_goal_share(kind, d) for t in self.traces) * len(sims)
+            for d in DIFFICULTIES
+        ]
+
 
 def config_for(name: str, goals: list[str], seed: int) -> CurriculumConfig:
     if name == "uniform":
-        sampler = SamplerConfig(epsilon=EpsilonSchedule(kind="constant", start=1.0))
-        return CurriculumConfig(configured_goals=goals, sampler=sampler, persist_every=0, seed=seed)
+        return uniform_config(goals, seed=seed)
     return CurriculumConfig(configured_goals=goals, estimator=name, persist_every=0, seed=seed)
 
 
@@ -86,12 +86,12 @@ def run(name: str, sims: list[SimGoal], args: argparse.Namespace, embed: EmbedFn
     return Result(name, traces, seconds)
 
 
-def per_goal_share(trace: SimulationTrace, kind: Mapping[str, str], difficulty: str) -> float:
-    size = sum(k == difficulty for k in kind.values())
-    return trace.share(lambda g: kind[g] == difficulty) / size
-
-
-def print_table(results: list[Result], sims: list[SimGoal], args: argparse.Namespace) -> None:
+def print_table(
+    results: list[Result],
+    shares: dict[str, list[float]],
+    sims: list[SimGoal],
+    args: argparse.Namespace,
+) -> None:
     kind = {g.text: g.difficulty for g in sims}
     xs = results[0].traces[0].episodes
     marks = sorted({len(xs) // 4, len(xs) // 2, 3 * len(xs) // 4, len(xs) - 1})
@@ -107,25 +107,25 @@ def print_table(results: list[Result], sims: list[SimGoal], args: argparse.Names
     header = f"{'curriculum':<11}" + "".join(f"{xs[m]:>16}" for m in marks)
     header += f"{'gain vs unif.':>15}"
     print(header)
+    if uniform is not None:
+        base = uniform.competence()
+        base_start = base[:, 0].mean()
+        base_gain = max(base[:, -1].mean() - base_start, 1e-9)
     for r in results:
         comp = r.competence()
         row = f"{r.name:<11}"
         for m in marks:
             row += f"{comp[:, m].mean():>10.3f} ±{comp[:, m].std():.3f}"
         if uniform is not None:
-            base = uniform.competence()
-            start = base[:, 0].mean()
-            gain = (comp[:, -1].mean() - start) / max(base[:, -1].mean() - start, 1e-9)
+            gain = (comp[:, -1].mean() - base_start) / base_gain
             row += f"{gain:>14.2f}x"
         print(row)
     print("\nepisodes per goal, relative to a uniform share (1.00), by difficulty; cost:")
     print(f"{'curriculum':<11}" + "".join(f"{d:>12}" for d in DIFFICULTIES) + f"{'s/1000 ep.':>14}")
-    n_goals = len(sims)
     for r in results:
         row = f"{r.name:<11}"
-        for d in DIFFICULTIES:
-            share = statistics.mean(per_goal_share(t, kind, d) for t in r.traces)
-            row += f"{share * n_goals:>12.2f}"
+        for share in shares[r.name]:
+            row += f"{share:>12.2f}"
         cost = statistics.median(r.seconds) / args.episodes * 1000
         row += f"{cost:>14.3f}"
         print(row)
@@ -135,13 +135,12 @@ def print_table(results: list[Result], sims: list[SimGoal], args: argparse.Names
     )
 
 
-def plot(results: list[Result], sims: list[SimGoal], path: Path) -> None:
+def plot(results: list[Result], shares: dict[str, list[float]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kind = {g.text: g.difficulty for g in sims}
     fig, (curves, bars) = plt.subplots(
         1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 1]}
     )
@@ -158,11 +157,7 @@ def plot(results: list[Result], sims: list[SimGoal], path: Path) -> None:
     curves.grid(alpha=0.3)
     width = 0.8 / len(results)
     for i, r in enumerate(results):
-        shares = [
-            statistics.mean(per_goal_share(t, kind, d) for t in r.traces) * len(sims)
-            for d in DIFFICULTIES
-        ]
-        bars.bar(np.arange(len(DIFFICULTIES)) + i * width, shares, width, label=r.name)
+        bars.bar(np.arange(len(DIFFICULTIES)) + i * width, shares[r.name], width, label=r.name)
     bars.axhline(1.0, color="grey", linewidth=0.8)
     bars.set_xticks(np.arange(len(DIFFICULTIES)) + 0.4 - width / 2, DIFFICULTIES)
     bars.set_ylabel("episodes per goal / uniform share")
@@ -205,8 +200,9 @@ def main() -> None:
     for name in names:
         results.append(run(name, sims, args, embed))
         print(f"  {name}: done", flush=True)
-    print_table(results, sims, args)
-    plot(results, sims, args.out)
+    shares = {r.name: r.shares(sims) for r in results}
+    print_table(results, shares, sims, args)
+    plot(results, shares, args.out)
     print(f"\nplot saved to {args.out}")
 
 

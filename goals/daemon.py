@@ -18,7 +18,6 @@ import logging
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -28,7 +27,7 @@ import numpy as np
 from autotelic.goals.assignments import EpisodeOutcome, GoalAssignment
 from autotelic.goals.config import CurriculumConfig
 from autotelic.goals.embedding_lp import EmbeddingLP
-from autotelic.goals.embeddings import EmbeddingCache, EmbedFn, MiniLMEncoder
+from autotelic.goals.embeddings import EmbedFn, MiniLMEncoder
 from autotelic.goals.errors import (
     InjectionRejected,
     InvalidGoalError,
@@ -40,7 +39,7 @@ from autotelic.goals.estimators import (
     CompetenceEstimator,
     FloatArray,
     GoalLP,
-    absolute_lp,
+    WindowedLP,
 )
 from autotelic.goals.grammar import GoalGrammar, ParsedGoal, PlaygroundGrammar
 from autotelic.goals.injections import Injection, InjectionQueue, InjectionReport
@@ -70,17 +69,8 @@ def make_estimator(
         return GoalLP(config.goal_window)
     if config.estimator == "bucket":
         return BucketLP(category_of, config.bucket_window)
-    emb = config.embedding
     return EmbeddingLP(
-        EmbeddingCache(embed if embed is not None else MiniLMEncoder()),
-        hidden=emb.hidden,
-        lr=emb.lr,
-        batch_size=emb.batch_size,
-        buffer_size=emb.buffer_size,
-        train_every=emb.train_every,
-        snapshot_every=emb.snapshot_every,
-        delay_snapshots=emb.delay_snapshots,
-        seed=config.seed,
+        embed if embed is not None else MiniLMEncoder(), config.embedding, seed=config.seed
     )
 
 
@@ -114,7 +104,8 @@ class GoalDaemon:
         )
         self.sampler = LPSampler(self.config.sampler, seed=self.config.seed)
         self.episodes = 0
-        self._windows: dict[str, deque[int]] = {}
+        # Recent outcomes per category behind the success-rate metrics (keyed by category).
+        self._category_windows = WindowedLP(self.config.stats_window)
         self._attempts: dict[str, list[int]] = {}
         if store is not None:
             self._restore_from_store(store)
@@ -282,7 +273,9 @@ class GoalDaemon:
             probs = self.sampler.probabilities(lp, self.episodes) if goals else np.zeros(0)
             per_category = {
                 name: self._category_stats(name, categories, lp, competence, probs)
-                for name in dict.fromkeys([*self.grammar.categories(), *self._windows])
+                for name in dict.fromkeys(
+                    [*self.grammar.categories(), *self._category_windows.keys()]
+                )
             }
             rows = None
             if detail:
@@ -391,10 +384,7 @@ class GoalDaemon:
 
     def _count(self, parsed: ParsedGoal, success: bool) -> None:
         self.episodes += 1
-        window = self._windows.get(parsed.category)
-        if window is None:
-            window = self._windows[parsed.category] = deque(maxlen=self.config.stats_window)
-        window.append(int(success))
+        self._category_windows.update(parsed.category, success)
         counts = self._attempts.setdefault(parsed.text, [0, 0])
         counts[0] += 1
         counts[1] += int(success)
@@ -408,14 +398,14 @@ class GoalDaemon:
         probs: FloatArray,
     ) -> CategoryStats:
         mask = np.array([c == name for c in categories], dtype=bool)
-        window = list(self._windows.get(name, ()))
         count = int(mask.sum())
+        windows = self._category_windows
         return CategoryStats(
             category=name,
             goals=count,
-            episodes=len(window),
-            success_rate=float(np.mean(window)) if window else 0.0,
-            lp=absolute_lp(window),
+            episodes=min(int(windows.attempts([name])[0]), windows.window),
+            success_rate=float(windows.competence([name])[0]),
+            lp=float(windows.lp([name])[0]),
             mean_goal_lp=float(lp[mask].mean()) if count else 0.0,
             competence=float(competence[mask].mean()) if count else 0.0,
             sample_share=float(probs[mask].sum()) if count else 0.0,
@@ -442,15 +432,24 @@ class GoalDaemon:
             "episodes": self.episodes,
             "estimator": self.estimator.state_dict(),
             "sampler": self.sampler.state_dict(),
-            "windows": {k: list(v) for k, v in self._windows.items()},
+            "category_windows": self._category_windows.state_dict(),
             "attempts": {k: list(v) for k, v in self._attempts.items()},
         }
 
     def _load_learning(self, state: dict[str, Any]) -> None:
         self.episodes = int(state["episodes"])
         self.sampler.load_state_dict(state["sampler"])
-        window = self.config.stats_window
-        self._windows = {k: deque(map(int, v), maxlen=window) for k, v in state["windows"].items()}
+        if "category_windows" in state:
+            self._category_windows.load_state_dict(state["category_windows"])
+        else:  # saved before the windows were a WindowedLP: {category: [0 or 1, ...]}
+            old = state["windows"]
+            self._category_windows.load_state_dict(
+                {
+                    "kind": WindowedLP.kind,
+                    "outcomes": old,
+                    "attempts": {k: len(v) for k, v in old.items()},
+                }
+            )
         self._attempts = {k: [int(v[0]), int(v[1])] for k, v in state["attempts"].items()}
         try:
             self.estimator.load_state_dict(state["estimator"])
@@ -503,10 +502,6 @@ class GoalDaemon:
 def _deadline(goal: str, now: float, expires_at: float | None, ttl: float | None) -> float | None:
     if expires_at is not None and ttl is not None:
         raise InjectionRejected("give an expiry time or a ttl, not both", goal)
-    if expires_at is not None and (
-        isinstance(expires_at, bool) or not isinstance(expires_at, int | float)
-    ):
-        raise InjectionRejected(f"expiry must be a time in seconds, got {expires_at!r}", goal)
     if ttl is None:
         return expires_at
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):

@@ -23,7 +23,8 @@ from autotelic.goals.competence_mlp import (
     decode_params,
     encode_params,
 )
-from autotelic.goals.embeddings import EmbedFn
+from autotelic.goals.config import EmbeddingConfig
+from autotelic.goals.embeddings import EmbedFn, checked_embeddings
 from autotelic.goals.estimators import FloatArray, _check_kind
 from autotelic.goals.state import decode_rng, encode_rng
 
@@ -31,12 +32,13 @@ from autotelic.goals.state import decode_rng, encode_rng
 class EmbeddingLP:
     """Competence model over goal embeddings with a delayed copy for LP.
 
-    The model is a one-hidden-layer MLP (``hidden`` > 0) or a logistic
-    regression (``hidden`` = 0) on the embeddings, trained by one Adam step on a
-    mini-batch of the last ``buffer_size`` outcomes every ``train_every``
-    updates. A snapshot of the weights is taken every ``snapshot_every`` updates
-    and the last ``delay_snapshots`` are kept; the oldest is the delayed copy, so
-    the delay stays between ``(delay_snapshots - 1) * snapshot_every`` and
+    The settings are those of an :class:`EmbeddingConfig`, validated there. The
+    model is a one-hidden-layer MLP (``hidden`` > 0) or a logistic regression
+    (``hidden`` = 0) on the embeddings, trained by one Adam step on a mini-batch
+    of the last ``buffer_size`` outcomes every ``train_every`` updates. A
+    snapshot of the weights is taken every ``snapshot_every`` updates and the last
+    ``delay_snapshots`` are kept; the oldest is the delayed copy, so the delay
+    stays between ``(delay_snapshots - 1) * snapshot_every`` and
     ``delay_snapshots * snapshot_every`` updates instead of dropping to zero at
     each refresh.
     """
@@ -44,40 +46,19 @@ class EmbeddingLP:
     kind = "embedding"
 
     def __init__(
-        self,
-        embed: EmbedFn,
-        *,
-        hidden: int = 64,
-        lr: float = 3e-2,
-        batch_size: int = 64,
-        buffer_size: int = 250,
-        train_every: int = 1,
-        snapshot_every: int = 25,
-        delay_snapshots: int = 4,
-        seed: int = 0,
+        self, embed: EmbedFn, config: EmbeddingConfig | None = None, *, seed: int = 0
     ) -> None:
-        _require(hidden >= 0, f"hidden must be >= 0, got {hidden}")
-        _require(lr > 0, f"lr must be > 0, got {lr}")
-        _require(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
-        _require(buffer_size >= 1, f"buffer_size must be >= 1, got {buffer_size}")
-        _require(train_every >= 1, f"train_every must be >= 1, got {train_every}")
-        _require(snapshot_every >= 1, f"snapshot_every must be >= 1, got {snapshot_every}")
-        _require(delay_snapshots >= 1, f"delay_snapshots must be >= 1, got {delay_snapshots}")
+        config = config if config is not None else EmbeddingConfig()
         self.embed = embed
-        self.hidden = hidden
-        self.lr = lr
-        self.batch_size = batch_size
-        self.train_every = train_every
-        self.snapshot_every = snapshot_every
-        self.delay_snapshots = delay_snapshots
+        self.config = config
         # Its own stream, apart from the sampler's (which may share the seed).
         self._rng = np.random.default_rng([seed, 0xE3B])
         self._rows: dict[str, int] = {}
         self._matrix: Array = np.zeros((0, 0), dtype=np.float32)
-        self._buffer: deque[tuple[int, float]] = deque(maxlen=buffer_size)
+        self._buffer: deque[tuple[int, float]] = deque(maxlen=config.buffer_size)
         self._model: CompetenceMLP | None = None
         self._optimizer: Adam | None = None
-        self._snapshots: deque[dict[str, Array]] = deque(maxlen=delay_snapshots)
+        self._snapshots: deque[dict[str, Array]] = deque(maxlen=config.delay_snapshots)
         self.updates = 0
 
     # -- the estimator interface -------------------------------------------------
@@ -87,9 +68,9 @@ class EmbeddingLP:
         self._ensure_model()
         self._buffer.append((row, 1.0 if success else 0.0))
         self.updates += 1
-        if self.updates % self.train_every == 0:
+        if self.updates % self.config.train_every == 0:
             self._train_step()
-        if self.updates % self.snapshot_every == 0:
+        if self.updates % self.config.snapshot_every == 0:
             assert self._model is not None
             self._snapshots.append(self._model.copy_params())
 
@@ -126,13 +107,7 @@ class EmbeddingLP:
         return [self._rows[g] for g in goals]
 
     def _embed(self, texts: list[str]) -> Array:
-        vectors = np.asarray(self.embed(texts), dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
-            raise ValueError(
-                f"embedding function returned shape {vectors.shape} for "
-                f"{len(texts)} texts; expected ({len(texts)}, dim)"
-            )
-        return vectors
+        return checked_embeddings(self.embed(texts), len(texts))
 
     def _model_and_inputs(self, goals: Sequence[str]) -> tuple[CompetenceMLP, Array]:
         rows = self._rows_of(goals)
@@ -141,14 +116,14 @@ class EmbeddingLP:
 
     def _ensure_model(self) -> CompetenceMLP:
         if self._model is None:
-            self._model = CompetenceMLP(int(self._matrix.shape[1]), self.hidden, self._rng)
-            self._optimizer = Adam(self._model.params, self.lr)
+            self._model = CompetenceMLP(int(self._matrix.shape[1]), self.config.hidden, self._rng)
+            self._optimizer = Adam(self._model.params, self.config.lr)
             self._snapshots.append(self._model.copy_params())
         return self._model
 
     def _train_step(self) -> None:
         assert self._model is not None and self._optimizer is not None
-        size = min(self.batch_size, len(self._buffer))
+        size = min(self.config.batch_size, len(self._buffer))
         picks = self._rng.integers(0, len(self._buffer), size=size)
         rows = [self._buffer[i][0] for i in picks]
         targets = np.array([self._buffer[i][1] for i in picks], dtype=np.float32)
@@ -160,7 +135,7 @@ class EmbeddingLP:
     def state_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "hidden": self.hidden,
+            "hidden": self.config.hidden,
             "updates": self.updates,
             "goals": list(self._rows),
             "buffer": [[row, int(success)] for row, success in self._buffer],
@@ -173,9 +148,10 @@ class EmbeddingLP:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a saved state; on any mismatch raise before changing anything."""
         _check_kind(self.kind, state)
-        if int(state["hidden"]) != self.hidden:
+        hidden = self.config.hidden
+        if int(state["hidden"]) != hidden:
             raise ValueError(
-                f"saved embedding model has hidden={state['hidden']}, configured {self.hidden}"
+                f"saved embedding model has hidden={state['hidden']}, configured {hidden}"
             )
         goals = [str(g) for g in state["goals"]]
         rows = {goal: i for i, goal in enumerate(goals)}
@@ -188,9 +164,9 @@ class EmbeddingLP:
                     f"saved embedding model reads {saved['dim']}-dimensional embeddings; "
                     f"the embedding function gives {matrix.shape[1]}"
                 )
-            model = CompetenceMLP(int(saved["dim"]), self.hidden, np.random.default_rng(0))
+            model = CompetenceMLP(int(saved["dim"]), self.config.hidden, np.random.default_rng(0))
             model.load_state_dict(saved)
-            optimizer = Adam(model.params, self.lr)
+            optimizer = Adam(model.params, self.config.lr)
             if state.get("optimizer") is not None:
                 optimizer.load_state_dict(state["optimizer"])
         snapshots = [decode_params(s) for s in state["snapshots"]]
@@ -204,8 +180,3 @@ class EmbeddingLP:
         self._buffer.extend(buffer)
         self.updates = int(state["updates"])
         self._rng = rng
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)

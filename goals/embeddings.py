@@ -82,8 +82,23 @@ class MiniLMEncoder:
         return np.concatenate(rows).astype(np.float32, copy=False)
 
 
+def checked_embeddings(vectors: object, count: int) -> npt.NDArray[np.float32]:
+    """An embedding function's output as float32 rows, one per text, or ``ValueError``."""
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim != 2 or array.shape[0] != count:
+        raise ValueError(
+            f"embedding function returned shape {array.shape} for "
+            f"{count} texts; expected ({count}, dim)"
+        )
+    return array
+
+
 class EmbeddingCache:
-    """Embeds each distinct text once; goal sets are small and embedding is the cost."""
+    """Embeds each distinct text once, for one encoder shared by several estimators or daemons.
+
+    An :class:`EmbeddingLP` already embeds each of its goals once; the cache pays
+    off when the same texts go through many of them (benchmarks, tests).
+    """
 
     def __init__(self, embed: EmbedFn) -> None:
         self.embed = embed
@@ -94,12 +109,7 @@ class EmbeddingCache:
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
             if missing:
-                vectors = np.asarray(self.embed(missing), dtype=np.float32)
-                if vectors.ndim != 2 or vectors.shape[0] != len(missing):
-                    raise ValueError(
-                        f"embedding function returned shape {vectors.shape} for "
-                        f"{len(missing)} texts; expected ({len(missing)}, dim)"
-                    )
+                vectors = checked_embeddings(self.embed(missing), len(missing))
                 for text, row in zip(missing, vectors, strict=True):
                     self._cache[text] = row
             if not texts:

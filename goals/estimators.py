@@ -88,6 +88,10 @@ class WindowedLP:
     def competence(self, goals: Sequence[str]) -> FloatArray:
         return self._per_goal(goals, lambda o: float(np.mean(o)) if o else 0.0)
 
+    def keys(self) -> list[str]:
+        """Keys with at least one outcome, in the order they were first seen."""
+        return list(self._outcomes)
+
     def attempts(self, goals: Sequence[str]) -> npt.NDArray[np.int64]:
         """Episodes counted for each goal's key since the start (not only the window)."""
         return np.array([self._attempts.get(self.key_of(g), 0) for g in goals], dtype=np.int64)

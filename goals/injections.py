@@ -132,10 +132,6 @@ class InjectionQueue:
         """Active injections in serving order."""
         return sorted(self._active.values(), key=lambda i: (-i.priority, i.seq))
 
-    def finished(self) -> list[tuple[str, str]]:
-        """(id, final status) of recently finished injections, oldest first."""
-        return list(self._finished)
-
     def pending_episodes(self) -> int:
         """Episodes accepted but not yet handed out."""
         return sum(i.unserved for i in self._active.values())
@@ -158,6 +154,10 @@ class InjectionQueue:
                 goal.text,
             )
         if expires_at is not None:
+            if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
+                raise InjectionRejected(
+                    f"expiry must be a time in seconds, got {expires_at!r}", goal.text
+                )
             if not math.isfinite(expires_at):
                 raise InjectionRejected(
                     f"expiry must be a finite time, got {expires_at}", goal.text

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast, get_args
 
-from autotelic.goals.grammar import GoalGrammar, ParsedGoal
+from autotelic.goals.grammar import GoalGrammar
 
 log = logging.getLogger(__name__)
 
@@ -75,19 +75,16 @@ class GoalRegistry:
         """The record of a canonical goal text, or None."""
         return self._records.get(text)
 
-    def parse(self, text: str) -> ParsedGoal:
-        """Validate with the grammar; raises :class:`InvalidGoalError` with the reason."""
-        return self.grammar.parse(text)
-
     def add(
         self, text: str, source: Source, *, time: float, episode: int | None = None
     ) -> tuple[GoalRecord, bool]:
         """Register a goal unless known; returns its record and whether it is new.
 
         A goal keeps the source it first arrived with: a configured goal the
-        agent later achieves is still configured.
+        agent later achieves is still configured. An invalid text raises
+        :class:`InvalidGoalError` with the grammar's reason.
         """
-        parsed = self.parse(text)
+        parsed = self.grammar.parse(text)
         known = self._records.get(parsed.text)
         if known is not None:
             return known, False

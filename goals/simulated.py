@@ -13,7 +13,7 @@ uniform sampling after the same number of episodes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from autotelic.envs.playground import GoalCategory, parse_goal
 from autotelic.envs.playground.objects import Split
+from autotelic.goals.config import CurriculumConfig, EpsilonSchedule, SamplerConfig
 from autotelic.goals.daemon import GoalDaemon
 
 Difficulty = Literal["mastered", "learnable", "impossible"]
@@ -122,6 +123,20 @@ class SimulationTrace:
         """Fraction of episodes spent on the goals ``predicate`` selects."""
         total = sum(self.samples.values())
         return sum(n for g, n in self.samples.items() if predicate(g)) / max(total, 1)
+
+    def per_goal_share(self, kinds: Mapping[str, str], kind: str) -> float:
+        """Share of episodes per goal of one kind (so group sizes do not matter).
+
+        ``kinds`` maps every goal text to its kind (e.g. its difficulty).
+        """
+        size = sum(k == kind for k in kinds.values())
+        return self.share(lambda g: kinds[g] == kind) / size
+
+
+def uniform_config(goals: list[str] | None = None, *, seed: int = 0) -> CurriculumConfig:
+    """A curriculum that samples uniformly (epsilon constant at 1), the baseline to beat."""
+    sampler = SamplerConfig(epsilon=EpsilonSchedule(kind="constant", start=1.0))
+    return CurriculumConfig(configured_goals=goals, sampler=sampler, persist_every=0, seed=seed)
 
 
 def simulate(

@@ -43,7 +43,6 @@ class MemoryStateStore:
     def __init__(self) -> None:
         self._data: dict[str, bytes] = {}
         self._lock = threading.Lock()
-        self.puts = 0
 
     def get_state(self, key: str) -> Any | None:
         with self._lock:
@@ -55,12 +54,6 @@ class MemoryStateStore:
         raw = msgpack.packb(value)
         with self._lock:
             self._data[key] = raw
-            self.puts += 1
-
-    def keys(self) -> list[str]:
-        """Keys written so far."""
-        with self._lock:
-            return sorted(self._data)
 
 
 def _check_finite(value: Any, path: str) -> None:

@@ -7,14 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from autotelic.envs.playground import PlaygroundTextEnv, oracle_action
-from autotelic.goals import (
-    CurriculumConfig,
-    EpsilonSchedule,
-    GoalAssignment,
-    InjectionReport,
-    SamplerConfig,
-    StateStore,
-)
+from autotelic.goals import GoalAssignment, InjectionReport, StateStore
 
 
 class ManualClock:
@@ -38,14 +31,6 @@ class Reports(list[InjectionReport]):
 
     def of(self, injection_id: str) -> list[InjectionReport]:
         return [r for r in self if r.injection_id == injection_id]
-
-
-def uniform_config(goals: list[str] | None = None, **updates: object) -> CurriculumConfig:
-    """A curriculum that samples uniformly (epsilon constant at 1)."""
-    sampler = SamplerConfig(epsilon=EpsilonSchedule(kind="constant", start=1.0))
-    return CurriculumConfig(configured_goals=goals, sampler=sampler, persist_every=0).model_copy(
-        update=updates
-    )
 
 
 Policy = Callable[[str, str, list[str]], str]

@@ -15,8 +15,8 @@ from autotelic.goals.simulated import (
     SimulationTrace,
     playground_sim_goals,
     simulate,
+    uniform_config,
 )
-from tests.goals_fixtures import uniform_config
 
 SIM = playground_sim_goals()
 TEXTS = [g.text for g in SIM]
@@ -27,12 +27,6 @@ EPISODES = 3000
 def run(config: CurriculumConfig, seed: int) -> SimulationTrace:
     daemon = GoalDaemon(config.model_copy(update={"seed": seed}))
     return simulate(daemon, SimulatedLearner(SIM, seed=seed), episodes=EPISODES)
-
-
-def per_goal_share(trace: SimulationTrace, kind: str) -> float:
-    """Share of episodes per goal of a difficulty (so group sizes do not matter)."""
-    size = sum(k == kind for k in KIND.values())
-    return trace.share(lambda g: KIND[g] == kind) / size
 
 
 def test_the_simulated_goals_span_every_difficulty() -> None:
@@ -61,12 +55,12 @@ def test_lp_sampling_favours_learnable_goals_and_beats_uniform(estimator: str) -
     seeds = (0, 1, 2)
     lp = [run(lp_config, seed) for seed in seeds]
     uniform = [run(uniform_config(TEXTS), seed) for seed in seeds]
-    learnable = sum(per_goal_share(t, "learnable") for t in lp)
-    assert learnable > 1.3 * sum(per_goal_share(t, "mastered") for t in lp)
-    assert learnable > 2.0 * sum(per_goal_share(t, "impossible") for t in lp)
+    learnable = sum(t.per_goal_share(KIND, "learnable") for t in lp)
+    assert learnable > 1.3 * sum(t.per_goal_share(KIND, "mastered") for t in lp)
+    assert learnable > 2.0 * sum(t.per_goal_share(KIND, "impossible") for t in lp)
     # Uniform spreads evenly, which is what LP improves on.
     for trace in uniform:
-        assert per_goal_share(trace, "learnable") == pytest.approx(1 / len(TEXTS), rel=0.15)
+        assert trace.per_goal_share(KIND, "learnable") == pytest.approx(1 / len(TEXTS), rel=0.15)
     lp_final = [t.total_competence[-1] for t in lp]
     uniform_final = [t.total_competence[-1] for t in uniform]
     assert sum(lp_final) / 3 > sum(uniform_final) / 3 + 0.015, (lp_final, uniform_final)

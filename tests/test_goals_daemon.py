@@ -63,6 +63,24 @@ def test_save_and_restore_give_the_same_sampling_distribution(estimator: str) ->
     assert [a.goal for a in fresh.next_goals(50)] == [a.goal for a in daemon.next_goals(50)]
 
 
+def test_a_state_with_the_old_category_windows_still_loads() -> None:
+    """Before they were a WindowedLP, category windows were saved as plain lists."""
+    daemon = trained("bucket", episodes=400)
+    state = json.loads(json.dumps(daemon.state_dict()))
+    windows = state["learning"].pop("category_windows")
+    state["learning"]["windows"] = windows["outcomes"]
+    config = daemon.config.model_copy(update={"stats_window": 50})
+    fresh = GoalDaemon(config)
+    fresh.load_state_dict(state)
+    for name, stats in fresh.stats().categories.items():
+        kept = windows["outcomes"].get(name, [])[-50:]
+        assert stats.episodes == len(kept)
+        assert stats.success_rate == (float(np.mean(kept)) if kept else 0.0)
+    same = GoalDaemon(daemon.config)
+    same.load_state_dict(state)
+    assert same.stats() == daemon.stats()
+
+
 def test_state_is_json_and_msgpack_able() -> None:
     daemon = trained("goal", episodes=100)
     daemon.inject("Grow cow", episodes=2, ttl=30)

@@ -18,8 +18,13 @@ from autotelic.goals import (
     MiniLMEncoder,
     minilm_model_dir,
 )
-from autotelic.goals.simulated import SimulatedLearner, playground_sim_goals, simulate
-from tests.goals_fixtures import saved, uniform_config
+from autotelic.goals.simulated import (
+    SimulatedLearner,
+    playground_sim_goals,
+    simulate,
+    uniform_config,
+)
+from tests.goals_fixtures import saved
 
 PLANTS = ["Grow carrot", "Grow potato", "Grow berry", "Grow onion", "Grow cucumber"]
 CARNIVORES = ["Grow lion", "Grow jackal", "Grow bobcat", "Grow panthera", "Grow coyote"]
@@ -85,11 +90,11 @@ def test_a_never_tried_goal_gets_estimates_close_to_its_similar_trained_goals(
 
 def test_embedding_lp_state_round_trip_continues_identically(minilm: EmbeddingCache) -> None:
     goals = [*PLANTS, *CARNIVORES, "Grow tomato"]
-    first = EmbeddingLP(minilm, seed=3, snapshot_every=10)
+    first = EmbeddingLP(minilm, EmbeddingConfig(snapshot_every=10), seed=3)
     _train(first, 3)
     store = MemoryStateStore()
     store.put_state("e", first.state_dict())
-    second = EmbeddingLP(minilm, seed=99, snapshot_every=10)
+    second = EmbeddingLP(minilm, EmbeddingConfig(snapshot_every=10), seed=99)
     second.load_state_dict(saved(store, "e"))
     np.testing.assert_array_equal(second.lp(goals), first.lp(goals))
     np.testing.assert_array_equal(second.competence(goals), first.competence(goals))
@@ -98,7 +103,7 @@ def test_embedding_lp_state_round_trip_continues_identically(minilm: EmbeddingCa
         second.update(goal, success)
     np.testing.assert_allclose(second.lp(goals), first.lp(goals), atol=1e-6)
     with pytest.raises(ValueError, match="hidden=64, configured 8"):
-        EmbeddingLP(minilm, hidden=8).load_state_dict(first.state_dict())
+        EmbeddingLP(minilm, EmbeddingConfig(hidden=8)).load_state_dict(first.state_dict())
 
 
 def test_an_injected_embedding_function_is_used_and_checked() -> None:
@@ -108,7 +113,7 @@ def test_an_injected_embedding_function_is_used_and_checked() -> None:
         calls.append(list(texts))
         return np.array([[t.startswith("Grow"), t.startswith("Grasp")] for t in texts], "f4")
 
-    estimator = EmbeddingLP(by_verb, hidden=0, snapshot_every=5)
+    estimator = EmbeddingLP(by_verb, EmbeddingConfig(hidden=0, snapshot_every=5))
     for _ in range(200):
         estimator.update("Grasp cow", True)
         estimator.update("Grow lion", False)
@@ -160,12 +165,9 @@ def test_embedding_lp_curriculum_beats_uniform_on_the_simulated_learner(
     )
     assert lp_trace.total_competence[-1] > uniform_trace.total_competence[-1] + 0.01
 
-    def per_goal(difficulty: str) -> float:
-        size = sum(v == difficulty for v in kind.values())
-        return lp_trace.share(lambda g: kind[g] == difficulty) / size
-
-    assert per_goal("learnable") > 1.3 * per_goal("mastered")
-    assert per_goal("learnable") > 2 * per_goal("impossible")
+    learnable = lp_trace.per_goal_share(kind, "learnable")
+    assert learnable > 1.3 * lp_trace.per_goal_share(kind, "mastered")
+    assert learnable > 2 * lp_trace.per_goal_share(kind, "impossible")
 
 
 def test_restoring_with_another_embedding_starts_afresh(caplog: pytest.LogCaptureFixture) -> None:

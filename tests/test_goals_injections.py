@@ -12,9 +12,11 @@ from autotelic.goals import (
     CurriculumConfig,
     GoalDaemon,
     InjectionConfig,
+    InjectionQueue,
     InjectionRejected,
     MemoryStateStore,
     NoGoalsError,
+    PlaygroundGrammar,
 )
 from tests.goals_fixtures import ManualClock, Reports
 
@@ -153,6 +155,8 @@ def test_expiry_without_collector_calls() -> None:
         ({"goal": "Grow carrot", "ttl": "soon"}, "ttl must be a finite"),
         ({"goal": "Grow carrot", "expires_at": 5.0}, "not in the future"),
         ({"goal": "Grow carrot", "expires_at": "tomorrow"}, "expiry must be a time"),
+        ({"goal": "Grow carrot", "expires_at": True}, "expiry must be a time"),
+        ({"goal": "Grow carrot", "expires_at": float("nan")}, "expiry must be a finite time"),
         ({"goal": "Grow carrot", "expires_at": 2e9, "ttl": 5}, "not both"),
     ],
 )
@@ -163,6 +167,18 @@ def test_bad_injections_are_rejected_with_reasons(kwargs: dict[str, object], fra
     assert fragment in caught.value.reason
     assert daemon.stats().injections_active == 0
     assert "Grow unicorn" not in [r.text for r in daemon.goals()]
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "fragment"),
+    [("tomorrow", "expiry must be a time"), (float("inf"), "finite"), (5.0, "not in the future")],
+)
+def test_the_queue_itself_checks_the_expiry(expires_at: object, fragment: str) -> None:
+    queue = InjectionQueue()
+    goal = PlaygroundGrammar().parse("Grow carrot")
+    with pytest.raises(InjectionRejected, match=fragment):
+        queue.submit(goal, episodes=1, priority=0, expires_at=expires_at, now=10.0)  # type: ignore[arg-type]
+    assert len(queue) == 0
 
 
 def test_full_queue_rejects_more() -> None:
