@@ -16,6 +16,7 @@ import typer
 import yaml
 
 from autotelic import __version__
+from autotelic.runtime.messages import Topics
 
 app = typer.Typer(
     name="autotelic",
@@ -34,6 +35,9 @@ BrokerOption = typer.Option(
     None, "--broker", help="Broker URL (default: the one the run in --run published)."
 )
 AgentOption = typer.Option(None, "--agent", help="Agent name (default: from --run).")
+TopicRootOption = typer.Option(
+    None, "--topic-root", help="First MQTT topic level (default: from --run, else autotelic)."
+)
 
 
 def _print_version(value: bool) -> None:
@@ -103,24 +107,37 @@ def envs() -> None:
 # -- talking to a running service -----------------------------------------------------------
 
 
-def _connection(run_dir: Path, broker: str | None, agent: str | None) -> tuple[str, str]:
-    """Broker URL and agent name: from the flags, else from the run's endpoints file."""
-    if broker is not None and agent is not None:
-        return _checked_url(broker), agent
-    from autotelic.runtime.service import read_endpoints
-
-    try:
-        endpoints = read_endpoints(run_dir)
-    except FileNotFoundError as err:
-        if broker is None:
-            typer.echo(f"{err}\nGive --broker (and --agent) instead.", err=True)
-            raise typer.Exit(2) from None
-        endpoints = {}
+def _connection(
+    run_dir: Path, broker: str | None, agent: str | None, root: str | None
+) -> tuple[str, Topics]:
+    """Broker URL and the agent's topics: from the flags, else from the run's endpoints file."""
+    endpoints = {} if None not in (broker, agent, root) else _endpoints(run_dir, broker)
     url = broker or endpoints.get("mqtt")
     if not url:
         typer.echo("the run publishes no MQTT endpoint; give --broker", err=True)
         raise typer.Exit(2)
-    return _checked_url(str(url)), agent or str(endpoints.get("agent", "default"))
+    prefix = str(endpoints.get("topic_prefix") or "")
+    root = root or (prefix.rsplit("/", 1)[0] if "/" in prefix else "autotelic")
+    name = agent or str(endpoints.get("agent", "default"))
+    try:
+        topics = Topics(name, root)
+    except ValueError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from None
+    return _checked_url(str(url)), topics
+
+
+def _endpoints(run_dir: Path, broker: str | None) -> dict[str, Any]:
+    """What the run in ``run_dir`` published; without one, exit unless a broker was given."""
+    from autotelic.runtime.service import read_endpoints
+
+    try:
+        return read_endpoints(run_dir)
+    except FileNotFoundError as err:
+        if broker is None:
+            typer.echo(f"{err}\nGive --broker (and --agent) instead.", err=True)
+            raise typer.Exit(2) from None
+        return {}
 
 
 def _checked_url(url: str) -> str:
@@ -148,11 +165,12 @@ def inject(
     run_dir: Path = RunOption,
     broker: str | None = BrokerOption,
     agent: str | None = AgentOption,
+    topic_root: str | None = TopicRootOption,
 ) -> None:
     """Ask a running agent to practise a goal; prints the acceptance (or why not)."""
     from autotelic.runtime.client import inject_goal
 
-    url, name = _connection(run_dir, broker, agent)
+    url, topics = _connection(run_dir, broker, agent, topic_root)
     request = {
         "goal": goal,
         "episodes": episodes,
@@ -161,7 +179,9 @@ def inject(
     }
     if ttl is not None:
         request["ttl_s"] = ttl
-    code = asyncio.run(inject_goal(url, name, request, wait=wait, timeout=timeout, out=typer.echo))
+    code = asyncio.run(
+        inject_goal(url, topics, request, wait=wait, timeout=timeout, out=typer.echo)
+    )
     raise typer.Exit(code)
 
 
@@ -170,15 +190,16 @@ def status(
     run_dir: Path = RunOption,
     broker: str | None = BrokerOption,
     agent: str | None = AgentOption,
+    topic_root: str | None = TopicRootOption,
     timeout: float = typer.Option(5.0, help="Seconds to wait for the retained status."),
 ) -> None:
     """Print the agent's retained status (online or offline, counters)."""
     from autotelic.runtime.client import read_status
 
-    url, name = _connection(run_dir, broker, agent)
-    found = asyncio.run(read_status(url, name, timeout))
+    url, topics = _connection(run_dir, broker, agent, topic_root)
+    found = asyncio.run(read_status(url, topics, timeout))
     if found is None:
-        typer.echo(f"no status from agent {name!r} on {url}", err=True)
+        typer.echo(f"no status from agent {topics.agent!r} on {url}", err=True)
         raise typer.Exit(1)
     typer.echo(json.dumps(found, indent=2))
 

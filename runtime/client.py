@@ -33,14 +33,13 @@ def _client(url: str) -> aiomqtt.Client:
 
 
 async def inject_goal(
-    url: str, agent: str, request: dict[str, Any], *, wait: bool, timeout: float, out: Echo
+    url: str, topics: Topics, request: dict[str, Any], *, wait: bool, timeout: float, out: Echo
 ) -> int:
     """Publish a goal request; print the reply and, with ``wait``, each result until done.
 
     Exit code: 0 accepted (and, with ``wait``, completed), 1 rejected or expired,
     2 no reply in time or no broker.
     """
-    topics = Topics(agent)
     try:
         async with _client(url) as client:
             for topic in (topics.accepted, topics.rejected, topics.results):
@@ -51,7 +50,7 @@ async def inject_goal(
                 timeout=None if wait else timeout,
             )
     except TimeoutError:
-        out(f"no reply from agent {agent!r} within {timeout:.0f}s (is it running?)")
+        out(f"no reply from agent {topics.agent!r} within {timeout:.0f}s (is it running?)")
         return 2
     except aiomqtt.MqttError as err:
         out(f"cannot reach the broker at {url}: {err}")
@@ -85,9 +84,8 @@ async def _follow(
     return 2
 
 
-async def read_status(url: str, agent: str, timeout: float) -> dict[str, Any] | None:
+async def read_status(url: str, topics: Topics, timeout: float) -> dict[str, Any] | None:
     """The agent's retained status message, or None if none arrives in ``timeout``."""
-    topics = Topics(agent)
 
     async def first() -> dict[str, Any]:
         async with _client(url) as client:

@@ -24,6 +24,7 @@ class Topics:
     def __init__(self, agent: str, root: str = "autotelic") -> None:
         if not agent or any(c in agent for c in "/#+"):
             raise ValueError(f"agent name {agent!r} must be non-empty without '/', '#' or '+'")
+        self.agent = agent
         self.prefix = f"{root}/{agent}"
         self.inject = f"{self.prefix}/goals/inject"
         self.accepted = f"{self.prefix}/goals/accepted"
