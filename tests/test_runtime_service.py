@@ -45,6 +45,11 @@ def service(
     )
     proc = ServiceProcess(tmp_path_factory.mktemp("service"), config)
     proc.start()
+    # endpoints.json is written before the bridge connects (training never waits for a broker);
+    # the tests below need the bridge subscribed and the retained status stored.
+    proc.wait_for(
+        lambda: proc.metrics().get("autotelic_mqtt_connected") == 1, what="MQTT connected"
+    )
     yield proc
     if proc.alive():
         proc.kill()
@@ -294,7 +299,11 @@ def test_sigterm_checkpoints_says_offline_and_a_restart_resumes(
     service = ServiceProcess(tmp_path, config)
     service.start()
     service.wait_for(
-        lambda: service.metrics().get("autotelic_learner_updates_total", 0) >= 2, what="updates"
+        lambda: (
+            service.metrics().get("autotelic_learner_updates_total", 0) >= 2
+            and service.metrics().get("autotelic_mqtt_connected") == 1
+        ),
+        what="updates and MQTT connected",
     )
     began = time.monotonic()
     assert service.terminate(timeout=30) == 0
@@ -337,8 +346,9 @@ def test_kill_9_loses_no_stored_episode_and_the_will_says_offline(
                     0,
                 )
                 > 5
+                and service.metrics().get("autotelic_mqtt_connected") == 1
             ),
-            what="episodes",
+            what="episodes and MQTT connected",
         )
         time.sleep(random.uniform(0, 3))
         service.kill()
