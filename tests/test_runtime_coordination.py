@@ -95,7 +95,9 @@ def test_safe_points_pause_every_worker_between_iterations():
     time.sleep(0.05)
     assert counters == frozen  # nobody moves while paused
     points.resume()
-    time.sleep(0.05)
+    deadline = time.monotonic() + 10  # a loaded machine may take a while to schedule them
+    while not all(counters[n] > frozen[n] for n in counters) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert all(counters[n] > frozen[n] for n in counters)
     running.clear()
     for t in threads:
