@@ -255,14 +255,13 @@ class Agent:
     def start_threads(self) -> list[threading.Thread]:
         """The workers of ``run.mode``: one serial loop, or a collector thread and (for
         SAC) a learner thread."""
-        serial = self.settings.run.mode == "serial"
-        workers: list[tuple[str, Callable[[], None], bool]] = [
-            ("serial", self._step_forever, False)
-            if serial
-            else ("collector", self._collect_forever, False)
-        ]
-        if not serial and isinstance(self.learner, SACLearner):
-            workers.append(("learner", self._learn_forever, True))
+        workers: list[tuple[str, Callable[[], None], bool]]  # name, body, daemon
+        if self.settings.run.mode == "serial":
+            workers = [("serial", self._step_forever, False)]
+        else:
+            workers = [("collector", self._collect_forever, False)]
+            if isinstance(self.learner, SACLearner):
+                workers.append(("learner", self._learn_forever, True))
         threads = [
             threading.Thread(target=self._guard(body), name=name, daemon=daemon)
             for name, body, daemon in workers
