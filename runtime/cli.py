@@ -17,6 +17,7 @@ import yaml
 
 from autotelic import __version__
 from autotelic.runtime.messages import Topics
+from autotelic.runtime.mqtt_config import MQTTConfig
 
 app = typer.Typer(
     name="autotelic",
@@ -109,22 +110,23 @@ def envs() -> None:
 
 def _connection(
     run_dir: Path, broker: str | None, agent: str | None, root: str | None
-) -> tuple[str, Topics]:
-    """Broker URL and the agent's topics: from the flags, else from the run's endpoints file."""
+) -> tuple[MQTTConfig, Topics]:
+    """The broker and the agent's topics: from the flags, else from the run's endpoints file."""
     endpoints = {} if None not in (broker, agent, root) else _endpoints(run_dir, broker)
     url = broker or endpoints.get("mqtt")
     if not url:
         typer.echo("the run publishes no MQTT endpoint; give --broker", err=True)
         raise typer.Exit(2)
     prefix = str(endpoints.get("topic_prefix") or "")
-    root = root or (prefix.rsplit("/", 1)[0] if "/" in prefix else "autotelic")
+    root = root or (prefix.rsplit("/", 1)[0] if "/" in prefix else None)
     name = agent or str(endpoints.get("agent", "default"))
+    config = _broker_config(str(url), root)
     try:
-        topics = Topics(name, root)
+        topics = Topics(name, config.topic_root)
     except ValueError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from None
-    return _checked_url(str(url)), topics
+    return config, topics
 
 
 def _endpoints(run_dir: Path, broker: str | None) -> dict[str, Any]:
@@ -140,18 +142,16 @@ def _endpoints(run_dir: Path, broker: str | None) -> dict[str, Any]:
         return {}
 
 
-def _checked_url(url: str) -> str:
-    """The broker URL if the service would accept it, else exit with the reason."""
+def _broker_config(url: str, root: str | None) -> MQTTConfig:
+    """The broker settings the service would read from ``url`` (and the topic root, when
+    known); a URL it would refuse exits with the reason."""
     from pydantic import ValidationError
 
-    from autotelic.runtime.mqtt_config import MQTTConfig
-
     try:
-        MQTTConfig(url=url)
+        return MQTTConfig(url=url) if root is None else MQTTConfig(url=url, topic_root=root)
     except ValidationError as err:
         typer.echo(f"bad broker URL: {err.errors()[0]['msg']}", err=True)
         raise typer.Exit(2) from None
-    return url
 
 
 @app.command()
@@ -170,7 +170,7 @@ def inject(
     """Ask a running agent to practise a goal; prints the acceptance (or why not)."""
     from autotelic.runtime.client import inject_goal
 
-    url, topics = _connection(run_dir, broker, agent, topic_root)
+    config, topics = _connection(run_dir, broker, agent, topic_root)
     request = {
         "goal": goal,
         "episodes": episodes,
@@ -180,7 +180,7 @@ def inject(
     if ttl is not None:
         request["ttl_s"] = ttl
     code = asyncio.run(
-        inject_goal(url, topics, request, wait=wait, timeout=timeout, out=typer.echo)
+        inject_goal(config, topics, request, wait=wait, timeout=timeout, out=typer.echo)
     )
     raise typer.Exit(code)
 
@@ -196,10 +196,10 @@ def status(
     """Print the agent's retained status (online or offline, counters)."""
     from autotelic.runtime.client import read_status
 
-    url, topics = _connection(run_dir, broker, agent, topic_root)
-    found = asyncio.run(read_status(url, topics, timeout))
+    config, topics = _connection(run_dir, broker, agent, topic_root)
+    found = asyncio.run(read_status(config, topics, timeout))
     if found is None:
-        typer.echo(f"no status from agent {topics.agent!r} on {url}", err=True)
+        typer.echo(f"no status from agent {topics.agent!r} on {config.url}", err=True)
         raise typer.Exit(1)
     typer.echo(json.dumps(found, indent=2))
 

@@ -16,9 +16,8 @@ from autotelic.runtime.mqtt_config import MQTTConfig
 Echo = Callable[[str], None]
 
 
-def _client(url: str) -> aiomqtt.Client:
-    """A short-lived client; the URL is read the way the service reads its broker URL."""
-    config = MQTTConfig(url=url)
+def _client(config: MQTTConfig) -> aiomqtt.Client:
+    """A short-lived client, connecting the way the service's bridge does."""
     host, port, _tls = config.endpoint()
     user, password = config.credentials()
     return aiomqtt.Client(
@@ -33,7 +32,13 @@ def _client(url: str) -> aiomqtt.Client:
 
 
 async def inject_goal(
-    url: str, topics: Topics, request: dict[str, Any], *, wait: bool, timeout: float, out: Echo
+    broker: MQTTConfig,
+    topics: Topics,
+    request: dict[str, Any],
+    *,
+    wait: bool,
+    timeout: float,
+    out: Echo,
 ) -> int:
     """Publish a goal request; print the reply and, with ``wait``, each result until done.
 
@@ -41,7 +46,7 @@ async def inject_goal(
     2 no reply in time or no broker.
     """
     try:
-        async with _client(url) as client:
+        async with _client(broker) as client:
             for topic in (topics.accepted, topics.rejected, topics.results):
                 await client.subscribe(topic, qos=1)
             await client.publish(topics.inject, json.dumps(request), qos=1)
@@ -53,7 +58,7 @@ async def inject_goal(
         out(f"no reply from agent {topics.agent!r} within {timeout:.0f}s (is it running?)")
         return 2
     except aiomqtt.MqttError as err:
-        out(f"cannot reach the broker at {url}: {err}")
+        out(f"cannot reach the broker at {broker.url}: {err}")
         return 2
 
 
@@ -84,11 +89,11 @@ async def _follow(
     return 2
 
 
-async def read_status(url: str, topics: Topics, timeout: float) -> dict[str, Any] | None:
+async def read_status(broker: MQTTConfig, topics: Topics, timeout: float) -> dict[str, Any] | None:
     """The agent's retained status message, or None if none arrives in ``timeout``."""
 
     async def first() -> dict[str, Any]:
-        async with _client(url) as client:
+        async with _client(broker) as client:
             await client.subscribe(topics.status, qos=1)
             async for message in client.messages:
                 data: dict[str, Any] = json.loads(bytes(message.payload))
