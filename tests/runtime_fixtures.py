@@ -284,6 +284,19 @@ class ServiceProcess:
             time.sleep(0.5)
         raise TimeoutError(f"{what} not reached within {timeout}s:\n{self.tail()}")
 
+    def wait_connected(self, connected: bool = True, timeout: float = 120.0) -> None:
+        """Until the MQTT bridge is connected (or not), as the service's metrics say.
+
+        Connected means the retained ``online`` status is stored and the goal topic
+        subscribed: ``endpoints.json`` appears before that, since training never waits
+        for a broker.
+        """
+        self.wait_for(
+            lambda: self.metrics().get("autotelic_mqtt_connected") == int(connected),
+            timeout,
+            what="MQTT connected" if connected else "MQTT disconnected",
+        )
+
     def terminate(self, timeout: float = 30.0) -> int:
         assert self.proc is not None
         self.proc.terminate()

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from autotelic.envs.playground import GoalError, all_goals, canonical_goal
+from autotelic.runtime.cli import app
 from autotelic.runtime.config import deep_merge
 from autotelic.runtime.messages import RequestError, Topics, parse_inject_request
 from autotelic.storage import EpisodeStore
@@ -45,11 +47,7 @@ def service(
     )
     proc = ServiceProcess(tmp_path_factory.mktemp("service"), config)
     proc.start()
-    # endpoints.json is written before the bridge connects (training never waits for a broker);
-    # the tests below need the bridge subscribed and the retained status stored.
-    proc.wait_for(
-        lambda: proc.metrics().get("autotelic_mqtt_connected") == 1, what="MQTT connected"
-    )
+    proc.wait_connected()  # the tests below need the goal topic and the retained status
     yield proc
     if proc.alive():
         proc.kill()
@@ -110,6 +108,21 @@ def test_injected_goal_is_accepted_and_every_episode_result_arrives(
             stored = store.get(r["episode_id"])
             assert stored.goal == "Grasp cow" and stored.injection_id == reply["injection_id"]
             assert stored.goal_source == "injected" and len(stored.steps) == r["steps"]
+
+
+def test_the_cli_injects_and_follows_every_episode_to_completion(service: ServiceProcess) -> None:
+    """``autotelic inject --wait`` finds the agent through the run's endpoints file."""
+    runner = CliRunner()
+    run = ["--run", str(service.run_dir)]
+    done = runner.invoke(app, ["inject", "grasp lamp", "--episodes", "2", "--wait", *run])
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    assert re.fullmatch(r"accepted: 'Grasp lamp' x2 \(injection \S+\)", lines[0]), lines
+    assert [line.split(":")[0] for line in lines[1:3]] == ["episode 1/2", "episode 2/2"]
+    assert re.fullmatch(r"completed: [0-2]/2 successes", lines[3]), lines
+    refused = runner.invoke(app, ["inject", "Grasp unicorn", *run])
+    assert refused.exit_code == 1 and "rejected: " in refused.output
+    assert "unicorn" in refused.output
 
 
 def expected_verdict(payload: bytes) -> bool:
@@ -241,9 +254,7 @@ def test_broker_outage_training_continues_and_the_bridge_reconnects(
 ) -> None:
     probe.close()
     broker.stop()
-    service.wait_for(
-        lambda: service.metrics()["autotelic_mqtt_connected"] == 0, timeout=30, what="disconnect"
-    )
+    service.wait_connected(False, timeout=30)
     steps = service.metrics()["autotelic_env_steps_total"]
     service.wait_for(
         lambda: service.metrics()["autotelic_env_steps_total"] > steps + 50,
@@ -251,9 +262,7 @@ def test_broker_outage_training_continues_and_the_bridge_reconnects(
         what="training while offline",
     )
     broker.start()
-    service.wait_for(
-        lambda: service.metrics()["autotelic_mqtt_connected"] == 1, timeout=60, what="reconnect"
-    )
+    service.wait_connected(timeout=60)
     assert service.metrics()["autotelic_mqtt_reconnects_total"] >= 1
     again = Probe(broker.port, [TOPICS.accepted, TOPICS.rejected])
     try:
@@ -298,12 +307,9 @@ def test_sigterm_checkpoints_says_offline_and_a_restart_resumes(
     )
     service = ServiceProcess(tmp_path, config)
     service.start()
+    service.wait_connected()
     service.wait_for(
-        lambda: (
-            service.metrics().get("autotelic_learner_updates_total", 0) >= 2
-            and service.metrics().get("autotelic_mqtt_connected") == 1
-        ),
-        what="updates and MQTT connected",
+        lambda: service.metrics().get("autotelic_learner_updates_total", 0) >= 2, what="updates"
     )
     began = time.monotonic()
     assert service.terminate(timeout=30) == 0
@@ -339,6 +345,7 @@ def test_kill_9_loses_no_stored_episode_and_the_will_says_offline(
     announced = Probe(mosquitto.port, [TOPICS.episodes])
     service.start()
     try:
+        service.wait_connected()  # else the broker has no will to publish
         service.wait_for(
             lambda: (
                 service.metrics().get(
@@ -346,9 +353,8 @@ def test_kill_9_loses_no_stored_episode_and_the_will_says_offline(
                     0,
                 )
                 > 5
-                and service.metrics().get("autotelic_mqtt_connected") == 1
             ),
-            what="episodes and MQTT connected",
+            what="episodes",
         )
         time.sleep(random.uniform(0, 3))
         service.kill()
@@ -364,7 +370,7 @@ def test_kill_9_loses_no_stored_episode_and_the_will_says_offline(
     assert read_status(mosquitto.port)["state"] == "offline"  # the broker's last will
     assert ids <= stored_ids(service.run_dir)
     service.start()
-    service.wait_for(lambda: service.metrics()["autotelic_mqtt_connected"] == 1, what="reconnect")
+    service.wait_connected()
     assert read_status(mosquitto.port)["state"] == "online"
     assert service.terminate() == 0
     assert ids <= stored_ids(service.run_dir)
