@@ -1,6 +1,6 @@
 """LLM policy, critic heads and the learning algorithms (SAC-GLAM, PPO-GLAM).
 
-Public API (imported lazily, so ``autotelic.learners.batch`` stays free of torch):
+Public API (imported lazily: importing the package does not import torch):
 
 Models
     ``ModelConfig``, ``PolicyModel``, ``load_model(config)``, ``ModelError``,
@@ -14,11 +14,11 @@ Acting
     ``Policy``, ``ActResult`` (``actions``, ``log_probs``, ``entropies``, ``probs``,
     ``policy_version``)
 Learners
-    ``Learner`` (protocol), ``SACConfig``, ``SACLearner``, ``PPOConfig``, ``PPOLearner``,
-    ``PPOTrajectory``, ``PPORollout``, ``build_learner(model, algorithm)``,
-    ``CheckpointError``, ``QEnsemble``
-Contracts
-    ``TransitionBatch``, ``build_prompt``, ``build_prompts``, ``candidate_text``
+    ``SACConfig``, ``SACLearner``, ``PPOConfig``, ``PPOLearner``, ``CheckpointError``,
+    ``QEnsemble`` (the contracts they implement are in :mod:`autotelic.core`; they register
+    in :mod:`autotelic.learners.algorithms`)
+Prompts
+    ``build_prompt``, ``build_prompts``, ``candidate_text``
 """
 
 from __future__ import annotations
@@ -28,45 +28,36 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from autotelic.learners.base import CheckpointError
-    from autotelic.learners.batch import TransitionBatch
     from autotelic.learners.cache import default_cache_dir
     from autotelic.learners.critic import QEnsemble
     from autotelic.learners.encoding import ScoringInputError
-    from autotelic.learners.factory import build_learner
     from autotelic.learners.layout import CandidateLayout
     from autotelic.learners.models import ModelConfig, ModelError, PolicyModel, load_model
     from autotelic.learners.naive import naive_score
-    from autotelic.learners.policy import ActResult, Policy
-    from autotelic.learners.ppo import PPOConfig, PPOLearner, PPORollout, PPOTrajectory
+    from autotelic.learners.policy import Policy
+    from autotelic.learners.ppo import PPOConfig, PPOLearner
     from autotelic.learners.prompt import build_prompt, build_prompts, candidate_text
-    from autotelic.learners.protocol import Learner
     from autotelic.learners.sac import SACConfig, SACLearner
     from autotelic.learners.scorer import Scorer, Scores
     from autotelic.learners.tiny import tiny_model, tiny_tokenizer
 
 _WHERE = {
     "CheckpointError": "base",
-    "TransitionBatch": "batch",
     "default_cache_dir": "cache",
     "QEnsemble": "critic",
     "ScoringInputError": "encoding",
-    "build_learner": "factory",
     "CandidateLayout": "layout",
     "ModelConfig": "models",
     "ModelError": "models",
     "PolicyModel": "models",
     "load_model": "models",
     "naive_score": "naive",
-    "ActResult": "policy",
     "Policy": "policy",
     "PPOConfig": "ppo",
     "PPOLearner": "ppo",
-    "PPORollout": "ppo",
-    "PPOTrajectory": "ppo",
     "build_prompt": "prompt",
     "build_prompts": "prompt",
     "candidate_text": "prompt",
-    "Learner": "protocol",
     "SACConfig": "sac",
     "SACLearner": "sac",
     "Scorer": "scorer",
@@ -76,16 +67,12 @@ _WHERE = {
 }
 
 __all__ = [
-    "ActResult",
     "CandidateLayout",
     "CheckpointError",
-    "Learner",
     "ModelConfig",
     "ModelError",
     "PPOConfig",
     "PPOLearner",
-    "PPORollout",
-    "PPOTrajectory",
     "Policy",
     "PolicyModel",
     "QEnsemble",
@@ -94,8 +81,6 @@ __all__ = [
     "Scorer",
     "Scores",
     "ScoringInputError",
-    "TransitionBatch",
-    "build_learner",
     "build_prompt",
     "build_prompts",
     "candidate_text",

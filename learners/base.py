@@ -19,8 +19,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from autotelic.core import ActResult, Generator, Lock, held
 from autotelic.learners.models import PolicyModel
-from autotelic.learners.policy import ActResult, Generator, Lock, Policy, held
+from autotelic.learners.policy import Policy
+from autotelic.learners.prompt import build_prompt
 from autotelic.learners.scorer import PaddingSide, Scorer
 
 __all__ = ["CheckpointError", "LLMLearner", "Lock", "clip_and_norm", "held", "snapshot"]
@@ -74,6 +76,10 @@ class LLMLearner:
     @property
     def device(self) -> torch.device:
         return self.model.device
+
+    def prompt(self, goal: str, observation: str) -> str:
+        """The text this policy reads (see :mod:`autotelic.learners.prompt`)."""
+        return build_prompt(goal, observation)
 
     def act(
         self,

@@ -9,46 +9,15 @@ the lock is released.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from autotelic.core import ActResult, Generator, Lock, held
 from autotelic.learners.encoding import ScoringInputError
 from autotelic.learners.scorer import Scorer
-
-Generator = np.random.Generator | torch.Generator
-Lock = contextlib.AbstractContextManager[object]
-
-
-@contextlib.contextmanager
-def held(lock: Lock | None) -> Iterator[None]:
-    """Enter ``lock`` if one is given."""
-    if lock is None:
-        yield
-    else:
-        with lock:
-            yield
-
-
-@dataclass(frozen=True)
-class ActResult:
-    """The policy's choice for each state of a batch."""
-
-    actions: npt.NDArray[np.int64]
-    """[B] index of the chosen action in each state's candidate list."""
-    log_probs: npt.NDArray[np.float32]
-    """[B] log pi(chosen action | state)."""
-    entropies: npt.NDArray[np.float32]
-    """[B] entropy of each state's policy (nats)."""
-    probs: list[npt.NDArray[np.float32]]
-    """pi(.|s) over each state's candidates."""
-    policy_version: int
-    """Version of the weights that produced these probabilities."""
-
 
 def choose(
     probs: Sequence[npt.NDArray[np.float64]], *, greedy: bool, generator: Generator | None

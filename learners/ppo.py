@@ -5,7 +5,7 @@ each state's hidden state before any action from the same one-pass scorer.
 Clipped PPO with GAE, several epochs of shuffled minibatches per rollout.
 
 How the runtime builds a rollout: for each environment, the consecutive steps
-it took since the last update form one :class:`PPOTrajectory` (it may span
+it took since the last update form one :class:`Trajectory` (it may span
 several episodes; same-step auto-reset is handled by the ``terminated`` /
 ``truncated`` flags):
 
@@ -26,38 +26,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from torch import Tensor
 
+from autotelic.core import OnPolicyConfig, Rollout
 from autotelic.learners.base import CheckpointError, LLMLearner, Lock, clip_and_norm, held, snapshot
-from autotelic.learners.batch import check_rows
 from autotelic.learners.critic import QHead
 from autotelic.learners.encoding import EncodedStates
 from autotelic.learners.models import PolicyModel
 
 
-class PPOConfig(BaseModel):
+class PPOConfig(OnPolicyConfig):
     """PPO-GLAM hyper-parameters; defaults follow Carta et al. (2023) where they apply."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    name: Literal["ppo"] = Field("ppo", description="PPO-GLAM (on-policy, from rollouts).")
     gamma: float = Field(default=0.99, gt=0.0, le=1.0, description="Discount per step.")
     gae_lambda: float = Field(default=0.99, ge=0.0, le=1.0, description="GAE lambda.")
     clip_ratio: float = Field(default=0.2, gt=0.0, description="PPO ratio clip epsilon.")
     epochs: int = Field(default=4, ge=1, description="Passes over each rollout.")
     minibatch_size: int = Field(
         default=64, ge=1, description="Steps per gradient step within an epoch."
-    )
-    steps_per_update: int = Field(
-        default=1024,
-        ge=1,
-        description="Environment steps (over all envs) collected per rollout (runtime setting).",
     )
     lr: float = Field(default=1e-6, gt=0.0, description="Adam learning rate of the LLM.")
     value_lr: float = Field(
@@ -90,80 +85,6 @@ class PPOConfig(BaseModel):
         default="right", description="Where packed sequences are padded (results are equal)."
     )
     seed: int = Field(default=0, description="Seed of the value head and of minibatch shuffling.")
-
-
-def _array(values: Any, dtype: type) -> np.ndarray:
-    return np.asarray(values, dtype=dtype)
-
-
-@dataclass(frozen=True)
-class PPOTrajectory:
-    """Consecutive steps of one environment (see the module docstring)."""
-
-    prompts: list[str]
-    candidates: list[list[str]]
-    actions: npt.NDArray[np.int64]
-    log_probs: npt.NDArray[np.float32]
-    """log pi_old(a_t|s_t) recorded when acting."""
-    rewards: npt.NDArray[np.float32]
-    terminated: npt.NDArray[np.bool_]
-    truncated: npt.NDArray[np.bool_]
-    final_prompts: list[str | None] = field(default_factory=list)
-    """Per step: the cut state's prompt where ``truncated`` (and not terminated), else None.
-    May be left empty when no step is truncated."""
-    bootstrap_prompt: str | None = None
-    """Prompt of the current state when the last step ended no episode."""
-    policy_versions: npt.NDArray[np.int64] = field(
-        default_factory=lambda: np.zeros(0, dtype=np.int64)
-    )
-
-    def __post_init__(self) -> None:
-        sizes = {
-            "log_probs": len(self.log_probs),
-            "rewards": len(self.rewards),
-            "terminated": len(self.terminated),
-            "truncated": len(self.truncated),
-        }
-        if self.final_prompts:
-            sizes["final_prompts"] = len(self.final_prompts)
-        check_rows("trajectory", self.prompts, self.candidates, self.actions, sizes)
-        if not self.prompts:
-            raise ValueError("empty trajectory")
-        for cut in np.flatnonzero(self.cut).tolist():
-            if not self.final_prompts or self.final_prompts[cut] is None:
-                raise ValueError(f"step {cut} is truncated but has no final_prompts entry")
-        if not self.done[-1] and self.bootstrap_prompt is None:
-            raise ValueError("the last step ended no episode: bootstrap_prompt is required")
-
-    def __len__(self) -> int:
-        return len(self.prompts)
-
-    @property
-    def done(self) -> npt.NDArray[np.bool_]:
-        done: npt.NDArray[np.bool_] = _array(self.terminated, bool) | _array(self.truncated, bool)
-        return done
-
-    @property
-    def cut(self) -> npt.NDArray[np.bool_]:
-        """Steps that ended by the time limit (a step both terminated and truncated counts
-        as terminated: the goal held)."""
-        cut: npt.NDArray[np.bool_] = _array(self.truncated, bool) & ~_array(self.terminated, bool)
-        return cut
-
-
-@dataclass(frozen=True)
-class PPORollout:
-    """One rollout: a trajectory per environment."""
-
-    trajectories: list[PPOTrajectory]
-
-    def __post_init__(self) -> None:
-        if not self.trajectories:
-            raise ValueError("rollout without trajectories")
-
-    @property
-    def num_steps(self) -> int:
-        return sum(len(t) for t in self.trajectories)
 
 
 def gae(
@@ -263,7 +184,7 @@ class PPOLearner(LLMLearner):
         ]
         return np.concatenate(parts) if parts else np.zeros(0)
 
-    def prepare(self, rollout: PPORollout) -> _Steps:
+    def prepare(self, rollout: Rollout) -> _Steps:
         """Values (current weights), GAE advantages and returns of a rollout."""
         cfg = self.config
         prompts = [p for traj in rollout.trajectories for p in traj.prompts]
@@ -283,8 +204,8 @@ class PPOLearner(LLMLearner):
                 next_v[t] = next(extra_values)
             if not traj.done[-1]:
                 next_v[-1] = next(extra_values)
-            next_v[_array(traj.terminated, bool)] = 0.0
-            rewards = _array(traj.rewards, np.float64)
+            next_v[np.asarray(traj.terminated, dtype=bool)] = 0.0
+            rewards = np.asarray(traj.rewards, dtype=np.float64)
             advantages.append(gae(rewards, v, next_v, traj.done, cfg.gamma, cfg.gae_lambda))
         adv = np.concatenate(advantages)
 
@@ -302,7 +223,7 @@ class PPOLearner(LLMLearner):
             returns=tensor(adv + values, torch.float32),
         )
 
-    def update(self, rollout: PPORollout, *, write_lock: Lock | None = None) -> dict[str, float]:
+    def update(self, rollout: Rollout, *, write_lock: Lock | None = None) -> dict[str, float]:
         """PPO epochs over one rollout; returns mean losses and diagnostics."""
         began = time.perf_counter()
         cfg = self.config

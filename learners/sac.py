@@ -29,9 +29,10 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from torch import Tensor, nn
 
+from autotelic.core import OffPolicyConfig, TransitionBatch
 from autotelic.learners import sac_math
 from autotelic.learners.base import (
     CheckpointError,
@@ -41,41 +42,21 @@ from autotelic.learners.base import (
     held,
     snapshot,
 )
-from autotelic.learners.batch import TransitionBatch
 from autotelic.learners.critic import QEnsemble, polyak_, target_twin, twin_parameters
 from autotelic.learners.layout import CandidateLayout
 from autotelic.learners.models import PolicyModel
+from autotelic.learners.prompt import build_prompt
 
 _SUMMED_STATS = frozenset({"tokens", "target_tokens"})
 """Statistics added up over micro-batches; the others are averaged."""
 
 
-class SACConfig(BaseModel):
+class SACConfig(OffPolicyConfig):
     """SAC-GLAM hyper-parameters; defaults follow the authors' reference settings."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    gamma: float = Field(
-        default=0.99,
-        gt=0.0,
-        le=1.0,
-        description=(
-            "Discount per environment step. The replay sampler folds it into each row's "
-            "discount (gamma^k); the learner reads the batch's discounts."
-        ),
-    )
-    n_step: int = Field(
-        default=3, ge=1, description="Steps summed into each replayed reward (sampler setting)."
-    )
-    batch_size: int = Field(
-        default=256, ge=1, description="Transitions per update (what the runtime samples)."
-    )
-    learning_starts: int = Field(
-        default=256, ge=0, description="Transitions stored before the first update."
-    )
-    update_every: int = Field(
-        default=64, ge=1, description="Environment steps (over all envs) per gradient update."
-    )
+    name: Literal["sac"] = Field("sac", description="SAC-GLAM (off-policy, from replay).")
     actor_lr: float = Field(
         default=1e-4, gt=0.0, description="Adam learning rate of the LLM (LoRA or full)."
     )
@@ -151,19 +132,20 @@ class _Rows:
 
     @classmethod
     def of(cls, batch: TransitionBatch, index: Sequence[int], device: torch.device) -> _Rows:
+        """Rows ``index`` of ``batch``, prompts built for each row's (possibly relabeled) goal."""
         idx = np.asarray(index, dtype=np.int64)
 
         def tensor(values: np.ndarray, dtype: torch.dtype) -> Tensor:
             return torch.as_tensor(np.asarray(values)[idx], dtype=dtype, device=device)
 
         return cls(
-            prompts=[batch.prompts[i] for i in idx],
+            prompts=[build_prompt(batch.goals[i], batch.observations[i]) for i in idx],
             candidates=[list(batch.candidates[i]) for i in idx],
             actions=tensor(batch.actions, torch.long),
             rewards=tensor(batch.rewards, torch.float32),
             discounts=tensor(batch.discounts, torch.float32),
             terminated=tensor(batch.terminated, torch.bool),
-            next_prompts=[batch.next_prompts[i] for i in idx],
+            next_prompts=[build_prompt(batch.goals[i], batch.next_observations[i]) for i in idx],
             next_candidates=[list(batch.next_candidates[i]) for i in idx],
         )
 

@@ -1,7 +1,17 @@
-"""Playground-Text: grasp objects, grow plants and animals, from text observations."""
+"""Playground-Text: grasp objects, grow plants and animals, from text observations.
 
-from autotelic.envs.playground.config import PlaygroundConfig
-from autotelic.envs.playground.env import ENV_ID, EpisodeOverError, PlaygroundTextEnv
+Importing this package registers ``autotelic/PlaygroundText-v0`` with autotelic's
+registry (the runtime's default environment) and with gymnasium.
+"""
+
+import gymnasium as gym
+
+from autotelic.core import register_env
+
+from autotelic.envs.playground.batch import goal_space, make_batch
+from autotelic.envs.playground.config import ENV_ID, PlaygroundConfig
+from autotelic.envs.playground.env import EpisodeOverError, PlaygroundTextEnv
+from autotelic.envs.playground.goal_space import PlaygroundGoalSpace
 from autotelic.envs.playground.goals import (
     FEASIBLE_CATEGORIES,
     HORIZONS,
@@ -28,7 +38,6 @@ from autotelic.envs.playground.objects import (
 )
 from autotelic.envs.playground.oracle import NoPlanError, oracle_action
 from autotelic.envs.playground.scene import InadmissibleActionError, Scene
-from autotelic.envs.playground.vector import BatchStep, PlaygroundBatch
 
 __all__ = [
     "ENV_ID",
@@ -38,7 +47,6 @@ __all__ = [
     "OBJECTS_BY_CATEGORY",
     "OPTIMAL_STEPS",
     "WATER",
-    "BatchStep",
     "EpisodeOverError",
     "Goal",
     "GoalCategory",
@@ -46,7 +54,7 @@ __all__ = [
     "InadmissibleActionError",
     "NoPlanError",
     "ObjectCategory",
-    "PlaygroundBatch",
+    "PlaygroundGoalSpace",
     "PlaygroundConfig",
     "PlaygroundTextEnv",
     "Scene",
@@ -56,9 +64,26 @@ __all__ = [
     "all_goals",
     "canonical_goal",
     "goal_category",
+    "goal_space",
+    "make_batch",
     "objects_in_split",
     "oracle_action",
     "parse_goal",
     "reward",
     "split_of",
 ]
+
+register_env(
+    ENV_ID,
+    config=PlaygroundConfig,
+    make=make_batch,
+    goal_space=goal_space,
+    description="Playground-Text: grasp objects, grow plants and animals (Colas et al.)",
+    default=True,
+)
+if ENV_ID not in gym.registry:
+    gym.register(
+        id=ENV_ID,
+        entry_point="autotelic.envs.playground.env:PlaygroundTextEnv",
+        disable_env_checker=True,
+    )

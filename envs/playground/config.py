@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Literal
+
+from pydantic import ConfigDict, Field, field_validator
+
+from autotelic.core import EnvConfig
 
 from autotelic.envs.playground.goals import FEASIBLE_CATEGORIES, GoalCategory, canonical_goal
 from autotelic.envs.playground.objects import Split
 
 
-class PlaygroundConfig(BaseModel):
+ENV_ID = "autotelic/PlaygroundText-v0"
+
+
+class PlaygroundConfig(EnvConfig):
     """How scenes and goals are drawn."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Literal["autotelic/PlaygroundText-v0"] = Field(ENV_ID, description="Environment id.")
 
     n_objects: int = Field(4, ge=4, le=12, description="Objects per scene (water included).")
     split: Split = Field(

@@ -10,20 +10,17 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces
 
-from autotelic.envs.playground.config import PlaygroundConfig
+from autotelic.core import EpisodeOverError
+from autotelic.envs.playground.config import ENV_ID, PlaygroundConfig
 from autotelic.envs.playground.generation import generate
 from autotelic.envs.playground.goals import HORIZONS, IMPOSSIBLE_HORIZON, Goal, reward
 from autotelic.envs.playground.scene import InadmissibleActionError, Scene
 
-ENV_ID = "autotelic/PlaygroundText-v0"
+__all__ = ["ENV_ID", "EpisodeOverError", "PlaygroundTextEnv"]
 _CHARSET = string.ascii_letters + string.digits + " ,:/()\n"
 _MAX_OBSERVATION = 512
 
 Info = dict[str, Any]
-
-
-class EpisodeOverError(RuntimeError):
-    """``step`` was called after the episode ended; call ``reset`` first."""
 
 
 class PlaygroundTextEnv(gym.Env[str, Any]):
@@ -138,5 +135,6 @@ class PlaygroundTextEnv(gym.Env[str, Any]):
             "admissible_actions": scene.admissible_actions(),
             "achieved_goals": achieved_now,
             "scene_seed": self._scene_seed,
+            "episode_seed": self._scene_seed,
             "steps": self._steps,
         }

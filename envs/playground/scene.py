@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from autotelic.core import InadmissibleActionError
 from autotelic.envs.playground.goals import Goal, GoalCategory, Verb, goals_of_events, parse_goal
 from autotelic.envs.playground.objects import (
     CATEGORY_OF,
@@ -21,16 +22,6 @@ from autotelic.envs.playground.objects import (
 )
 
 INVENTORY_SIZE = 2
-
-
-class InadmissibleActionError(ValueError):
-    """An action that is not admissible in the current state; nothing was changed."""
-
-    def __init__(self, action: object, admissible: list[str]) -> None:
-        self.action = action
-        self.admissible = admissible
-        listed = "; ".join(f"{i}: {a}" for i, a in enumerate(admissible))
-        super().__init__(f"inadmissible action {action!r}; admissible actions are [{listed}]")
 
 
 @dataclass(slots=True)

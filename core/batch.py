@@ -1,8 +1,8 @@
-"""The typed batch the replay sampler produces and the SAC learner consumes.
+"""The typed batch the replay sampler produces and an off-policy learner consumes.
 
-It is the contract between ``autotelic.storage`` and ``autotelic.learners``:
-everything is plain Python and NumPy so storage needs no torch, and the learner
-moves it to its device.
+Plain Python and NumPy, so storage needs no torch and names no learner; the
+learner builds its prompts from ``goals`` and the observations and moves the
+numbers to its device.
 
 One row is an n-step transition ``(s_t, a_t, R, s_{t+k})`` under a goal that may
 be a hindsight relabel of the one the episode pursued:
@@ -28,10 +28,12 @@ import numpy.typing as npt
 
 @dataclass(frozen=True)
 class TransitionBatch:
-    """A batch of B n-step transitions, prompts already built for the goal used."""
+    """A batch of B n-step transitions."""
 
-    prompts: list[str]
-    """p(g, s_t) for each row, built with :func:`autotelic.learners.prompt.build_prompt`."""
+    goals: list[str]
+    """The goal each row is trained on (the relabeled one where relabeled)."""
+    observations: list[str]
+    """s_t: the observation each row acted in."""
     candidates: list[list[str]]
     """A(s_t): the admissible actions of each row's state (counts differ by row)."""
     actions: npt.NDArray[np.int64]
@@ -40,14 +42,12 @@ class TransitionBatch:
     """[B] discounted n-step reward sum, after relabeling."""
     discounts: npt.NDArray[np.float32]
     """[B] gamma^k for the k steps summed into ``rewards``."""
-    next_prompts: list[str]
-    """p(g, s_{t+k}): the state the target bootstraps from (same goal as ``prompts``)."""
+    next_observations: list[str]
+    """s_{t+k}: the state the target bootstraps from (same goal)."""
     next_candidates: list[list[str]]
     """A(s_{t+k}); may be empty only on terminated rows, which never bootstrap."""
     terminated: npt.NDArray[np.bool_]
     """[B] true when the goal was achieved within the k steps (no bootstrap)."""
-    goals: list[str] = field(default_factory=list)
-    """The goal each row is trained on (the relabeled one where relabeled)."""
     relabeled: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
     """[B] whether the row's goal is a hindsight relabel."""
     policy_versions: npt.NDArray[np.int64] = field(
@@ -58,39 +58,40 @@ class TransitionBatch:
     def __post_init__(self) -> None:
         check_rows(
             "batch",
-            self.prompts,
+            self.observations,
             self.candidates,
             self.actions,
             {
+                "goals": len(self.goals),
                 "rewards": len(self.rewards),
                 "discounts": len(self.discounts),
-                "next_prompts": len(self.next_prompts),
+                "next_observations": len(self.next_observations),
                 "next_candidates": len(self.next_candidates),
                 "terminated": len(self.terminated),
             },
         )
 
     def __len__(self) -> int:
-        return len(self.prompts)
+        return len(self.observations)
 
 
 def check_rows(
     kind: str,
-    prompts: Sequence[str],
+    states: Sequence[str],
     candidates: Sequence[Sequence[str]],
     actions: npt.NDArray[np.int64],
     other_sizes: dict[str, int],
 ) -> None:
-    """Every field has one entry per prompt and each action indexes its own candidates.
+    """Every field has one entry per state and each action indexes its own candidates.
 
     Shared by the replayed batch and the on-policy trajectory, which a bad producer
     could otherwise misalign silently; the error names the fields or the row.
     """
-    n = len(prompts)
+    n = len(states)
     sizes = {"candidates": len(candidates), "actions": len(actions), **other_sizes}
     wrong = {k: v for k, v in sizes.items() if v != n}
     if wrong:
-        raise ValueError(f"{kind} of {n} prompts has mismatched fields: {wrong}")
+        raise ValueError(f"{kind} of {n} states has mismatched fields: {wrong}")
     for i, (cands, a) in enumerate(zip(candidates, actions, strict=True)):
         if not 0 <= int(a) < len(cands):
             raise ValueError(f"row {i}: action {int(a)} outside its {len(cands)} candidates")

@@ -1,0 +1,90 @@
+"""The contracts every other part of autotelic is written against.
+
+Nothing here imports from the rest of the package: environments, learners,
+storage, the curriculum and the runtime all depend on this core, never the
+other way. An environment or an algorithm plugs in by implementing a contract
+and registering itself (:func:`register_env`, :func:`register_algorithm`); the
+runtime finds it through the registry by the id or name the configuration gives.
+
+- :mod:`autotelic.core.env`: a batch of text environments (:class:`TextEnvBatch`).
+- :mod:`autotelic.core.goals`: what goals are (:class:`GoalSpace`).
+- :mod:`autotelic.core.learner`: what the runtime drives (:class:`Learner` and its kinds).
+- :mod:`autotelic.core.batch`, :mod:`autotelic.core.rollout`: the data the two learner
+  kinds consume.
+- :mod:`autotelic.core.registry`: the registries and plug-in loading.
+"""
+
+from autotelic.core.batch import TransitionBatch, check_rows
+from autotelic.core.env import (
+    EnvConfig,
+    EnvStep,
+    EpisodeOverError,
+    InadmissibleActionError,
+    TextEnvBatch,
+    TextState,
+)
+from autotelic.core.goals import GoalSpace, InvalidGoalError, ParsedGoal, Split
+from autotelic.core.learner import (
+    ActResult,
+    AlgorithmConfig,
+    Generator,
+    Learner,
+    LearnerKind,
+    Lock,
+    OffPolicyConfig,
+    OffPolicyLearner,
+    OnPolicyConfig,
+    OnPolicyLearner,
+    held,
+)
+from autotelic.core.registry import (
+    AlgorithmSpec,
+    EnvSpec,
+    RegistryError,
+    algorithm_spec,
+    env_spec,
+    load_plugins,
+    register_algorithm,
+    register_env,
+    registered_algorithms,
+    registered_envs,
+)
+from autotelic.core.rollout import Rollout, Trajectory
+
+__all__ = [
+    "ActResult",
+    "AlgorithmConfig",
+    "AlgorithmSpec",
+    "EnvConfig",
+    "EnvSpec",
+    "EnvStep",
+    "EpisodeOverError",
+    "Generator",
+    "GoalSpace",
+    "InadmissibleActionError",
+    "InvalidGoalError",
+    "Learner",
+    "LearnerKind",
+    "Lock",
+    "OffPolicyConfig",
+    "OffPolicyLearner",
+    "OnPolicyConfig",
+    "OnPolicyLearner",
+    "ParsedGoal",
+    "RegistryError",
+    "Rollout",
+    "Split",
+    "TextEnvBatch",
+    "TextState",
+    "Trajectory",
+    "TransitionBatch",
+    "algorithm_spec",
+    "check_rows",
+    "env_spec",
+    "held",
+    "load_plugins",
+    "register_algorithm",
+    "register_env",
+    "registered_algorithms",
+    "registered_envs",
+]
