@@ -1,6 +1,6 @@
 """Curricula compared on a simulated learner whose goals have known difficulty.
 
-The learner (``autotelic.goals.simulated``) stands in for the agent: on
+The learner (``autotelic.testing.simulated``) stands in for the agent: on
 Playground-Text's goals, grasping is mastered, growing a plant is learnt fast,
 a herbivore slower, a carnivore slowest, and growing furniture is impossible.
 Each curriculum (uniform sampling, per-goal LP, per-category bucket LP,
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from autotelic.envs.playground import PlaygroundGoalSpace
 from autotelic.goals import CurriculumConfig, EmbeddingCache, EmbedFn, GoalDaemon, MiniLMEncoder
-from autotelic.goals.simulated import (
+from autotelic.testing.simulated import (
     SimGoal,
     SimulatedLearner,
     SimulationTrace,
@@ -37,6 +38,8 @@ from autotelic.goals.simulated import (
 )
 
 CURRICULA = ("uniform", "goal", "bucket", "embedding")
+PLAYGROUND = PlaygroundGoalSpace()
+"""The goal space the simulated goals are drawn from."""
 DIFFICULTIES = ("mastered", "learnable", "impossible")
 
 
@@ -63,14 +66,14 @@ class Result:
 def config_for(name: str, goals: list[str], seed: int) -> CurriculumConfig:
     if name == "uniform":
         return uniform_config(goals, seed=seed)
-    return CurriculumConfig(configured_goals=goals, estimator=name, persist_every=0, seed=seed)
+    return CurriculumConfig(configured_goals=goals, estimator=name, seed=seed)
 
 
 def run(name: str, sims: list[SimGoal], args: argparse.Namespace, embed: EmbedFn | None) -> Result:
     goals = [g.text for g in sims]
     traces, seconds = [], []
     for seed in range(args.seeds):
-        daemon = GoalDaemon(config_for(name, goals, seed), embed=embed)
+        daemon = GoalDaemon(config_for(name, goals, seed), embed=embed, goal_space=PLAYGROUND)
         learner = SimulatedLearner(sims, seed=seed)
         start = time.perf_counter()
         traces.append(

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 from autotelic.envs.playground import (
     GoalCategory,
-    PlaygroundBatch,
     PlaygroundTextEnv,
+    make_batch,
     oracle_action,
     parse_goal,
 )
@@ -58,16 +58,20 @@ def success_by_category(
 
 
 def steps_per_second(num_envs: int, steps: int, repeats: int) -> float:
-    """Median env steps per second with a random policy (includes auto-resets)."""
+    """Median env steps per second with a random policy (includes resetting finished envs)."""
     rng = random.Random(0)
     rates = []
+    every = list(range(num_envs))
     for r in range(repeats):
-        batch = PlaygroundBatch(num_envs)
-        _, infos = batch.reset(seed=r)
+        batch = make_batch(num_envs=num_envs)
+        states = batch.reset(every, [None] * num_envs, seeds=[r * num_envs + i for i in every])
         start = time.perf_counter()
         for _ in range(steps // num_envs):
-            step = batch.step([rng.randrange(len(i["admissible_actions"])) for i in infos])
-            infos = step.infos
+            results = batch.step(every, [rng.randrange(len(s.actions)) for s in states])
+            states = [result.state for result in results]
+            ended = [i for i, result in enumerate(results) if result.done]
+            for i, state in zip(ended, batch.reset(ended, [None] * len(ended)), strict=True):
+                states[i] = state
         rates.append((steps // num_envs) * num_envs / (time.perf_counter() - start))
     return statistics.median(rates)
 
@@ -98,7 +102,7 @@ def main() -> None:
 
     single = steps_per_second(1, 20_000, 5)
     batched = steps_per_second(32, 20_000, 5)
-    print("\nEnv speed (median of 5, random actions, auto-reset included):")
+    print("\nEnv speed (median of 5, random actions, resets of finished envs included):")
     print(f"  1 env:    {single:10,.0f} steps/s")
     print(f"  32 envs:  {batched:10,.0f} steps/s   (ratio batch/single {batched / single:.2f})")
 

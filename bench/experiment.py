@@ -1,6 +1,6 @@
 """One learning run of the real runtime, headless, evaluated at fixed intervals.
 
-It builds the same :class:`~autotelic.runtime.service.Agent` that ``autotelic
+It builds the same :class:`~autotelic.runtime.agent.Agent` that ``autotelic
 run`` serves (collector, LMDB store, HER replay, learner, curriculum) and drives
 it serially, so a seed reproduces its curve. Every ``--eval-every`` env steps it
 evaluates the policy on training and held-out objects, greedy and sampled, and
@@ -13,6 +13,10 @@ goal category).
 Methods: ``sac-glam-her`` (SAC-GLAM, HER on), ``sac-glam`` (HER off),
 ``ppo-glam``; and two references that do not learn: ``zero-shot`` (the
 configured model as it is) and ``random`` (uniform over admissible actions).
+
+An experiment file is an autotelic configuration (any registered environment)
+plus an ``algorithms:`` mapping with the options of each algorithm compared
+(``sac:``, ``ppo:``); each method runs with the options of its algorithm.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from autotelic.envs.playground import all_goals, parse_goal
-from autotelic.learners.policy import ActResult
+import yaml
+
+from autotelic.core import ActResult, env_spec
+from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import Settings, deep_merge, load_settings
 from autotelic.runtime.evaluation import EvalResult, evaluate
-from autotelic.runtime.service import Agent
 
 METHODS = ("sac-glam-her", "sac-glam", "ppo-glam", "zero-shot", "random")
 FIELDS = [
@@ -42,41 +47,53 @@ FIELDS = [
 
 
 def method_overrides(method: str) -> dict[str, Any]:
-    """What each method changes in the shared configuration."""
-    if method == "sac-glam-her":
-        return {"run": {"learner": "sac"}}
-    if method == "sac-glam":
-        return {"run": {"learner": "sac"}, "replay": {"her_ratio": 0.0}}
-    if method == "ppo-glam":
-        return {"run": {"learner": "ppo"}}
-    return {"run": {"learner": "sac"}}  # references: the model is loaded, never trained
+    """What each method changes in the shared configuration, besides its algorithm."""
+    return {"replay": {"her_ratio": 0.0}} if method == "sac-glam" else {}
+
+
+def method_algorithm(method: str) -> str:
+    """The algorithm each method trains with (references load a SAC learner, never trained)."""
+    return "ppo" if method == "ppo-glam" else "sac"
+
+
+def read_experiment(config: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The shared configuration and the ``algorithms:`` options of an experiment file."""
+    data = yaml.safe_load(config.read_text()) or {}
+    algorithms = data.pop("algorithms", {}) or {}
+    return data, algorithms
 
 
 def build_settings(config: Path, method: str, seed: int, budget: int, run_dir: Path) -> Settings:
+    shared, algorithms = read_experiment(config)
+    name = method_algorithm(method)
     overrides = deep_merge(
-        method_overrides(method),
+        deep_merge(shared, method_overrides(method)),
         {
             "run": {"dir": run_dir, "seed": seed, "max_env_steps": budget, "mode": "serial"},
             "curriculum": {"seed": seed},
-            "sac": {"seed": seed},
-            "ppo": {"seed": seed},
+            "algorithm": {**algorithms.get(name, {}), "name": name, "seed": seed},
             "model": {"seed": seed},
         },
     )
-    return load_settings(config, **overrides)
+    return load_settings(None, **overrides)
 
 
 def eval_goals(settings: Settings, split: str) -> list[str]:
-    """The configured goal subset's categories, over the objects of ``split``."""
-    categories = {parse_goal(g).category for g in settings.curriculum.configured_goals or []}
-    goals = all_goals(split)  # type: ignore[arg-type]
-    return [g for g in goals if not categories or parse_goal(g).category in categories]
+    """The goals of ``split`` in the categories of the configured goal subset (all of them
+    when the configuration lists none)."""
+    space = env_spec(settings.env.id).goal_space(settings.env)
+    categories = {space.parse(g).category for g in settings.curriculum.configured_goals or []}
+    goals = space.goals(split)  # type: ignore[arg-type]
+    return [g for g in goals if not categories or space.parse(g).category in categories]
 
 
 class RandomPolicy:
     """Uniform over each state's candidates: the floor any learner must beat."""
 
     policy_version = 0
+
+    def prompt(self, goal: str, observation: str) -> str:
+        return f"{goal}\n{observation}"  # never read
 
     def act(
         self,
@@ -105,6 +122,7 @@ class Recorder:
         self.path = path
         self.method, self.seed, self.settings, self.args = method, seed, settings, args
         self.goals = {split: eval_goals(settings, split) for split in ("train", "test")}
+        self.env = env_spec(settings.env.id)
         self.train_seconds = 0.0
         self.last_step = -1
         self._mark = time.perf_counter()
@@ -124,13 +142,14 @@ class Recorder:
             for greedy in (True, False):
                 result = evaluate(
                     learner,
+                    self.env,
+                    self.settings.env,
                     split=split,
                     greedy=greedy,
                     episodes_per_goal=self.args.eval_episodes,
                     goals=self.goals[split],
                     seed=10_000,  # the same scenes at every evaluation: paired curves
                     num_envs=self.args.eval_envs,
-                    n_objects=self.settings.env.playground.n_objects,
                 )
                 rows.extend(self._rows(result, steps, updates))
         with self.path.open("a", newline="") as f:
@@ -191,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    budget = args.budget or load_settings(args.config).run.max_env_steps
+    budget = args.budget or (read_experiment(args.config)[0].get("run") or {}).get("max_env_steps")
     if budget is None:
         sys.exit("give --budget or run.max_env_steps in the config")
     args.out.mkdir(parents=True, exist_ok=True)

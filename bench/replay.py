@@ -32,14 +32,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autotelic.envs.playground import ENV_ID, PlaygroundTextEnv
+from autotelic.envs.playground import ENV_ID, PlaygroundTextEnv, achieved
 from autotelic.storage import (
     Episode,
     EpisodeBuilder,
     EpisodeStore,
-    MemoryEpisodeStore,
     ReplaySampler,
 )
+from autotelic.testing.memory_store import MemoryEpisodeStore
 
 BATCH = 256
 COLLECTOR_BATCH = 32
@@ -162,8 +162,8 @@ def bench_sample(episodes: list[Episode], repeats: int, batches: int, workdir: P
     with EpisodeStore(workdir / "sample", capacity_transitions=10**7, durable=False) as store:
         store.put_many(episodes)
         samplers = {
-            "in-memory list": ReplaySampler(memory, rng=0),
-            "LMDB": ReplaySampler(store, rng=0),
+            "in-memory list": ReplaySampler(memory, predicate=achieved, rng=0),
+            "LMDB": ReplaySampler(store, predicate=achieved, rng=0),
         }
         times: dict[str, list[float]] = {k: [] for k in samplers}
         for _ in range(repeats):
@@ -217,7 +217,7 @@ def child(kind: str, transitions: int, path: str, batches: int) -> None:
             source.put_many(episodes)
             del episodes
     held = source.num_transitions
-    sampler = ReplaySampler(source, rng=1)
+    sampler = ReplaySampler(source, predicate=achieved, rng=1)
     for _ in range(batches):
         sampler.sample(BATCH)
     gc.collect()

@@ -45,13 +45,13 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from autotelic.envs.playground import PlaygroundBatch, PlaygroundConfig
+from autotelic.core import TransitionBatch
+from autotelic.envs.playground import PlaygroundConfig, make_batch
 from autotelic.learners import sac_math
-from autotelic.learners.batch import TransitionBatch
 from autotelic.learners.models import ModelConfig, PolicyModel, load_model
-from autotelic.learners.naive import naive_score
-from autotelic.learners.prompt import build_prompt
+from autotelic.learners.prompt import build_prompt, build_prompts
 from autotelic.learners.sac import SACConfig, SACLearner
+from autotelic.testing.naive_scorer import naive_score
 
 GAMMA = 0.99
 T = TypeVar("T")
@@ -63,44 +63,50 @@ T = TypeVar("T")
 def real_transitions(num: int, seed: int, objects: int = 4, steps: int = 12) -> TransitionBatch:
     """``num`` one-step transitions drawn from random-policy rollouts of 32 Playground-Text
     envs over ``steps`` steps (a replay buffer's mix of fresh and later states); scenes of
-    ``objects`` objects (the env's default is 4, which gives about 4 actions per state)."""
-    envs = PlaygroundBatch(32, PlaygroundConfig(n_objects=objects))
-    observations, infos = envs.reset(seed=seed)
+    ``objects`` objects (the env's default is 4, which gives about 4 actions per state).
+    An env whose episode ends starts the next one on a goal it samples."""
+    envs = make_batch(PlaygroundConfig(n_objects=objects), num_envs=32)
+    every = list(range(envs.num_envs))
+    states = envs.reset(every, [None] * len(every), seeds=[seed + i for i in every])
     rng = random.Random(seed)
-    pool: list[tuple[str, list[str], int, float, str, list[str], bool]] = []
+    pool: list[tuple[str, str, list[str], int, float, str, list[str], bool]] = []
     for _ in range(steps):
-        actions = [rng.randrange(len(info["admissible_actions"])) for info in infos]
-        step = envs.step(
-            [info["admissible_actions"][a] for info, a in zip(infos, actions, strict=True)]
-        )
-        for i, info in enumerate(infos):
-            ended = bool(step.terminated[i] or step.truncated[i])
-            nxt = step.infos[i]["final_info"] if ended else step.infos[i]
-            nxt_obs = step.infos[i]["final_observation"] if ended else step.observations[i]
-            terminated = bool(step.terminated[i])
+        actions = [rng.randrange(len(state.actions)) for state in states]
+        results = envs.step(every, actions)
+        for state, action, result in zip(states, actions, results, strict=True):
             pool.append(
                 (
-                    build_prompt(info["goal"], observations[i]),
-                    list(info["admissible_actions"]),
-                    actions[i],
-                    float(step.rewards[i]),
-                    build_prompt(info["goal"], nxt_obs),
-                    [] if terminated else list(nxt["admissible_actions"]),
-                    terminated,
+                    state.goal,
+                    state.observation,
+                    list(state.actions),
+                    action,
+                    result.reward,
+                    result.state.observation,
+                    [] if result.terminated else list(result.state.actions),
+                    result.terminated,
                 )
             )
-        observations, infos = step.observations, step.infos
+        states = [result.state for result in results]
+        ended = [i for i, result in enumerate(results) if result.done]
+        for i, state in zip(ended, envs.reset(ended, [None] * len(ended)), strict=True):
+            states[i] = state
     rows = rng.sample(pool, num) if num <= len(pool) else rng.choices(pool, k=num)
     return TransitionBatch(
-        prompts=[r[0] for r in rows],
-        candidates=[r[1] for r in rows],
-        actions=np.array([r[2] for r in rows], dtype=np.int64),
-        rewards=np.array([r[3] for r in rows], dtype=np.float32),
+        goals=[r[0] for r in rows],
+        observations=[r[1] for r in rows],
+        candidates=[r[2] for r in rows],
+        actions=np.array([r[3] for r in rows], dtype=np.int64),
+        rewards=np.array([r[4] for r in rows], dtype=np.float32),
         discounts=np.full(num, GAMMA, dtype=np.float32),
-        next_prompts=[r[4] for r in rows],
-        next_candidates=[r[5] for r in rows],
-        terminated=np.array([r[6] for r in rows], dtype=np.bool_),
+        next_observations=[r[5] for r in rows],
+        next_candidates=[r[6] for r in rows],
+        terminated=np.array([r[7] for r in rows], dtype=np.bool_),
     )
+
+
+def prompts(batch: TransitionBatch) -> list[str]:
+    """What the policy reads for each row: its goal and its observation."""
+    return build_prompts(batch.goals, batch.observations)
 
 
 # ---------------------------------------------------------------- measuring
@@ -174,16 +180,16 @@ def report(title: str, variants: list[Variant], baseline: str) -> None:
 
 def actor_scoring(learner: SACLearner, batch: TransitionBatch, repeats: int) -> None:
     model = learner.model
-    prompts, cands = batch.prompts, batch.candidates
+    texts, cands = prompts(batch), batch.candidates
 
     def one_pass() -> tuple[int, int]:
         with torch.inference_mode():
-            s = learner.scorer.score(prompts, cands)
+            s = learner.scorer.score(texts, cands)
         return s.num_positions, s.num_tokens
 
     def per_pair() -> tuple[int, int]:
         with torch.inference_mode():
-            s = naive_score(model, prompts, cands)
+            s = naive_score(model, texts, cands)
         return s.num_positions, s.num_tokens
 
     variants = [
@@ -192,7 +198,7 @@ def actor_scoring(learner: SACLearner, batch: TransitionBatch, repeats: int) -> 
     ]
     compare(variants, repeats)
     report(
-        f"(a) actor scoring, {len(prompts)} states, "
+        f"(a) actor scoring, {len(texts)} states, "
         f"{sum(len(c) for c in cands)} candidates (inference)",
         variants,
         variants[0].name,
@@ -207,15 +213,16 @@ def authors_step(
 ) -> tuple[int, int]:
     """Forward + backward of a SAC step in the authors' design (no optimiser step)."""
     alpha = learner.alpha
-    actor = naive_score(model, batch.prompts, batch.candidates)
-    critic_in = naive_score(model, batch.prompts, batch.candidates, logprobs=False)
+    texts = prompts(batch)
+    actor = naive_score(model, texts, batch.candidates)
+    critic_in = naive_score(model, texts, batch.candidates, logprobs=False)
     q_all = learner.critic(critic_in.features)
     positions = actor.num_positions + critic_in.num_positions
     real = actor.num_tokens + critic_in.num_tokens
     live = [i for i, t in enumerate(batch.terminated) if not t]
     values = torch.zeros(len(batch))
     if live:
-        nxt_p = [batch.next_prompts[i] for i in live]
+        nxt_p = [build_prompt(batch.goals[i], batch.next_observations[i]) for i in live]
         nxt_c = [batch.next_candidates[i] for i in live]
         with torch.no_grad():
             nxt = naive_score(model, nxt_p, nxt_c)
@@ -284,7 +291,7 @@ def update_times(learner: SACLearner, sizes: list[int], seed: int) -> None:
 
 
 def describe(learner: SACLearner, batch: TransitionBatch, objects: int) -> None:
-    lengths = [len(learner.scorer.encoder.prompt(p)) for p in batch.prompts]
+    lengths = [len(learner.scorer.encoder.prompt(p)) for p in prompts(batch)]
     cand_tokens = [len(learner.scorer.encoder.candidate(a)) for c in batch.candidates for a in c]
     print(
         f"\nscenes of {objects} objects: prompts {min(lengths)}-{max(lengths)} tokens, "

@@ -86,7 +86,7 @@ _loaded: set[str] = set()
 
 
 def register_env(
-    id: str,  # noqa: A002 (the word users know)
+    id: str,
     *,
     config: type[EnvConfig],
     make: MakeBatch,
@@ -175,12 +175,16 @@ def registered_algorithms() -> list[AlgorithmSpec]:
 
 def env_config(data: Any) -> EnvConfig:
     """Validate an ``env`` section into the model its ``id`` selects (default env if none)."""
-    return _section(data, "id", "env", env_spec, lambda s: s.config)
+    config: EnvConfig = _section(data, "id", "env", env_spec, lambda s: s.config)
+    return config
 
 
 def algorithm_config(data: Any) -> AlgorithmConfig:
     """Validate an ``algorithm`` section into the model its ``name`` selects."""
-    return _section(data, "name", "algorithm", algorithm_spec, lambda s: s.config)
+    config: AlgorithmConfig = _section(
+        data, "name", "algorithm", algorithm_spec, lambda s: s.config
+    )
+    return config
 
 
 def _section(

@@ -2,8 +2,13 @@
 
 The runtime uses :class:`GoalDaemon`: ``next_goals(n)`` before episodes,
 ``report(outcome)`` after each, ``inject(...)`` for goals people ask for.
+It knows environments only through the :class:`~autotelic.core.GoalSpace`
+contract it is given. Goals and injections are kept in a state store as they
+change; the learning state travels in the runtime's checkpoints
+(``state_dict`` / ``load_state_dict``), with the policy.
 """
 
+from autotelic.core import GoalSpace, ParsedGoal
 from autotelic.goals.assignments import EpisodeOutcome, GoalAssignment
 from autotelic.goals.config import (
     CurriculumConfig,
@@ -34,7 +39,6 @@ from autotelic.goals.estimators import (
     WindowedLP,
     absolute_lp,
 )
-from autotelic.goals.grammar import GoalGrammar, ParsedGoal, PlaygroundGrammar
 from autotelic.goals.injections import Injection, InjectionQueue, InjectionReport
 from autotelic.goals.registry import SOURCES, GoalRecord, GoalRegistry, Source
 from autotelic.goals.sampler import LPSampler, lp_probabilities
@@ -58,10 +62,10 @@ __all__ = [
     "EpsilonSchedule",
     "GoalAssignment",
     "GoalDaemon",
-    "GoalGrammar",
     "GoalLP",
     "GoalRecord",
     "GoalRegistry",
+    "GoalSpace",
     "GoalStats",
     "Injection",
     "InjectionConfig",
@@ -75,7 +79,6 @@ __all__ = [
     "MiniLMEncoder",
     "NoGoalsError",
     "ParsedGoal",
-    "PlaygroundGrammar",
     "ReportCallback",
     "SamplerConfig",
     "Source",

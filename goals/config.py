@@ -135,7 +135,7 @@ class CurriculumConfig(BaseModel):
     configured_goals: list[str] | None = Field(
         None,
         description=(
-            "Goals known from the start; None takes the environment grammar's default set "
+            "Goals known from the start; None takes the environment's training goals "
             "(Playground-Text: every feasible goal over training objects)."
         ),
     )
@@ -144,15 +144,6 @@ class CurriculumConfig(BaseModel):
     )
     stats_window: int = Field(
         100, ge=2, description="Recent episodes per category behind success-rate metrics."
-    )
-    persist_every: int = Field(
-        200,
-        ge=0,
-        description=(
-            "With a state store, save the learning state (estimator windows or model, "
-            "sampler) every this many episodes (0: only when the runtime checkpoints). "
-            "Registry and injection changes are always saved at once."
-        ),
     )
     seed: int = Field(0, description="Seed of the sampler and of the embedding model.")
 

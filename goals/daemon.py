@@ -6,10 +6,18 @@ every public method takes one lock. Injection reports are delivered to the
 registered callbacks after the lock is released, so a callback may call back
 into the daemon.
 
-Persistence: with a :class:`StateStore`, the daemon restores itself when built,
-writes the registry and the injection queue as soon as they change, and writes
-the learning state (estimator, sampler, counters) every
-``persist_every`` episodes and on :meth:`GoalDaemon.persist`.
+Persistence has two parts, each with one home:
+
+- What must never be lost goes to the :class:`StateStore` as soon as it changes:
+  the goal registry (a discovered or injected goal stays known) and the
+  injection queue (an accepted injection is served even after a crash). The
+  daemon reads both back when built.
+- The learning state (estimator, sampler, episode counters, success windows)
+  lives only in :meth:`GoalDaemon.state_dict`, which the runtime saves in the
+  same checkpoint as the policy and restores with it through
+  :meth:`GoalDaemon.load_state_dict`. The policy and the curriculum that
+  chose its goals thus always come from the same moment; a daemon built from
+  the store alone knows every goal and injection but learns afresh.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from autotelic.core import GoalSpace, ParsedGoal
 from autotelic.goals.assignments import EpisodeOutcome, GoalAssignment
 from autotelic.goals.config import CurriculumConfig
 from autotelic.goals.embedding_lp import EmbeddingLP
@@ -41,7 +50,6 @@ from autotelic.goals.estimators import (
     GoalLP,
     WindowedLP,
 )
-from autotelic.goals.grammar import GoalGrammar, ParsedGoal, PlaygroundGrammar
 from autotelic.goals.injections import Injection, InjectionQueue, InjectionReport
 from autotelic.goals.registry import SOURCES, GoalRecord, GoalRegistry, Source
 from autotelic.goals.sampler import LPSampler
@@ -54,7 +62,6 @@ ReportCallback = Callable[[InjectionReport], None]
 
 REGISTRY_KEY = STATE_PREFIX + "registry"
 INJECTIONS_KEY = STATE_PREFIX + "injections"
-LEARNING_KEY = STATE_PREFIX + "learning"
 STATE_VERSION = 1
 
 
@@ -81,7 +88,7 @@ class GoalDaemon:
         self,
         config: CurriculumConfig | None = None,
         *,
-        grammar: GoalGrammar | None = None,
+        goal_space: GoalSpace,
         store: StateStore | None = None,
         embed: EmbedFn | None = None,
         estimator: CompetenceEstimator | None = None,
@@ -89,12 +96,12 @@ class GoalDaemon:
         on_report: ReportCallback | None = None,
     ) -> None:
         self.config = config if config is not None else CurriculumConfig()
-        self.grammar: GoalGrammar = grammar if grammar is not None else PlaygroundGrammar()
+        self.goal_space = goal_space
         self.store = store
         self.clock = clock
         self._lock = threading.RLock()
         self._callbacks: list[ReportCallback] = [] if on_report is None else [on_report]
-        self.registry = GoalRegistry(self.grammar)
+        self.registry = GoalRegistry(goal_space)
         self.injections = InjectionQueue(self.config.injections)
         self._categories: dict[str, str] = {}
         self.estimator = (
@@ -114,14 +121,14 @@ class GoalDaemon:
     # -- goals -----------------------------------------------------------------
 
     def validate(self, text: str) -> ParsedGoal:
-        """Canonical text and category, or :class:`InvalidGoalError` with the grammar's reason."""
-        return self.grammar.parse(text)
+        """Canonical text and category, or :class:`InvalidGoalError` with the space's reason."""
+        return self.goal_space.parse(text)
 
     def category_of(self, goal: str) -> str:
         """Category of a goal text (cached; raises :class:`InvalidGoalError` if invalid)."""
         category = self._categories.get(goal)
         if category is None:
-            category = self._categories[goal] = self.grammar.parse(goal).category
+            category = self._categories[goal] = self.goal_space.parse(goal).category
         return category
 
     def add_goal(self, text: str, source: Source = "configured") -> GoalRecord:
@@ -191,9 +198,6 @@ class GoalDaemon:
                 self._put_registry()
             if reports:
                 self._put_injections()
-            every = self.config.persist_every
-            if self.store is not None and every > 0 and self.episodes % every == 0:
-                self._put_learning()
         self._deliver(reports)
         return discovered
 
@@ -215,7 +219,7 @@ class GoalDaemon:
         :class:`InjectionRejected` with the reason when it cannot be accepted.
         """
         try:
-            parsed = self.grammar.parse(goal)
+            parsed = self.goal_space.parse(goal)
         except InvalidGoalError as err:
             raise InjectionRejected(err.reason, goal) from None
         with self._lock:
@@ -274,7 +278,7 @@ class GoalDaemon:
             per_category = {
                 name: self._category_stats(name, categories, lp, competence, probs)
                 for name in dict.fromkeys(
-                    [*self.grammar.categories(), *self._category_windows.keys()]
+                    [*self.goal_space.categories(), *self._category_windows.keys()]
                 )
             }
             rows = None
@@ -297,7 +301,11 @@ class GoalDaemon:
     # -- persistence ---------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything, msgpack- and JSON-able (for checkpoints)."""
+        """Everything, msgpack- and JSON-able: the curriculum's part of a checkpoint.
+
+        The learning state is saved nowhere else, so a checkpoint holds the
+        curriculum of the same moment as the policy saved with it.
+        """
         with self._lock:
             return {
                 "version": STATE_VERSION,
@@ -307,11 +315,13 @@ class GoalDaemon:
             }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`.
+        """Restore a :meth:`state_dict` (from the checkpoint the policy is restored from).
 
         The registry and the injections are merged with what the daemon holds (a
         checkpoint may be older than the state store: known goals stay known,
-        finished injections stay finished); the learning state is replaced.
+        finished injections stay finished) and the merge is written to the store;
+        the learning state is replaced. States saved before the success windows
+        were a :class:`WindowedLP` still load.
         """
         version = state.get("version")
         if version != STATE_VERSION:
@@ -324,17 +334,21 @@ class GoalDaemon:
             self._put_injections()
 
     def persist(self) -> None:
-        """Write the whole state to the store now (a no-op without one)."""
+        """Write the registry and the injections to the store now (a no-op without one).
+
+        They are written as they change already; this retries a write that failed
+        and raises if it fails again. The learning state is not the store's: see
+        :meth:`state_dict`.
+        """
         with self._lock:
             self._put_registry(strict=True)
             self._put_injections(strict=True)
-            self._put_learning(strict=True)
 
     # -- internals -------------------------------------------------------------------
 
     def _add_configured(self) -> None:
         configured = self.config.configured_goals
-        texts = self.grammar.default_goals() if configured is None else configured
+        texts = self.goal_space.goals("train") if configured is None else configured
         now = self.clock()
         added = False
         for text in texts:
@@ -360,7 +374,7 @@ class GoalDaemon:
         if not isinstance(outcome, EpisodeOutcome):
             raise InvalidOutcomeError(f"expected an EpisodeOutcome, got {type(outcome).__name__}")
         try:
-            parsed = self.grammar.parse(outcome.goal)
+            parsed = self.goal_space.parse(outcome.goal)
         except InvalidGoalError as err:
             raise InvalidOutcomeError(f"outcome for an invalid goal: {err.reason}") from None
         steps = outcome.steps
@@ -457,24 +471,19 @@ class GoalDaemon:
             log.warning("curriculum estimator starts afresh: saved state not usable (%s)", err)
 
     def _restore_from_store(self, store: StateStore) -> None:
+        """Goals and injections only; the learning state comes from a checkpoint, if any."""
         registry = store.get_state(REGISTRY_KEY)
         if registry is not None:
             self.registry.load_state_dict(registry)
         injections = store.get_state(INJECTIONS_KEY)
         if injections is not None:
             self.injections.load_state_dict(injections)
-        learning = store.get_state(LEARNING_KEY)
-        if learning is not None:
-            self._load_learning(learning)
 
     def _put_registry(self, strict: bool = False) -> None:
         self._put(REGISTRY_KEY, self.registry.state_dict, strict)
 
     def _put_injections(self, strict: bool = False) -> None:
         self._put(INJECTIONS_KEY, self.injections.state_dict, strict)
-
-    def _put_learning(self, strict: bool = False) -> None:
-        self._put(LEARNING_KEY, self._learning_state, strict)
 
     def _put(self, key: str, value: Callable[[], Any], strict: bool) -> None:
         if self.store is None:

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
+from autotelic.core import InvalidGoalError
 
-class InvalidGoalError(ValueError):
-    """A goal text the environment's grammar does not accept.
-
-    ``reason`` is the grammar's own explanation, so an MQTT rejection or a CLI
-    error can pass it on unchanged.
-    """
-
-    def __init__(self, goal: object, reason: str) -> None:
-        super().__init__(f"invalid goal {goal!r}: {reason}")
-        self.goal = goal
-        self.reason = reason
+__all__ = ["InjectionRejected", "InvalidGoalError", "InvalidOutcomeError", "NoGoalsError"]
 
 
 class InjectionRejected(ValueError):  # noqa: N818 (the name the runtime codes against)

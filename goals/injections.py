@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from autotelic.core import ParsedGoal
 from autotelic.goals.config import InjectionConfig
 from autotelic.goals.errors import InjectionRejected
-from autotelic.goals.grammar import ParsedGoal
 
 log = logging.getLogger(__name__)
 

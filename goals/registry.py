@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast, get_args
 
-from autotelic.goals.grammar import GoalGrammar
+from autotelic.core import GoalSpace
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ class GoalRecord:
 class GoalRegistry:
     """Known goals in insertion order; not thread-safe (the daemon holds the lock)."""
 
-    def __init__(self, grammar: GoalGrammar) -> None:
-        self.grammar = grammar
+    def __init__(self, goal_space: GoalSpace) -> None:
+        self.goal_space = goal_space
         self._records: dict[str, GoalRecord] = {}
 
     def __len__(self) -> int:
@@ -82,9 +82,9 @@ class GoalRegistry:
 
         A goal keeps the source it first arrived with: a configured goal the
         agent later achieves is still configured. An invalid text raises
-        :class:`InvalidGoalError` with the grammar's reason.
+        :class:`InvalidGoalError` with the goal space's reason.
         """
-        parsed = self.grammar.parse(text)
+        parsed = self.goal_space.parse(text)
         known = self._records.get(parsed.text)
         if known is not None:
             return known, False
@@ -101,7 +101,7 @@ class GoalRegistry:
             try:
                 record, added = self.add(text, "discovered", time=time, episode=episode)
             except ValueError as err:
-                log.warning("ignoring achieved goal the grammar rejects: %s", err)
+                log.warning("ignoring achieved goal the goal space rejects: %s", err)
                 continue
             if added:
                 new.append(record)

@@ -1,8 +1,11 @@
-"""Where the curriculum keeps its state between runs.
+"""Where the curriculum keeps what must survive a crash at once.
 
-The run's episode store offers a small key-value side table; the curriculum
-codes against that protocol only, so it needs no import of the storage package
-and tests can use :class:`MemoryStateStore`.
+The run's episode store offers a small key-value side table. The curriculum
+writes to it only the goal registry and the injection queue, as they change;
+its learning state goes into the runtime's checkpoints instead (see
+:mod:`autotelic.goals.daemon`). It codes against this protocol only, so it
+needs no import of the storage package and tests can use
+:class:`MemoryStateStore`.
 """
 
 from __future__ import annotations

@@ -4,12 +4,12 @@ Public API (imported lazily: importing the package does not import torch):
 
 Models
     ``ModelConfig``, ``PolicyModel``, ``load_model(config)``, ``ModelError``,
-    ``default_cache_dir()``, ``tiny_model(name, seed)``, ``tiny_tokenizer(seq2seq)``
+    ``default_cache_dir()`` (tiny test models: :mod:`autotelic.testing.tiny_models`)
 Scoring
     ``Scorer(model, padding_side=...)`` with ``.score(prompts, candidates, *, module=None,
     logprobs=True) -> Scores``; ``Scores`` (``logprobs``, ``log_pi``, ``features``,
-    ``state_features``, ``layout``, ``entropy()``); ``naive_score(...)`` (one sequence per
-    pair, the reference); ``CandidateLayout``; ``ScoringInputError``
+    ``state_features``, ``layout``, ``entropy()``); ``CandidateLayout``; ``ScoringInputError``
+    (the one-sequence-per-pair reference: :mod:`autotelic.testing.naive_scorer`)
 Acting
     ``Policy``, ``ActResult`` (``actions``, ``log_probs``, ``entropies``, ``probs``,
     ``policy_version``)
@@ -33,13 +33,11 @@ if TYPE_CHECKING:
     from autotelic.learners.encoding import ScoringInputError
     from autotelic.learners.layout import CandidateLayout
     from autotelic.learners.models import ModelConfig, ModelError, PolicyModel, load_model
-    from autotelic.learners.naive import naive_score
     from autotelic.learners.policy import Policy
     from autotelic.learners.ppo import PPOConfig, PPOLearner
     from autotelic.learners.prompt import build_prompt, build_prompts, candidate_text
     from autotelic.learners.sac import SACConfig, SACLearner
     from autotelic.learners.scorer import Scorer, Scores
-    from autotelic.learners.tiny import tiny_model, tiny_tokenizer
 
 _WHERE = {
     "CheckpointError": "base",
@@ -51,7 +49,6 @@ _WHERE = {
     "ModelError": "models",
     "PolicyModel": "models",
     "load_model": "models",
-    "naive_score": "naive",
     "Policy": "policy",
     "PPOConfig": "ppo",
     "PPOLearner": "ppo",
@@ -62,8 +59,6 @@ _WHERE = {
     "SACLearner": "sac",
     "Scorer": "scorer",
     "Scores": "scorer",
-    "tiny_model": "tiny",
-    "tiny_tokenizer": "tiny",
 }
 
 __all__ = [
@@ -86,9 +81,6 @@ __all__ = [
     "candidate_text",
     "default_cache_dir",
     "load_model",
-    "naive_score",
-    "tiny_model",
-    "tiny_tokenizer",
 ]
 
 

@@ -32,11 +32,14 @@ from transformers import (
 
 from autotelic.learners.cache import build_atomically, default_cache_dir
 from autotelic.learners.packaged import convert_smollm2, smollm2_entry_name, smollm2_gguf
-from autotelic.learners.tiny import TINY_NAMES, tiny_model
 
 ModelKind = Literal["causal", "seq2seq"]
 Finetune = Literal["lora", "full", "frozen"]
 DTypeName = Literal["float32", "bfloat16", "float16"]
+TinyName = Literal["tiny-causal", "tiny-gpt2", "tiny-seq2seq"]
+TINY_NAMES: tuple[TinyName, ...] = ("tiny-causal", "tiny-gpt2", "tiny-seq2seq")
+"""Tiny random models (:mod:`autotelic.testing.tiny_models`) for tests and dry runs."""
+
 PACKAGED = "smollm2"
 
 _DTYPES: dict[DTypeName, torch.dtype] = {
@@ -174,6 +177,8 @@ def load_model(config: ModelConfig) -> PolicyModel:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     if config.path in TINY_NAMES:
+        from autotelic.testing.tiny_models import tiny_model  # test doubles, loaded on demand
+
         model, tokenizer = tiny_model(config.path, seed=config.seed)
         nn.Module.to(model, dtype=config.torch_dtype)
     else:

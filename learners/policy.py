@@ -19,6 +19,7 @@ from autotelic.core import ActResult, Generator, Lock, held
 from autotelic.learners.encoding import ScoringInputError
 from autotelic.learners.scorer import Scorer
 
+
 def choose(
     probs: Sequence[npt.NDArray[np.float64]], *, greedy: bool, generator: Generator | None
 ) -> npt.NDArray[np.int64]:

@@ -98,11 +98,22 @@ def config_show(
 
 @app.command()
 def envs() -> None:
-    """List the registered text environments."""
-    from autotelic.envs import registered_env_ids
+    """List the registered text environments (id and a one-line description)."""
+    from autotelic.core import registered_envs
 
-    for env_id in registered_env_ids():
-        typer.echo(env_id)
+    specs = registered_envs()
+    width = max(len(s.id) for s in specs)
+    for spec in specs:
+        typer.echo(f"{spec.id:{width}}  {spec.description}")
+
+
+@app.command()
+def algorithms() -> None:
+    """List the registered learning algorithms (name, kind and a one-line description)."""
+    from autotelic.core import registered_algorithms
+
+    for spec in registered_algorithms():
+        typer.echo(f"{spec.name:8} {spec.kind:10} {spec.description}")
 
 
 # -- talking to a running service -----------------------------------------------------------

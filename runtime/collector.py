@@ -1,28 +1,24 @@
 """The collector: N environments stepped together with one batched policy call per step.
 
 Each step scores every env's candidates in one pass (under the shared model
-lock), steps the envs, and feeds each env's :class:`EpisodeBuilder`. When an
-episode ends it is written to the store (durable before anything else hears
-of it), then reported to the goal daemon, counted in the metrics and
-announced to listeners. Goals for new episodes come from the daemon at the
-moment an env resets. Every recorded step carries the policy version that
-chose its action.
+lock), steps the envs, and feeds each env's :class:`EpisodeBuilder`. The env
+batch never restarts an episode by itself: when episodes end, the collector
+asks the goal daemon for each env's next goal and resets those envs. The ended
+episodes are then written to the store (durable before anything else hears of
+them), reported to the goal daemon, counted in the metrics and announced to
+listeners. Every recorded step carries the policy version that chose its
+action. The collector knows only the contracts of :mod:`autotelic.core`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from autotelic.envs.playground import BatchStep, PlaygroundBatch
-from autotelic.envs.playground.env import Info
+from autotelic.core import EnvStep, Learner, Lock, TextEnvBatch, TextState
 from autotelic.goals import GoalAssignment, GoalDaemon
-from autotelic.learners.base import Lock
-from autotelic.learners.prompt import build_prompt
-from autotelic.learners.protocol import Learner
 from autotelic.runtime.metrics import Metrics, RateMeter
 from autotelic.runtime.rollout import RolloutRecorder
 from autotelic.storage import EpisodeBuilder, EpisodeStore
@@ -51,8 +47,8 @@ class Collector:
 
     def __init__(
         self,
-        envs: PlaygroundBatch,
-        learner: Learner[Any],
+        envs: TextEnvBatch,
+        learner: Learner,
         daemon: GoalDaemon,
         store: EpisodeStore,
         *,
@@ -77,121 +73,117 @@ class Collector:
         self.env_steps = 0
         self.episodes = 0
         self.successes = 0
-        self._observations: list[str] = []
-        self._infos: list[Info] = []
+        self._states: list[TextState] = []
         self._current: list[GoalAssignment | None] = [None] * envs.num_envs
-        self._incoming: dict[int, GoalAssignment] = {}
         self._builders: list[EpisodeBuilder | None] = [None] * envs.num_envs
         self._steps_rate = RateMeter(metrics.env_steps_rate) if metrics is not None else None
-        envs.goal_source = self._goal_for
 
     # -- episodes ----------------------------------------------------------------------------
 
-    def _goal_for(self, env: int) -> str:
-        """Called by the envs when env ``env`` resets: ask the daemon for its next goal."""
-        assignment = self.daemon.next_goals(1)[0]
-        self._incoming[env] = assignment
-        return assignment.goal
-
-    def _begin(self, env: int, observation: str, info: Info) -> None:
-        assignment = self._incoming.pop(env)
-        self._current[env] = assignment
-        self._builders[env] = EpisodeBuilder(
-            goal=assignment.goal,
-            goal_category=assignment.category,
-            goal_source=assignment.source,
-            injection_id=assignment.injection_id,
-            env_id=self.env_id,
-            scene_seed=int(info["scene_seed"]),
-            observation=observation,
-            admissible_actions=info["admissible_actions"],
-        )
+    def _reset(self, envs: list[int], seeds: list[int | None] | None) -> list[TextState]:
+        """Start each of ``envs`` on the next goal the daemon gives it, in env order."""
+        assignments = [self.daemon.next_goals(1)[0] for _ in envs]
+        states = self.envs.reset(envs, [a.goal for a in assignments], seeds)
+        for i, assignment, state in zip(envs, assignments, states, strict=True):
+            self._current[i] = assignment
+            self._builders[i] = EpisodeBuilder(
+                goal=assignment.goal,
+                goal_category=assignment.category,
+                goal_source=assignment.source,
+                injection_id=assignment.injection_id,
+                env_id=self.env_id,
+                scene_seed=state.episode_seed,
+                observation=state.observation,
+                admissible_actions=state.actions,
+            )
+        return states
 
     def start(self, seed: int) -> None:
-        """Reset every env (each asks the daemon for a goal) and open their episodes."""
-        self._observations, self._infos = self.envs.reset(seed=seed)
-        for i, (obs, info) in enumerate(zip(self._observations, self._infos, strict=True)):
-            self._begin(i, obs, info)
+        """Start an episode in every env (env i seeded with ``seed + i``)."""
+        n = self.envs.num_envs
+        self._states = self._reset(list(range(n)), [seed + i for i in range(n)])
 
     @property
     def prompts(self) -> list[str]:
         """The policy's input for each env's current state."""
-        return [
-            build_prompt(info["goal"], obs)
-            for obs, info in zip(self._observations, self._infos, strict=True)
-        ]
+        return [self.learner.prompt(s.goal, s.observation) for s in self._states]
 
     # -- stepping ----------------------------------------------------------------------------
 
     def step(self) -> list[FinishedEpisode]:
         """One step of every env; returns the episodes that ended (already stored)."""
-        if not self._infos:
+        if not self._states:
             raise RuntimeError("call start() before step()")
         prompts = self.prompts
-        candidates = [list(info["admissible_actions"]) for info in self._infos]
+        candidates = [list(s.actions) for s in self._states]
         actions, log_probs, version = self._act(prompts, candidates)
-        result = self.envs.step([int(a) for a in actions])
+        envs = list(range(self.envs.num_envs))
+        results = self.envs.step(envs, [int(a) for a in actions])
         ended: list[tuple[EpisodeBuilder, GoalAssignment]] = []
-        for i in range(self.envs.num_envs):
-            done = bool(result.terminated[i] or result.truncated[i])
-            last_obs, last_info = self._last_state(result, i, done)
-            builder = self._record(i, result, int(actions[i]), version, last_obs, last_info)
+        states = [r.state for r in results]
+        for i, result in enumerate(results):
+            builder = self._record(i, result, int(actions[i]), version)
             if self.recorder is not None:
-                cut = bool(result.truncated[i] and not result.terminated[i])
-                self.recorder.record(
-                    i,
-                    prompt=prompts[i],
-                    candidates=candidates[i],
-                    action=int(actions[i]),
-                    log_prob=float(log_probs[i]),
-                    reward=float(result.rewards[i]),
-                    terminated=bool(result.terminated[i]),
-                    truncated=bool(result.truncated[i]),
-                    final_prompt=build_prompt(last_info["goal"], last_obs) if cut else None,
-                    policy_version=version,
+                self._record_rollout(
+                    i, result, prompts[i], candidates[i], actions, log_probs, version
                 )
-            if done:
+            if result.done:
                 assignment = self._current[i]
                 assert assignment is not None
                 ended.append((builder, assignment))
-                self._begin(i, result.observations[i], result.infos[i])
+        done = [i for i, r in enumerate(results) if r.done]
+        if done:
+            for i, state in zip(done, self._reset(done, None), strict=True):
+                states[i] = state
         finished = self._finish(ended, version) if ended else []
-        self._observations, self._infos = result.observations, result.infos
+        self._states = states
         self.env_steps += self.envs.num_envs
         self._count_steps()
         return finished
 
-    @staticmethod
-    def _last_state(result: BatchStep, i: int, done: bool) -> tuple[str, Info]:
-        """The state env ``i`` reached: the final one when its episode just ended."""
-        info = result.infos[i]
-        if done:
-            return info["final_observation"], info["final_info"]
-        return result.observations[i], info
-
-    def _record(
-        self,
-        i: int,
-        result: BatchStep,
-        action: int,
-        version: int,
-        last_obs: str,
-        last_info: Info,
-    ) -> EpisodeBuilder:
+    def _record(self, i: int, result: EnvStep, action: int, version: int) -> EpisodeBuilder:
         """Add env ``i``'s step to its episode under construction."""
         builder = self._builders[i]
         assert builder is not None
         builder.add_step(
             action,
-            float(result.rewards[i]),
-            bool(result.terminated[i]),
-            bool(result.truncated[i]),
-            last_info["achieved_goals"],
+            result.reward,
+            result.terminated,
+            result.truncated,
+            result.achieved,
             version,
-            last_obs,
-            last_info["admissible_actions"],
+            result.state.observation,
+            result.state.actions,
         )
         return builder
+
+    def _record_rollout(
+        self,
+        i: int,
+        result: EnvStep,
+        prompt: str,
+        candidates: list[str],
+        actions: np.ndarray,
+        log_probs: np.ndarray,
+        version: int,
+    ) -> None:
+        """Add env ``i``'s step to the on-policy rollout (with the cut state, if cut)."""
+        assert self.recorder is not None
+        cut = result.truncated and not result.terminated
+        self.recorder.record(
+            i,
+            prompt=prompt,
+            candidates=candidates,
+            action=int(actions[i]),
+            log_prob=float(log_probs[i]),
+            reward=result.reward,
+            terminated=result.terminated,
+            truncated=result.truncated,
+            final_prompt=self.learner.prompt(result.state.goal, result.state.observation)
+            if cut
+            else None,
+            policy_version=version,
+        )
 
     def _act(
         self, prompts: list[str], candidates: list[list[str]]

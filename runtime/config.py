@@ -3,17 +3,34 @@
 Sources, strongest first: ``AUTOTELIC_*`` environment variables (nested fields
 joined by ``__``, e.g. ``AUTOTELIC_MQTT__URL``), then the YAML or TOML file given
 with ``--config``, then the defaults, which run out of the box on a laptop CPU:
-the packaged SmolLM2, Playground-Text, a run directory under the current
-folder, metrics on 127.0.0.1 and an embedded MQTT broker.
+the packaged SmolLM2, the default registered environment (Playground-Text) and
+algorithm (SAC-GLAM), a run directory under the current folder, metrics on
+127.0.0.1 and an embedded MQTT broker.
+
+``env`` and ``algorithm`` are unions discriminated by ``env.id`` and
+``algorithm.name``: each is validated into the options model its environment or
+algorithm registered (:mod:`autotelic.core.registry`), so an unknown one is
+refused with the list of registered ones and each has its own fields. A file
+written in the layout used before 0.2 (``run.learner`` with ``sac:``/``ppo:``
+sections, ``env.playground``) is read and converted, with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,13 +39,14 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from autotelic.envs.playground import PlaygroundConfig
+from autotelic.core import AlgorithmConfig, EnvConfig, OffPolicyConfig
+from autotelic.core.registry import RegistryError, algorithm_config, env_config, load_plugins
 from autotelic.goals import CurriculumConfig
 from autotelic.learners.models import ModelConfig
-from autotelic.learners.ppo import PPOConfig
-from autotelic.learners.sac import SACConfig
 from autotelic.runtime.mqtt_config import MQTTConfig
 from autotelic.storage import STRATEGIES
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE_ENV = "AUTOTELIC_CONFIG_FILE"
 
@@ -40,9 +58,6 @@ class RunConfig(BaseModel):
 
     dir: Path = Field(Path("runs/default"), description="Run directory: store, checkpoints, log.")
     agent: str = Field("default", description="Agent name; MQTT topics live under it.")
-    learner: Literal["sac", "ppo"] = Field(
-        "sac", description="sac: SAC-GLAM from replay (HER per replay.her_ratio); ppo: PPO-GLAM."
-    )
     seed: int = Field(0, description="Seed of env scenes, action sampling and replay sampling.")
     mode: Literal["concurrent", "serial"] = Field(
         "concurrent",
@@ -57,19 +72,10 @@ class RunConfig(BaseModel):
         description="CPU threads torch may use (None: half the cores when collector and "
         "learner run concurrently on the CPU, else torch's default).",
     )
-
-
-class EnvConfig(BaseModel):
-    """The environments the collector steps."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: Literal["autotelic/PlaygroundText-v0"] = Field(
-        "autotelic/PlaygroundText-v0", description="Environment id."
-    )
-    num_envs: int = Field(8, ge=1, le=4096, description="Environments stepped together.")
-    playground: PlaygroundConfig = Field(
-        default_factory=PlaygroundConfig, description="Scene and goal settings."
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Modules to import before validation: they register your own "
+        "environments and algorithms (see docs/environments.md).",
     )
 
 
@@ -148,14 +154,18 @@ class Settings(BaseSettings):
         env_prefix="AUTOTELIC_",
         env_nested_delimiter="__",
         extra="forbid",
-        nested_model_default_partial_update=True,
     )
 
     run: RunConfig = Field(default_factory=RunConfig, description="The run.")
-    env: EnvConfig = Field(default_factory=EnvConfig, description="Environments.")
+    env: SerializeAsAny[EnvConfig] = Field(
+        default_factory=lambda: env_config({}),
+        description="The environments: `id` picks a registered one, its options follow.",
+    )
     model: ModelConfig = Field(default_factory=ModelConfig, description="The LLM policy.")
-    sac: SACConfig = Field(default_factory=SACConfig, description="SAC-GLAM settings.")
-    ppo: PPOConfig = Field(default_factory=PPOConfig, description="PPO-GLAM settings.")
+    algorithm: SerializeAsAny[AlgorithmConfig] = Field(
+        default_factory=lambda: algorithm_config({}),
+        description="The learning algorithm: `name` picks a registered one, its options follow.",
+    )
     replay: ReplayConfig = Field(default_factory=ReplayConfig, description="Store and replay.")
     curriculum: CurriculumConfig = Field(
         default_factory=CurriculumConfig, description="Goal curriculum."
@@ -168,19 +178,40 @@ class Settings(BaseSettings):
     )
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="Service.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plugins_and_legacy_layout(cls, data: Any) -> Any:
+        """Register the configured plug-ins before ``env`` and ``algorithm`` are looked up."""
+        if not isinstance(data, dict):
+            return data
+        data = migrate_legacy(data)
+        run = data.get("run")
+        plugins = run.get("plugins", []) if isinstance(run, dict) else getattr(run, "plugins", [])
+        load_plugins(plugins or [])
+        return data
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_by_id(cls, value: Any) -> EnvConfig:
+        return env_config(value)
+
+    @field_validator("algorithm", mode="before")
+    @classmethod
+    def _algorithm_by_name(cls, value: Any) -> AlgorithmConfig:
+        return algorithm_config(value)
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        if self.replay.capacity_transitions < self.sac.learning_starts:
+        starts = getattr(self.algorithm, "learning_starts", 0)
+        if (
+            isinstance(self.algorithm, OffPolicyConfig)
+            and self.replay.capacity_transitions < starts
+        ):
             raise ValueError(
-                "replay.capacity_transitions must be >= sac.learning_starts "
-                f"({self.replay.capacity_transitions} < {self.sac.learning_starts})"
+                "replay.capacity_transitions must be >= algorithm.learning_starts "
+                f"({self.replay.capacity_transitions} < {starts})"
             )
         return self
-
-    @property
-    def algorithm(self) -> SACConfig | PPOConfig:
-        """The settings of the learner ``run.learner`` names."""
-        return self.sac if self.run.learner == "sac" else self.ppo
 
     @classmethod
     def settings_customise_sources(
@@ -200,6 +231,43 @@ class Settings(BaseSettings):
             elif suffix == ".toml":
                 sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+
+_LEGACY_DROPPED = {("curriculum", "persist_every")}
+"""Fields of the old layout that no longer exist (the curriculum's learning state is now
+saved only with checkpoints)."""
+
+
+def migrate_legacy(data: dict[str, Any]) -> dict[str, Any]:
+    """Convert the layout used before 0.2 (``run.learner`` + ``sac:``/``ppo:``,
+    ``env.playground``) into ``algorithm:`` and a flat ``env:``; other input is unchanged."""
+    run = data.get("run")
+    old = isinstance(run, dict) and "learner" in run
+    old = old or "sac" in data or "ppo" in data
+    env = data.get("env")
+    old_env = isinstance(env, dict) and isinstance(env.get("playground"), dict)
+    if not (old or old_env):
+        return data
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    if old:
+        name = data["run"].pop("learner", "sac") if isinstance(run, dict) else "sac"
+        chosen = data.get(name)
+        section: dict[str, Any] = chosen if isinstance(chosen, dict) else {}
+        data.pop("sac", None)
+        data.pop("ppo", None)
+        data["algorithm"] = {**section, "name": name}
+    if old_env:
+        env = data["env"]
+        data["env"] = {**{k: v for k, v in env.items() if k != "playground"}, **env["playground"]}
+    for part, field in _LEGACY_DROPPED:
+        if isinstance(data.get(part), dict):
+            data[part] = {k: v for k, v in data[part].items() if k != field}
+    log.warning(
+        "configuration in the layout used before autotelic 0.2 (run.learner, sac:/ppo:, "
+        "env.playground): read as algorithm: and env:; `autotelic config show` prints it "
+        "in the current layout"
+    )
+    return data
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -232,6 +300,8 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as err:
         raise ConfigError(describe_errors(err)) from None
+    except RegistryError as err:
+        raise ConfigError(str(err)) from None
     except (OSError, ValueError) as err:  # unreadable or unparsable file
         raise ConfigError(f"cannot read config: {err}") from None
     finally:

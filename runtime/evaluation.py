@@ -1,8 +1,10 @@
 """Measuring the policy without learning: success per goal category, greedy and sampled.
 
 Evaluation runs its own batch of environments (nothing is stored, the
-curriculum is not told), cycling through a fixed goal list so every category
-gets the same number of episodes on every call, from the same scenes.
+curriculum is not told), working through a fixed goal list so every category
+gets the same number of episodes on every call, from the same scenes. It works
+for any registered environment: goals, their categories and the held-out split
+come from the environment's goal space.
 """
 
 from __future__ import annotations
@@ -10,20 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from autotelic.envs.playground import (
-    PlaygroundBatch,
-    PlaygroundConfig,
-    all_goals,
-    parse_goal,
-)
-from autotelic.envs.playground.objects import Split
-from autotelic.learners.base import Lock
-from autotelic.learners.prompt import build_prompt
-from autotelic.learners.protocol import Learner
+from autotelic.core import EnvConfig, EnvSpec, Learner, Lock, Split, TextState
 
 
 @dataclass(frozen=True)
@@ -44,7 +36,9 @@ class EvalResult:
 
 
 def evaluate(
-    learner: Learner[Any],
+    learner: Learner,
+    spec: EnvSpec,
+    config: EnvConfig,
     *,
     split: Split,
     greedy: bool,
@@ -53,45 +47,39 @@ def evaluate(
     num_envs: int = 16,
     seed: int = 12345,
     lock: Lock | None = None,
-    n_objects: int = 4,
 ) -> EvalResult:
-    """Run ``episodes_per_goal`` episodes of every goal (default: all feasible ones of the
-    split) and report success per category. Scenes depend only on ``seed``."""
-    todo = [g for g in (goals or all_goals(split)) for _ in range(episodes_per_goal)]
-    envs = PlaygroundBatch(
-        min(num_envs, len(todo)), PlaygroundConfig(split=split, n_objects=n_objects)
-    )
+    """Run ``episodes_per_goal`` episodes of every goal (default: the goal space's goals of
+    ``split``) and report success per category. Scenes depend only on ``seed``."""
+    space = spec.goal_space(config)
+    todo = [g for g in (goals or space.goals(split)) for _ in range(episodes_per_goal)]
+    envs = spec.make_batch(config, num_envs=min(num_envs, len(todo)), split=split)
     rng = np.random.default_rng(seed)
     wins: dict[str, list[float]] = defaultdict(list)
     lengths: dict[str, list[int]] = defaultdict(list)
     queue = list(reversed(todo))
-    observations, infos = envs.reset(seed=seed, goals=[queue.pop() for _ in range(envs.num_envs)])
-    active = [True] * envs.num_envs
-
-    def next_goal(i: int) -> str | None:
-        """Envs that finish take the next goal, or go idle when none is left."""
-        if queue:
-            return queue.pop()
-        active[i] = False
-        return None
-
-    envs.goal_source = next_goal
-    while any(active):
-        live = [i for i in range(envs.num_envs) if active[i]]
-        prompts = [build_prompt(infos[i]["goal"], observations[i]) for i in live]
-        candidates = [list(infos[i]["admissible_actions"]) for i in live]
+    first = [queue.pop() for _ in range(envs.num_envs)]
+    live = list(range(envs.num_envs))
+    states: dict[int, TextState] = dict(
+        zip(live, envs.reset(live, first, [seed + i for i in live]), strict=True)
+    )
+    while live:
+        prompts = [learner.prompt(states[i].goal, states[i].observation) for i in live]
+        candidates = [list(states[i].actions) for i in live]
         chosen = learner.act(prompts, candidates, greedy=greedy, generator=rng, lock=lock)
-        actions: list[str | int] = [0] * envs.num_envs  # idle envs step on; ignored
-        for i, a in zip(live, chosen.actions, strict=True):
-            actions[i] = int(a)
-        step = envs.step(actions)
-        for i in live:
-            if step.done[i]:
-                final = step.infos[i]["final_info"]
-                category = parse_goal(final["goal"]).category.value
-                wins[category].append(float(step.terminated[i]))
-                lengths[category].append(int(final["steps"]))
-        observations, infos = step.observations, step.infos
+        results = envs.step(live, [int(a) for a in chosen.actions])
+        ended = []
+        for i, result in zip(live, results, strict=True):
+            states[i] = result.state
+            if result.done:
+                category = space.parse(result.state.goal).category
+                wins[category].append(float(result.terminated))
+                lengths[category].append(result.state.steps)
+                ended.append(i)
+        restart = [i for i in ended if queue]  # envs take the next goal, or go idle
+        if restart:
+            goals_next: list[str | None] = [queue.pop() for _ in restart]
+            states.update(zip(restart, envs.reset(restart, goals_next), strict=True))
+        live = [i for i in live if i not in ended or i in restart]
     return EvalResult(
         split=split,
         greedy=greedy,

@@ -1,17 +1,18 @@
-"""The learner side of the loop: replayed batches (SAC) or rollouts (PPO) -> updates.
+"""The learner side of the loop: replayed batches or rollouts -> updates -> metrics.
 
-A :class:`LearnerLoop` does one unit of learning per :meth:`train_step` and
-publishes what it measured to the metrics. It holds no thread of its own: the
-serial driver calls it inline, the concurrent driver from a learner thread.
+A :class:`LearnerLoop` does one unit of learning per call and publishes what
+it measured. It holds no thread of its own: the serial driver calls it inline,
+the concurrent one from a learner thread. It knows the two learner kinds of
+:mod:`autotelic.core`, never a specific algorithm.
 """
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
-from autotelic.learners.base import Lock
-from autotelic.learners.ppo import PPOLearner, PPORollout
-from autotelic.learners.sac import SACLearner
+from autotelic.core import Learner, Lock, OffPolicyLearner, OnPolicyLearner, Rollout
 from autotelic.runtime.metrics import Metrics, RateMeter
 from autotelic.storage import ReplaySampler
 
@@ -21,29 +22,22 @@ class LearnerLoop:
 
     def __init__(
         self,
-        learner: SACLearner | PPOLearner,
+        learner: Learner,
         *,
-        sampler: ReplaySampler | None,
-        batch_size: int,
         lock: Lock | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        if isinstance(learner, SACLearner) and sampler is None:
-            raise ValueError("SAC needs a replay sampler")
         self.learner = learner
-        self.sampler = sampler
-        self.batch_size = batch_size
         self.lock = lock
         self.metrics = metrics
         self.last: dict[str, float] = {}
         self._updates_rate = RateMeter(metrics.updates_rate) if metrics is not None else None
 
-    def train_step(self) -> dict[str, float]:
-        """One SAC update on a freshly sampled batch."""
-        if not isinstance(self.learner, SACLearner) or self.sampler is None:
-            raise TypeError("train_step is the off-policy path; use train_on for PPO")
-        batch = self.sampler.sample(self.batch_size)
-        stats = self.learner.update(batch, write_lock=self.lock)
+    def train_step(self, sampler: ReplaySampler, batch_size: int) -> dict[str, float]:
+        """One off-policy update on a freshly sampled batch."""
+        learner = cast(OffPolicyLearner, self.learner)  # the driver feeds each kind its data
+        batch = sampler.sample(batch_size)
+        stats = learner.update(batch, write_lock=self.lock)
         if len(batch.policy_versions):
             stats["policy_lag"] = float(
                 self.learner.policy_version - float(np.mean(batch.policy_versions))
@@ -54,11 +48,10 @@ class LearnerLoop:
         self._publish(stats)
         return stats
 
-    def train_on(self, rollout: PPORollout) -> dict[str, float]:
-        """One PPO update (all its epochs) on an on-policy rollout."""
-        if not isinstance(self.learner, PPOLearner):
-            raise TypeError("train_on is the on-policy path; use train_step for SAC")
-        stats = self.learner.update(rollout, write_lock=self.lock)
+    def train_on(self, rollout: Rollout) -> dict[str, float]:
+        """One on-policy update (all its epochs) on the rollout just collected."""
+        learner = cast(OnPolicyLearner, self.learner)
+        stats = learner.update(rollout, write_lock=self.lock)
         self._publish(stats)
         return stats
 
@@ -70,7 +63,7 @@ class LearnerLoop:
         m.updates.inc()
         m.policy_version.set(self.learner.policy_version)
         for keys, gauge in (
-            (("critic_loss", "value_loss"), m.critic_loss),  # PPO's critic is its value head
+            (("critic_loss", "value_loss"), m.critic_loss),  # an on-policy critic is its value head
             (("actor_loss", "policy_loss"), m.actor_loss),
             (("alpha",), m.alpha),
             (("policy_lag",), m.policy_lag),

@@ -6,16 +6,16 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from autotelic.core import algorithm_spec, env_spec
 from autotelic.runtime.config import load_settings
 from autotelic.runtime.evaluation import EvalResult, evaluate
-from autotelic.runtime.service import CONFIG_SNAPSHOT
-from autotelic.storage import CheckpointManager, EpisodeStore
+from autotelic.storage import CheckpointManager, EpisodeStore, RunLayout
 
 
 @contextlib.contextmanager
 def open_store_readonly(run_dir: Path) -> Iterator[EpisodeStore]:
     """The run's episode store, read-only (another process may be writing it)."""
-    path = run_dir / "store"
+    path = RunLayout(run_dir).store
     if not path.is_dir():
         raise FileNotFoundError(f"no episode store in {run_dir}")
     store = EpisodeStore(path, readonly=True)
@@ -28,27 +28,27 @@ def open_store_readonly(run_dir: Path) -> Iterator[EpisodeStore]:
 def evaluate_checkpoint(
     run_dir: Path, *, episodes_per_goal: int = 2, seed: int = 12345
 ) -> list[EvalResult]:
-    """Greedy and sampled success on training and held-out objects, from the newest
-    complete checkpoint of ``run_dir`` (with the model its configuration names)."""
-    from autotelic.learners.factory import build_learner
-
-    config = run_dir / CONFIG_SNAPSHOT
-    if not config.is_file():
-        raise FileNotFoundError(f"{config} not found: is {run_dir} a run directory?")
-    settings = load_settings(config)
-    loaded = CheckpointManager(run_dir / "checkpoints").load()
+    """Greedy and sampled success on the training and held-out goals, from the newest
+    complete checkpoint of ``run_dir`` (with the model and environment its configuration
+    names)."""
+    layout = RunLayout(run_dir)
+    layout.require_run()
+    settings = load_settings(layout.config)
+    loaded = CheckpointManager(layout.checkpoints).load()
     if loaded is None:
-        raise FileNotFoundError(f"no complete checkpoint in {run_dir / 'checkpoints'}")
-    learner = build_learner(settings.model, settings.algorithm)
+        raise FileNotFoundError(f"no complete checkpoint in {layout.checkpoints}")
+    learner = algorithm_spec(settings.algorithm.name).build(settings.model, settings.algorithm)
     learner.load_state_dict(loaded.state["learner"])
+    spec = env_spec(settings.env.id)
     return [
         evaluate(
             learner,
+            spec,
+            settings.env,
             split=split,
             greedy=greedy,
             episodes_per_goal=episodes_per_goal,
             seed=seed,
-            n_objects=settings.env.playground.n_objects,
         )
         for split in ("train", "test")
         for greedy in (True, False)

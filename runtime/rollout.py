@@ -1,6 +1,6 @@
-"""On-policy rollouts for PPO-GLAM, recorded by the collector as it steps.
+"""On-policy rollouts, recorded by the collector as it steps, for an on-policy learner.
 
-Each env's steps are kept in order with what PPO needs: the prompt, the
+Each env's steps are kept in order with what the learner needs: the prompt, the
 candidates, the action and its log-probability under the acting policy, the
 reward and how the step ended. :meth:`RolloutRecorder.take` hands over one
 trajectory per env; an env whose last step ended no episode bootstraps from
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autotelic.learners.ppo import PPORollout, PPOTrajectory
+from autotelic.core import Rollout, Trajectory
 
 
 @dataclass
@@ -30,7 +30,7 @@ class _Steps:
 
 
 class RolloutRecorder:
-    """Per-env step lists that become a :class:`PPORollout`."""
+    """Per-env step lists that become a :class:`Rollout`."""
 
     def __init__(self, num_envs: int) -> None:
         self._envs = [_Steps() for _ in range(num_envs)]
@@ -65,7 +65,7 @@ class RolloutRecorder:
         steps.final_prompts.append(final_prompt)
         steps.versions.append(policy_version)
 
-    def take(self, current_prompts: list[str]) -> PPORollout:
+    def take(self, current_prompts: list[str]) -> Rollout:
         """The rollout so far (then cleared); ``current_prompts`` are each env's state now."""
         trajectories = []
         for steps, now in zip(self._envs, current_prompts, strict=True):
@@ -73,7 +73,7 @@ class RolloutRecorder:
                 continue
             ended = steps.terminated[-1] or steps.truncated[-1]
             trajectories.append(
-                PPOTrajectory(
+                Trajectory(
                     prompts=steps.prompts,
                     candidates=steps.candidates,
                     actions=np.asarray(steps.actions, dtype=np.int64),
@@ -87,4 +87,4 @@ class RolloutRecorder:
                 )
             )
         self._envs = [_Steps() for _ in self._envs]
-        return PPORollout(trajectories)
+        return Rollout(trajectories)

@@ -17,11 +17,12 @@ Store
     ``ids()``, ``len()``, ``num_transitions``, ``stats() -> StoreStats``,
     ``export_jsonl(dest)``, ``get_state(key)``, ``put_state(key, value)``,
     ``state_keys()``, ``sync()``, ``close()``.
-    ``MemoryEpisodeStore(capacity_transitions)``: the same replay source, in memory.
+    (an in-memory replay source for tests: :mod:`autotelic.testing.memory_store`)
 
 Replay
-    ``ReplaySampler(source, *, her_ratio=0.8, strategy="future", n_step=3, gamma=0.99,
-    predicate=achieved, rng=None)``: ``sample(batch_size) -> TransitionBatch``.
+    ``ReplaySampler(source, *, predicate, her_ratio=0.8, strategy="future", n_step=3, gamma=0.99,
+    rng=None)``: ``sample(batch_size) -> TransitionBatch``; ``predicate`` is the goal space's
+    ``achieved`` (storage knows no environment).
 
 Checkpoints
     ``CheckpointManager(directory, keep=3)``: ``save(state, step=, metadata=)``,
@@ -55,7 +56,7 @@ from autotelic.storage.errors import (
 )
 from autotelic.storage.her import STRATEGIES, Predicate, Strategy
 from autotelic.storage.index import IndexSnapshot
-from autotelic.storage.memory import MemoryEpisodeStore
+from autotelic.storage.layout import RunLayout
 from autotelic.storage.records import SCHEMA_VERSION, Episode, EpisodeView, GoalSource, Step
 from autotelic.storage.replay import EpisodeSource, ReplaySampler
 from autotelic.storage.store import EpisodeStore, StoreStats
@@ -79,9 +80,9 @@ __all__ = [
     "GoalSource",
     "IndexSnapshot",
     "LoadedCheckpoint",
-    "MemoryEpisodeStore",
     "Predicate",
     "ReplaySampler",
+    "RunLayout",
     "SchemaVersionError",
     "Step",
     "StorageError",

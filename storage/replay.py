@@ -17,9 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from autotelic.envs.playground import achieved
-from autotelic.learners.batch import TransitionBatch
-from autotelic.learners.prompt import build_prompt
+from autotelic.core import TransitionBatch
 from autotelic.storage.errors import EmptyReplayError, StorageError
 from autotelic.storage.her import (
     STRATEGIES,
@@ -50,7 +48,8 @@ class ReplaySampler:
 
     ``her_ratio`` is the probability that a row is relabeled (rows with nothing
     to relabel with keep their goal, ``relabeled`` False). ``predicate(goal,
-    achieved_goals)`` is the env's goal test, used for relabeled rows. A sampler
+    achieved_goals)`` is the env's goal test (its goal space's ``achieved``), used
+    for relabeled rows: storage knows no environment, so it is passed in. A sampler
     owns its random generator: use one sampler per thread. Batch lists may share
     objects with the source's episodes; treat them as read-only.
     """
@@ -59,11 +58,11 @@ class ReplaySampler:
         self,
         source: EpisodeSource,
         *,
+        predicate: Predicate,
         her_ratio: float = 0.8,
         strategy: Strategy = "future",
         n_step: int = 3,
         gamma: float = 0.99,
-        predicate: Predicate = achieved,
         rng: np.random.Generator | int | None = None,
         max_redraws: int = 16,
     ) -> None:
@@ -133,7 +132,7 @@ class ReplaySampler:
     ) -> TransitionBatch:
         n = len(rows)
         events = {i: achievement_events(v) for i, v in views.items()} if self.her_ratio else {}
-        prompts, candidates, next_prompts, next_candidates, goals = [], [], [], [], []
+        observations, candidates, next_observations, next_candidates, goals = [], [], [], [], []
         actions = np.zeros(n, dtype=np.int64)
         rewards = np.zeros(n, dtype=np.float32)
         discounts = np.zeros(n, dtype=np.float32)
@@ -153,9 +152,9 @@ class ReplaySampler:
             )
             observation, admissible = view.state(t)
             next_observation, next_admissible = view.state(target.next_index)
-            prompts.append(build_prompt(goal, observation))
+            observations.append(observation)
             candidates.append(admissible)
-            next_prompts.append(build_prompt(goal, next_observation))
+            next_observations.append(next_observation)
             next_candidates.append(next_admissible)
             goals.append(goal)
             actions[i] = view.actions[t]
@@ -164,15 +163,15 @@ class ReplaySampler:
             terminated[i] = target.terminated
             versions[i] = view.policy_versions[t]
         return TransitionBatch(
-            prompts=prompts,
+            goals=goals,
+            observations=observations,
             candidates=candidates,
             actions=actions,
             rewards=rewards,
             discounts=discounts,
-            next_prompts=next_prompts,
+            next_observations=next_observations,
             next_candidates=next_candidates,
             terminated=terminated,
-            goals=goals,
             relabeled=relabeled,
             policy_versions=versions,
         )

@@ -6,8 +6,11 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from autotelic.envs.playground import PlaygroundTextEnv, oracle_action
-from autotelic.goals import GoalAssignment, InjectionReport, StateStore
+from autotelic.envs.playground import PlaygroundGoalSpace, PlaygroundTextEnv, oracle_action
+from autotelic.goals import GoalAssignment, InjectionReport, MemoryStateStore, StateStore
+
+PLAYGROUND = PlaygroundGoalSpace()
+"""The goal space the curriculum tests run on (the daemon itself names no environment)."""
 
 
 class ManualClock:
@@ -60,6 +63,18 @@ def play(
         success = success or reward > 0
         done = terminated or truncated
     return success, steps, list(achieved)
+
+
+class RecordingStore(MemoryStateStore):
+    """A memory store that remembers every key written, to check what goes to disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[str] = []
+
+    def put_state(self, key: str, value: Any) -> None:
+        super().put_state(key, value)
+        self.written.append(key)
 
 
 def saved(store: StateStore, key: str) -> Any:

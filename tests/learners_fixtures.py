@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from autotelic.envs.playground import PlaygroundBatch
-from autotelic.learners.batch import TransitionBatch
+from autotelic.core import TransitionBatch
+from autotelic.envs.playground import make_batch
 from autotelic.learners.models import ModelConfig, PolicyModel, load_model
-from autotelic.learners.prompt import build_prompt
+from autotelic.learners.prompt import build_prompts
 
 
 @pytest.fixture(autouse=True)
@@ -39,37 +39,49 @@ def perturb_adapters(model: PolicyModel, scale: float = 0.2, seed: int = 0) -> N
                 param.copy_(torch.randn(param.shape, generator=gen) * scale)
 
 
-def playground_states(num: int, seed: int = 0, steps: int = 3) -> tuple[list[str], list[list[str]]]:
-    """Prompts and admissible actions of real Playground-Text states after a few random steps."""
-    envs = PlaygroundBatch(num)
-    observations, infos = envs.reset(seed=seed)
+def playground_observations(
+    num: int, seed: int = 0, steps: int = 3
+) -> tuple[list[str], list[str], list[list[str]]]:
+    """Goals, observations and admissible actions of real Playground-Text states after a few
+    random steps (an env whose episode ends meanwhile starts its next one)."""
+    envs = make_batch(num_envs=num)
+    every = list(range(num))
+    states = envs.reset(every, [None] * num, seeds=[seed + i for i in every])
     rng = random.Random(seed)
     for _ in range(steps):
-        step = envs.step([rng.choice(info["admissible_actions"]) for info in envs.infos])
-        observations, infos = step.observations, step.infos
-    prompts = [
-        build_prompt(info["goal"], obs) for info, obs in zip(infos, observations, strict=True)
-    ]
-    return prompts, [list(info["admissible_actions"]) for info in infos]
+        stepped = envs.step(every, [rng.randrange(len(s.actions)) for s in states])
+        states = [s.state for s in stepped]
+        ended = [i for i, s in enumerate(stepped) if s.done]
+        for i, state in zip(ended, envs.reset(ended, [None] * len(ended)), strict=True):
+            states[i] = state
+    return [s.goal for s in states], [s.observation for s in states], [s.actions for s in states]
+
+
+def playground_states(num: int, seed: int = 0, steps: int = 3) -> tuple[list[str], list[list[str]]]:
+    """Prompts and admissible actions of real Playground-Text states after a few random steps."""
+    goals, observations, candidates = playground_observations(num, seed, steps)
+    return build_prompts(goals, observations), candidates
 
 
 def transition_batch(
-    prompts: list[str],
+    goals: list[str],
+    observations: list[str],
     candidates: list[list[str]],
     actions: list[int],
     rewards: list[float],
     discounts: list[float],
-    next_prompts: list[str],
+    next_observations: list[str],
     next_candidates: list[list[str]],
     terminated: list[bool],
 ) -> TransitionBatch:
     return TransitionBatch(
-        prompts=prompts,
+        goals=goals,
+        observations=observations,
         candidates=candidates,
         actions=np.array(actions, dtype=np.int64),
         rewards=np.array(rewards, dtype=np.float32),
         discounts=np.array(discounts, dtype=np.float32),
-        next_prompts=next_prompts,
+        next_observations=next_observations,
         next_candidates=next_candidates,
         terminated=np.array(terminated, dtype=np.bool_),
     )

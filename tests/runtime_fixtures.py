@@ -196,11 +196,18 @@ class Probe:
         self.client.disconnect()
 
 
+TINY_SAC = {
+    "name": "sac",
+    "batch_size": 16,
+    "learning_starts": 32,
+    "update_every": 8,
+    "critic_hidden": [64, 64],
+}
+TINY_PPO = {"name": "ppo", "value_hidden": [64, 64], "steps_per_update": 64, "minibatch_size": 32}
 TINY_SERVICE = {
     "model": {"path": "tiny-causal"},
     "env": {"num_envs": 4},
-    "sac": {"batch_size": 16, "learning_starts": 32, "update_every": 8, "critic_hidden": [64, 64]},
-    "ppo": {"value_hidden": [64, 64], "steps_per_update": 64, "minibatch_size": 32},
+    "algorithm": TINY_SAC,
     "replay": {"capacity_transitions": 20000},
     "metrics": {"port": 0},
     "service": {"progress_interval_s": 2},

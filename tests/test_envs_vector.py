@@ -1,83 +1,198 @@
-"""The batch of envs the collector steps: same-step auto-reset, goal source, validation."""
+"""Playground-Text behind the batch contract: reset with goals and seeds, no auto-reset,
+validation before any env moves, results aligned with the envs given."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
+from autotelic import core
+from autotelic.core import EnvStep, EpisodeOverError, InadmissibleActionError, TextState
+from autotelic.envs import playground
+from autotelic.envs.gym_batch import GymTextBatch
 from autotelic.envs.playground import (
-    InadmissibleActionError,
-    PlaygroundBatch,
+    HORIZONS,
+    GoalCategory,
+    PlaygroundGoalSpace,
     PlaygroundTextEnv,
+    make_batch,
     oracle_action,
 )
 
 
-def test_batch_matches_independent_envs_under_the_same_seeds():
-    batch = PlaygroundBatch(3)
-    obs, infos = batch.reset(seed=10, goals=["Grow cow", "Grasp lamp", "Grow lion"])
-    singles = [PlaygroundTextEnv() for _ in range(3)]
-    for i, env in enumerate(singles):
-        o, info = env.reset(seed=10 + i, options={"goal": infos[i]["goal"]})
-        assert o == obs[i] and info == infos[i]
+def oracle_index(state: TextState) -> int:
+    """Index of the oracle's next action for the state's own goal."""
+    return state.actions.index(oracle_action(state.goal, state.observation))
 
 
-def test_same_step_auto_reset_reports_the_final_state_and_pulls_the_next_goal():
-    asked: list[int] = []
-
-    def goal_source(i: int) -> str:
-        asked.append(i)
-        return "Grasp door" if i == 0 else "Grow carrot"
-
-    batch = PlaygroundBatch(2, goal_source=goal_source)
-    obs, infos = batch.reset(seed=0)
-    assert [i["goal"] for i in infos] == ["Grasp door", "Grow carrot"]
-    asked.clear()
-    episodes_done = [0, 0]
-    for _ in range(12):
-        actions = [oracle_action(info["goal"], o) for o, info in zip(obs, infos, strict=True)]
-        step = batch.step(actions)
-        for i in np.flatnonzero(step.done):
-            final = step.infos[i]["final_info"]
-            assert step.rewards[i] == 1.0 and step.terminated[i]
-            assert final["goal"] in final["achieved_goals"]
-            assert step.infos[i]["steps"] == 0  # already the next episode
-            assert step.observations[i].endswith("Inventory (0/2): empty")
-            assert step.infos[i]["final_observation"] != step.observations[i]
-            episodes_done[i] += 1
-        obs, infos = step.observations, step.infos
-    assert episodes_done == [6, 3]  # 2-step and 4-step optimal plans
-    assert asked.count(0) == 6 and asked.count(1) == 3
+def observations(batch: GymTextBatch) -> list[str]:
+    """What every env of the batch shows now, read from the envs themselves."""
+    return [env.unwrapped.scene.observation() for env in batch.envs]  # type: ignore[attr-defined]
 
 
-def test_truncated_episodes_auto_reset_too():
-    batch = PlaygroundBatch(1, goal_source=lambda i: "Grasp cow")
-    _, infos = batch.reset(seed=1)
-    for k in range(3):
-        moves = [a for a in infos[0]["admissible_actions"] if a.startswith("Go to")]
-        step = batch.step([moves[k % len(moves)] if "cow" not in moves[0] else moves[-1]])
-        infos = step.infos
-    assert step.truncated[0] and not step.terminated[0] and step.rewards[0] == 0.0
-    assert "final_info" in step.infos[0] and step.infos[0]["final_info"]["steps"] == 3
+def run_oracle(batch: GymTextBatch, env: int, state: TextState) -> list[EnvStep]:
+    """Step ``env`` with the oracle until its episode ends."""
+    steps = [batch.step([env], [oracle_index(state)])[0]]
+    while not steps[-1].done:
+        steps.append(batch.step([env], [oracle_index(steps[-1].state)])[0])
+    return steps
 
 
-def test_an_inadmissible_action_leaves_the_whole_batch_unchanged():
-    batch = PlaygroundBatch(3)
-    obs, infos = batch.reset(seed=4)
-    with pytest.raises(InadmissibleActionError):
-        batch.step([0, "Fly", 0])
-    assert [env.scene.observation() for env in batch.envs] == obs
-    assert all(env.scene.observation() == o for env, o in zip(batch.envs, obs, strict=True))
-    step = batch.step([0, 0, 0])
-    assert all(info["steps"] == 1 for info in step.infos)
+def test_the_playground_batch_implements_the_contract_with_the_core_errors():
+    batch = make_batch(num_envs=2)
+    assert isinstance(batch, core.TextEnvBatch)
+    assert batch.num_envs == 2 and isinstance(batch.goal_space, PlaygroundGoalSpace)
+    assert playground.EpisodeOverError is core.EpisodeOverError
+    assert playground.InadmissibleActionError is core.InadmissibleActionError
 
 
-def test_wrong_sizes_are_rejected():
-    with pytest.raises(ValueError, match="num_envs"):
-        PlaygroundBatch(0)
-    batch = PlaygroundBatch(2)
-    batch.reset()
+def test_reset_starts_each_env_on_its_goal_as_an_independent_env_would_under_the_same_seed():
+    goals = ["Grow cow", "Grasp lamp", "Grow lion"]
+    states = make_batch(num_envs=3).reset([0, 1, 2], goals, seeds=[10, 11, 12])
+    for i, (state, goal) in enumerate(zip(states, goals, strict=True)):
+        observation, info = PlaygroundTextEnv().reset(seed=10 + i, options={"goal": goal})
+        assert state.goal == goal == info["goal"]
+        assert (state.observation, state.actions) == (observation, info["admissible_actions"])
+        assert state.episode_seed == info["episode_seed"]
+        assert state.steps == 0
+        assert state.horizon == HORIZONS[GoalCategory(info["goal_category"])]
+
+
+def test_reset_without_a_goal_samples_one_from_the_goal_space():
+    batch = make_batch(num_envs=4)
+    states = batch.reset([0, 1, 2, 3], [None] * 4, seeds=[0, 1, 2, 3])
+    train_goals = set(batch.goal_space.goals("train"))
+    assert all(state.goal in train_goals for state in states)
+    again = make_batch(num_envs=4).reset([0, 1, 2, 3], [None] * 4, seeds=[0, 1, 2, 3])
+    assert again == states
+
+
+def test_the_same_seed_and_goal_regenerate_the_same_start_in_any_env():
+    batch = make_batch(num_envs=2)
+    (first,) = batch.reset([0], ["Grow carrot"], seeds=[7])
+    batch.step([0], [oracle_index(first)])  # env 0 moves on
+    (same_env,) = batch.reset([0], ["Grow carrot"], seeds=[7])
+    (other_env,) = batch.reset([1], ["Grow carrot"], seeds=[7])
+    assert same_env == first and other_env == first
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "product bug: PlaygroundTextEnv reports episode_seed = scene_seed, but reset(seed=s) "
+        "seeds np_random with s and draws a new scene seed from it, so passing the reported "
+        "episode_seed back does not regenerate the episode (core/env.py contract)"
+    ),
+)
+def test_a_states_episode_seed_with_its_goal_regenerates_the_episode_start():
+    batch = make_batch(num_envs=2)
+    (state,) = batch.reset([0], ["Grow cow"], seeds=[10])
+    (replayed,) = batch.reset([1], [state.goal], seeds=[state.episode_seed])
+    assert replayed == state
+
+
+def test_a_finished_env_raises_episode_over_until_it_is_reset():
+    batch = make_batch(num_envs=2)
+    grasp, grow = batch.reset([0, 1], ["Grasp cow", "Grow carrot"], seeds=[3, 4])
+    ended = run_oracle(batch, 0, grasp)
+    assert [s.done for s in ended] == [False] * (len(ended) - 1) + [True]
+    before = observations(batch)
+    for envs, actions in (([0], [0]), ([1, 0], [oracle_index(grow), 0])):
+        with pytest.raises(EpisodeOverError, match="env 0 has no running episode"):
+            batch.step(envs, actions)
+    assert observations(batch) == before  # env 1 did not move either
+    (moved,) = batch.step([1], [oracle_index(grow)])  # the other env goes on
+    assert moved.state.steps == 1 and not moved.done
+    (restarted,) = batch.reset([0], ["Grasp lion"])
+    assert restarted.goal == "Grasp lion" and restarted.steps == 0
+    (stepped,) = batch.step([0], [oracle_index(restarted)])
+    assert stepped.state.steps == 1
+
+
+def test_an_inadmissible_action_in_one_env_leaves_the_whole_batch_unchanged():
+    batch = make_batch(num_envs=3)
+    states = batch.reset([0, 1, 2], ["Grasp cow", "Grow carrot", "Grasp lion"], seeds=[4, 5, 6])
+    before = observations(batch)
+    for bad in (len(states[1].actions), -1, True):
+        with pytest.raises(InadmissibleActionError) as err:
+            batch.step([0, 1, 2], [0, bad, 0])
+        assert err.value.admissible == states[1].actions
+        for action in states[1].actions:
+            assert action in str(err.value)
+        assert observations(batch) == before
+    results = batch.step([0, 1, 2], [0, 0, 0])
+    assert [r.state.steps for r in results] == [1, 1, 1]
+
+
+def test_results_align_with_the_env_indices_given():
+    batch = make_batch(num_envs=3)
+    cow, carrot = batch.reset([2, 0], ["Grasp cow", "Grow carrot"], seeds=[1, 2])
+    assert (cow.goal, carrot.goal) == ("Grasp cow", "Grow carrot")
+    (only,) = batch.step([2], [oracle_index(cow)])
+    assert only.state.goal == "Grasp cow" and only.state.steps == 1
+    # The same moves, in another order and from independent envs, give the same results.
+    singles = {2: PlaygroundTextEnv(), 0: PlaygroundTextEnv()}
+    singles[2].reset(seed=1, options={"goal": "Grasp cow"})
+    singles[0].reset(seed=2, options={"goal": "Grow carrot"})
+    singles[2].step(oracle_index(cow))
+    actions = {0: oracle_index(carrot), 2: oracle_index(only.state)}
+    results = batch.step([0, 2], [actions[0], actions[2]])
+    for env, result in zip([0, 2], results, strict=True):
+        observation, reward, terminated, truncated, info = singles[env].step(actions[env])
+        assert result.state.goal == info["goal"] and result.state.steps == info["steps"]
+        assert result.state.observation == observation
+        assert (result.reward, result.terminated, result.truncated) == (
+            reward,
+            terminated,
+            truncated,
+        )
+        assert result.achieved == info["achieved_goals"]
+    assert [r.state.steps for r in results] == [1, 2]
+    with pytest.raises(EpisodeOverError, match="env 1 has no running episode"):
+        batch.step([1], [0])  # never reset
+
+
+def test_achieved_goals_are_reported_and_the_own_goal_terminates_with_reward_one():
+    batch = make_batch(num_envs=1)
+    space = batch.goal_space
+    (state,) = batch.reset([0], ["Grow carrot"], seeds=[5])
+    steps = run_oracle(batch, 0, state)
+    last = steps[-1]
+    assert last.terminated and not last.truncated and last.done and last.reward == 1.0
+    assert "Grow carrot" in last.achieved
+    for step in steps:
+        assert space.achieved("Grow carrot", step.achieved) == step.terminated
+        assert step.reward == (1.0 if step.terminated else 0.0)
+    assert last.state.steps == len(steps) <= last.state.horizon
+
+
+def test_the_time_limit_truncates_at_the_horizon():
+    batch = make_batch(num_envs=1)
+    (state,) = batch.reset([0], ["Grasp cow"], seeds=[1])
+    assert state.horizon == HORIZONS[GoalCategory.GRASP]
+    results: list[EnvStep] = []
+    for _ in range(state.horizon):
+        wander = [a for a in state.actions if a.startswith("Go to") and "cow" not in a]
+        (result,) = batch.step([0], [state.actions.index(wander[0])])
+        results.append(result)
+        state = result.state
+    assert [r.done for r in results] == [False] * (len(results) - 1) + [True]
+    last = results[-1]
+    assert last.truncated and not last.terminated and last.reward == 0.0
+    assert last.state.steps == last.state.horizon == HORIZONS[GoalCategory.GRASP]
+    with pytest.raises(EpisodeOverError):
+        batch.step([0], [0])
+
+
+def test_wrong_sizes_and_unknown_envs_are_rejected():
+    with pytest.raises(ValueError, match="at least one environment"):
+        GymTextBatch([], PlaygroundGoalSpace())
+    batch = make_batch(num_envs=2)
+    batch.reset([0, 1], [None, None])
     with pytest.raises(ValueError, match="1 actions for 2 envs"):
-        batch.step([0])
-    with pytest.raises(ValueError, match="3 goals for 2 envs"):
-        batch.reset(goals=["Grasp cow"] * 3)
+        batch.step([0, 1], [0])
+    with pytest.raises(ValueError, match="2 envs need as many goals"):
+        batch.reset([0, 1], ["Grasp cow"] * 3)
+    with pytest.raises(ValueError, match="2 envs need as many goals"):
+        batch.reset([0, 1], ["Grasp cow"] * 2, seeds=[1])
+    with pytest.raises(IndexError, match="env 2 outside a batch of 2"):
+        batch.step([2], [0])

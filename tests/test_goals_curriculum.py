@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from autotelic.goals import CurriculumConfig, GoalDaemon
-from autotelic.goals.simulated import (
+from autotelic.testing.simulated import (
     SimGoal,
     SimulatedLearner,
     SimulationTrace,
@@ -17,6 +17,7 @@ from autotelic.goals.simulated import (
     simulate,
     uniform_config,
 )
+from tests.goals_fixtures import PLAYGROUND
 
 SIM = playground_sim_goals()
 TEXTS = [g.text for g in SIM]
@@ -25,7 +26,7 @@ EPISODES = 3000
 
 
 def run(config: CurriculumConfig, seed: int) -> SimulationTrace:
-    daemon = GoalDaemon(config.model_copy(update={"seed": seed}))
+    daemon = GoalDaemon(config.model_copy(update={"seed": seed}), goal_space=PLAYGROUND)
     return simulate(daemon, SimulatedLearner(SIM, seed=seed), episodes=EPISODES)
 
 
@@ -51,7 +52,7 @@ def test_learner_rejects_bad_transfer() -> None:
 @pytest.mark.parametrize("estimator", ["goal", "bucket"])
 def test_lp_sampling_favours_learnable_goals_and_beats_uniform(estimator: str) -> None:
     """Pooled over three seeds (per-goal LP also wins on each seed alone; buckets are noisier)."""
-    lp_config = CurriculumConfig(configured_goals=TEXTS, estimator=estimator, persist_every=0)
+    lp_config = CurriculumConfig(configured_goals=TEXTS, estimator=estimator)
     seeds = (0, 1, 2)
     lp = [run(lp_config, seed) for seed in seeds]
     uniform = [run(uniform_config(TEXTS), seed) for seed in seeds]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgpack
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -18,13 +19,13 @@ from autotelic.goals import (
     MiniLMEncoder,
     minilm_model_dir,
 )
-from autotelic.goals.simulated import (
+from autotelic.testing.simulated import (
     SimulatedLearner,
     playground_sim_goals,
     simulate,
     uniform_config,
 )
-from tests.goals_fixtures import saved
+from tests.goals_fixtures import PLAYGROUND, saved
 
 PLANTS = ["Grow carrot", "Grow potato", "Grow berry", "Grow onion", "Grow cucumber"]
 CARNIVORES = ["Grow lion", "Grow jackal", "Grow bobcat", "Grow panthera", "Grow coyote"]
@@ -128,18 +129,19 @@ def test_an_injected_embedding_function_is_used_and_checked() -> None:
         broken.update("Grow cow", True)
 
 
-def test_daemon_with_embedding_lp_restores_the_same_distribution(minilm: EmbeddingCache) -> None:
+def test_daemon_with_embedding_lp_restores_the_same_distribution_from_a_checkpoint(
+    minilm: EmbeddingCache,
+) -> None:
     sims = playground_sim_goals()
-    config = CurriculumConfig(
-        configured_goals=[g.text for g in sims], estimator="embedding", persist_every=0
-    )
+    config = CurriculumConfig(configured_goals=[g.text for g in sims], estimator="embedding")
     store = MemoryStateStore()
-    daemon = GoalDaemon(config, store=store, embed=minilm)
+    daemon = GoalDaemon(config, store=store, embed=minilm, goal_space=PLAYGROUND)
     simulate(daemon, SimulatedLearner(sims, seed=0), episodes=400)
-    daemon.persist()
+    checkpoint = msgpack.unpackb(msgpack.packb(daemon.state_dict()), strict_map_key=False)
     before = daemon.probabilities()
     assert max(before.values()) > 1.5 * min(before.values())
-    restored = GoalDaemon(config, store=store, embed=minilm)
+    restored = GoalDaemon(config, store=store, embed=minilm, goal_space=PLAYGROUND)
+    restored.load_state_dict(checkpoint)
     assert restored.probabilities() == pytest.approx(before, rel=1e-6)
     assert [a.goal for a in restored.next_goals(30)] == [a.goal for a in daemon.next_goals(30)]
 
@@ -154,14 +156,17 @@ def test_embedding_lp_curriculum_beats_uniform_on_the_simulated_learner(
         configured_goals=texts,
         estimator="embedding",
         embedding=EmbeddingConfig(),
-        persist_every=0,
         seed=1,
     )
     lp_trace = simulate(
-        GoalDaemon(lp_config, embed=minilm), SimulatedLearner(sims, seed=1), episodes=2500
+        GoalDaemon(lp_config, embed=minilm, goal_space=PLAYGROUND),
+        SimulatedLearner(sims, seed=1),
+        episodes=2500,
     )
     uniform_trace = simulate(
-        GoalDaemon(uniform_config(texts, seed=1)), SimulatedLearner(sims, seed=1), episodes=2500
+        GoalDaemon(uniform_config(texts, seed=1), goal_space=PLAYGROUND),
+        SimulatedLearner(sims, seed=1),
+        episodes=2500,
     )
     assert lp_trace.total_competence[-1] > uniform_trace.total_competence[-1] + 0.01
 
@@ -178,16 +183,13 @@ def test_restoring_with_another_embedding_starts_afresh(caplog: pytest.LogCaptur
     def wider(texts: Sequence[str]) -> npt.NDArray[np.float32]:
         return np.hstack([small(texts), small(texts)]).astype(np.float32)
 
-    config = CurriculumConfig(
-        configured_goals=["Grow cow", "Grasp lion"], estimator="embedding", persist_every=0
-    )
-    store = MemoryStateStore()
-    daemon = GoalDaemon(config, store=store, embed=small)
+    config = CurriculumConfig(configured_goals=["Grow cow", "Grasp lion"], estimator="embedding")
+    daemon = GoalDaemon(config, embed=small, goal_space=PLAYGROUND)
     for _ in range(30):
         for a in daemon.next_goals(2):
             daemon.report(a.outcome(success=a.goal == "Grasp lion", steps=2))
-    daemon.persist()
-    restored = GoalDaemon(config, store=store, embed=wider)
+    restored = GoalDaemon(config, embed=wider, goal_space=PLAYGROUND)
+    restored.load_state_dict(daemon.state_dict())
     assert "starts afresh" in caplog.text
     assert "6" in caplog.text and "3-dimensional" in caplog.text
     assert restored.episodes == 60

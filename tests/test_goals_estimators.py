@@ -8,14 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autotelic.goals import BucketLP, CompetenceEstimator, GoalLP, MemoryStateStore, absolute_lp
-from autotelic.goals.grammar import PlaygroundGrammar
-from tests.goals_fixtures import saved
+from tests.goals_fixtures import PLAYGROUND, saved
 
 outcome_lists = st.lists(st.booleans(), max_size=60)
 
 
 def _category(goal: str) -> str:
-    return PlaygroundGrammar().parse(goal).category
+    return PLAYGROUND.parse(goal).category
 
 
 def test_absolute_lp_compares_recent_half_with_older_half() -> None:

@@ -16,9 +16,8 @@ from autotelic.goals import (
     InjectionRejected,
     MemoryStateStore,
     NoGoalsError,
-    PlaygroundGrammar,
 )
-from tests.goals_fixtures import ManualClock, Reports
+from tests.goals_fixtures import PLAYGROUND, ManualClock, Reports
 
 GOALS = ["Grasp cow", "Grow carrot", "Grow lion"]
 
@@ -28,9 +27,13 @@ def make(
 ) -> tuple[GoalDaemon, Reports, ManualClock]:
     reports = Reports()
     clock = clock or ManualClock()
-    settings = {"configured_goals": GOALS, "persist_every": 0, **config}
+    settings = {"configured_goals": GOALS, **config}
     daemon = GoalDaemon(
-        CurriculumConfig.model_validate(settings), store=store, clock=clock, on_report=reports
+        CurriculumConfig.model_validate(settings),
+        store=store,
+        clock=clock,
+        on_report=reports,
+        goal_space=PLAYGROUND,
     )
     return daemon, reports, clock
 
@@ -175,7 +178,7 @@ def test_bad_injections_are_rejected_with_reasons(kwargs: dict[str, object], fra
 )
 def test_the_queue_itself_checks_the_expiry(expires_at: object, fragment: str) -> None:
     queue = InjectionQueue()
-    goal = PlaygroundGrammar().parse("Grow carrot")
+    goal = PLAYGROUND.parse("Grow carrot")
     with pytest.raises(InjectionRejected, match=fragment):
         queue.submit(goal, episodes=1, priority=0, expires_at=expires_at, now=10.0)  # type: ignore[arg-type]
     assert len(queue) == 0

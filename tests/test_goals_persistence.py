@@ -1,4 +1,5 @@
-"""Curriculum state in the run's real LMDB episode store: saved, crashed, restored."""
+"""Curriculum state in the run's real LMDB episode store and a checkpoint: saved, crashed,
+restored. The store keeps goals and injections; the checkpoint the learning state."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgpack
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -19,9 +21,9 @@ from autotelic.goals import (
     MemoryStateStore,
     StateStore,
 )
-from autotelic.goals.simulated import SimulatedLearner, playground_sim_goals, simulate
 from autotelic.storage import EpisodeStore
-from tests.goals_fixtures import ManualClock
+from autotelic.testing.simulated import SimulatedLearner, playground_sim_goals, simulate
+from tests.goals_fixtures import PLAYGROUND, ManualClock
 
 SIM = playground_sim_goals()
 TEXTS = [g.text for g in SIM]
@@ -45,11 +47,13 @@ def test_the_lmdb_store_satisfies_the_state_protocol(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("estimator", ["goal", "bucket", "embedding"])
-def test_restart_from_the_lmdb_store_restores_everything(tmp_path: Path, estimator: str) -> None:
+def test_restart_from_the_lmdb_store_and_a_checkpoint_restores_everything(
+    tmp_path: Path, estimator: str
+) -> None:
     clock = ManualClock()
-    config = CurriculumConfig(configured_goals=TEXTS, estimator=estimator, persist_every=0)
+    config = CurriculumConfig(configured_goals=TEXTS, estimator=estimator)
     with EpisodeStore(tmp_path / "run") as store:
-        daemon = GoalDaemon(config, store=store, embed=words, clock=clock)
+        daemon = GoalDaemon(config, store=store, embed=words, clock=clock, goal_space=PLAYGROUND)
         simulate(daemon, SimulatedLearner(SIM, seed=4), episodes=500)
         daemon.report(
             EpisodeOutcome("Grow cow", "configured", None, True, 8, ["Grow cow", "Grow tiger"], 9)
@@ -57,13 +61,16 @@ def test_restart_from_the_lmdb_store_restores_everything(tmp_path: Path, estimat
         kept = daemon.inject("Grow lion", episodes=4, priority=3, ttl=600)
         daemon.next_goals(2)  # two Grow lion episodes in flight, never reported
         daemon.persist()
+        checkpoint = msgpack.unpackb(msgpack.packb(daemon.state_dict()), strict_map_key=False)
         probabilities = daemon.probabilities()
         goals = daemon.goals()
         stats = daemon.stats(detail=True)
         upcoming = [(a.goal, a.injection_id) for a in daemon.next_goals(40)]
     with EpisodeStore(tmp_path / "run") as store:
-        restored = GoalDaemon(config, store=store, embed=words, clock=clock)
+        restored = GoalDaemon(config, store=store, embed=words, clock=clock, goal_space=PLAYGROUND)
         assert restored.goals() == goals
+        assert restored.episodes == 0  # the store alone: goals, but no learning state
+        restored.load_state_dict(checkpoint)
         assert "Grow tiger" in [r.text for r in goals]
         assert restored.probabilities() == pytest.approx(probabilities, rel=1e-6)
         after = restored.stats(detail=True)
@@ -82,11 +89,13 @@ def test_restart_from_the_lmdb_store_restores_everything(tmp_path: Path, estimat
 CRASHING_CHILD = textwrap.dedent(
     """
     import os, sys
+    from autotelic.envs.playground import PlaygroundGoalSpace
     from autotelic.goals import CurriculumConfig, EpisodeOutcome, GoalDaemon
     from autotelic.storage import EpisodeStore
 
     store = EpisodeStore(sys.argv[1])
-    daemon = GoalDaemon(CurriculumConfig(configured_goals=["Grow cow"]), store=store)
+    config = CurriculumConfig(configured_goals=["Grow cow"])
+    daemon = GoalDaemon(config, store=store, goal_space=PlaygroundGoalSpace())
     daemon.report(EpisodeOutcome("Grow cow", "configured", None, True, 8, ["Grasp carrot"], 1))
     injection = daemon.inject("Grow lion", episodes=2)
     print(injection.id, flush=True)
@@ -107,7 +116,9 @@ def test_discoveries_and_injections_survive_a_crash(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     injection_id = result.stdout.strip()
     with EpisodeStore(tmp_path / "run") as store:
-        daemon = GoalDaemon(CurriculumConfig(configured_goals=["Grow cow"]), store=store)
+        daemon = GoalDaemon(
+            CurriculumConfig(configured_goals=["Grow cow"]), store=store, goal_space=PLAYGROUND
+        )
         texts = {r.text: r.source for r in daemon.goals()}
         assert texts == {
             "Grow cow": "configured",

@@ -1,4 +1,4 @@
-"""Goal registry: validation with the grammar's reasons, sources, discovery exactly once."""
+"""Goal registry: validation with the goal space's reasons, sources, discovery exactly once."""
 
 from __future__ import annotations
 
@@ -6,30 +6,29 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autotelic.core import GoalSpace
 from autotelic.envs.playground import GoalError, PlaygroundTextEnv, all_goals, parse_goal
 from autotelic.goals import (
     CurriculumConfig,
     GoalDaemon,
-    GoalGrammar,
     GoalRegistry,
     InvalidGoalError,
     InvalidOutcomeError,
     MemoryStateStore,
-    PlaygroundGrammar,
 )
 from autotelic.goals.assignments import EpisodeOutcome
-from tests.goals_fixtures import ManualClock, oracle_policy, play, random_policy
+from tests.goals_fixtures import PLAYGROUND, ManualClock, oracle_policy, play, random_policy
 
 
-def test_playground_grammar_is_a_goal_grammar_and_canonicalises() -> None:
-    grammar = PlaygroundGrammar()
-    assert isinstance(grammar, GoalGrammar)
-    parsed = grammar.parse("  grow   CARROT ")
+def test_the_playground_goal_space_is_a_goal_space_and_canonicalises() -> None:
+    space = PLAYGROUND
+    assert isinstance(space, GoalSpace)
+    parsed = space.parse("  grow   CARROT ")
     assert (parsed.text, parsed.category) == ("Grow carrot", "grow_plant")
-    assert grammar.parse("Grow lion").category == "grow_carnivore"
-    assert grammar.parse("grasp sofa").category == "grasp"
-    assert set(grammar.categories()) >= {"grasp", "grow_plant", "grow_furniture"}
-    assert grammar.default_goals() == all_goals("train")
+    assert space.parse("Grow lion").category == "grow_carnivore"
+    assert space.parse("grasp sofa").category == "grasp"
+    assert set(space.categories()) >= {"grasp", "grow_plant", "grow_furniture"}
+    assert space.goals("train") == all_goals("train")
 
 
 @pytest.mark.parametrize(
@@ -43,9 +42,9 @@ def test_playground_grammar_is_a_goal_grammar_and_canonicalises() -> None:
         ("Grasp water", "'water' is not a goal object"),
     ],
 )
-def test_invalid_goals_rejected_with_the_grammars_reason(text: str, fragment: str) -> None:
+def test_invalid_goals_rejected_with_the_goal_spaces_reason(text: str, fragment: str) -> None:
     with pytest.raises(InvalidGoalError) as caught:
-        GoalDaemon(CurriculumConfig(persist_every=0)).validate(text)
+        GoalDaemon(CurriculumConfig(), goal_space=PLAYGROUND).validate(text)
     assert fragment in caught.value.reason
     assert fragment in str(caught.value)
     with pytest.raises(GoalError, match=fragment[:10]):
@@ -54,19 +53,26 @@ def test_invalid_goals_rejected_with_the_grammars_reason(text: str, fragment: st
 
 def test_non_string_goal_rejected_with_reason() -> None:
     with pytest.raises(InvalidGoalError, match="a goal is a string"):
-        GoalDaemon(CurriculumConfig(persist_every=0)).validate(42)  # type: ignore[arg-type]
+        GoalDaemon(CurriculumConfig(), goal_space=PLAYGROUND).validate(42)  # type: ignore[arg-type]
 
 
 def test_invalid_configured_goal_fails_at_start_naming_the_goal() -> None:
     with pytest.raises(InvalidGoalError, match="Grow unicorn"):
-        GoalDaemon(CurriculumConfig(configured_goals=["Grow carrot", "Grow unicorn"]))
+        GoalDaemon(
+            CurriculumConfig(configured_goals=["Grow carrot", "Grow unicorn"]),
+            goal_space=PLAYGROUND,
+        )
 
 
-def test_config_defaults_to_the_grammars_goals_and_explicit_lists_are_canonicalised() -> None:
-    daemon = GoalDaemon(CurriculumConfig(persist_every=0))
+def test_config_defaults_to_the_goal_spaces_training_goals_and_explicit_lists_are_canonicalised() -> (
+    None
+):
+    daemon = GoalDaemon(CurriculumConfig(), goal_space=PLAYGROUND)
     assert [r.text for r in daemon.goals()] == all_goals("train")
     assert {r.source for r in daemon.goals()} == {"configured"}
-    listed = GoalDaemon(CurriculumConfig(configured_goals=["grow carrot", "Grow carrot"]))
+    listed = GoalDaemon(
+        CurriculumConfig(configured_goals=["grow carrot", "Grow carrot"]), goal_space=PLAYGROUND
+    )
     assert [r.text for r in listed.goals()] == ["Grow carrot"]
 
 
@@ -78,7 +84,7 @@ def test_config_without_goals_and_discovery_is_refused() -> None:
 def test_discovered_goals_enter_once_with_first_seen_time_and_episode() -> None:
     clock = ManualClock()
     daemon = GoalDaemon(
-        CurriculumConfig(configured_goals=["Grow carrot"], persist_every=0), clock=clock
+        CurriculumConfig(configured_goals=["Grow carrot"]), clock=clock, goal_space=PLAYGROUND
     )
     clock.advance(5)
     new = daemon.report(
@@ -109,14 +115,14 @@ def test_discovered_goals_enter_once_with_first_seen_time_and_episode() -> None:
 
 def test_discovery_off_keeps_the_registry_fixed() -> None:
     daemon = GoalDaemon(
-        CurriculumConfig(configured_goals=["Grow carrot"], discover=False, persist_every=0)
+        CurriculumConfig(configured_goals=["Grow carrot"], discover=False), goal_space=PLAYGROUND
     )
     daemon.report(EpisodeOutcome("Grow carrot", "configured", None, True, 4, ["Grasp carrot"]))
     assert [r.text for r in daemon.goals()] == ["Grow carrot"]
 
 
 def test_invalid_achieved_goal_is_skipped_not_raised(caplog: pytest.LogCaptureFixture) -> None:
-    daemon = GoalDaemon(CurriculumConfig(configured_goals=["Grow carrot"], persist_every=0))
+    daemon = GoalDaemon(CurriculumConfig(configured_goals=["Grow carrot"]), goal_space=PLAYGROUND)
     new = daemon.report(
         EpisodeOutcome("Grow carrot", "configured", None, False, 6, ["Fly away", "Grasp cow"])
     )
@@ -139,7 +145,7 @@ def test_invalid_achieved_goal_is_skipped_not_raised(caplog: pytest.LogCaptureFi
 def test_impossible_outcomes_are_refused_with_reasons(
     outcome: EpisodeOutcome, fragment: str
 ) -> None:
-    daemon = GoalDaemon(CurriculumConfig(configured_goals=["Grow carrot"], persist_every=0))
+    daemon = GoalDaemon(CurriculumConfig(configured_goals=["Grow carrot"]), goal_space=PLAYGROUND)
     with pytest.raises(InvalidOutcomeError, match=fragment):
         daemon.report(outcome)
     assert daemon.episodes == 0
@@ -147,7 +153,9 @@ def test_impossible_outcomes_are_refused_with_reasons(
 
 def test_real_episodes_grow_the_registry_from_what_the_agent_achieved() -> None:
     """The autotelic loop on the real env: start from one goal, discover the rest."""
-    daemon = GoalDaemon(CurriculumConfig(configured_goals=["Grow cow"], persist_every=0, seed=3))
+    daemon = GoalDaemon(
+        CurriculumConfig(configured_goals=["Grow cow"], seed=3), goal_space=PLAYGROUND
+    )
     env = PlaygroundTextEnv()
     achieved_all: set[str] = set()
     for episode in range(40):
@@ -171,13 +179,12 @@ def test_real_episodes_grow_the_registry_from_what_the_agent_achieved() -> None:
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.sampled_from(all_goals("all", include_impossible=True)), max_size=30))
 def test_registry_state_round_trip_and_merge_keep_every_goal_once(goals: list[str]) -> None:
-    grammar = PlaygroundGrammar()
-    first = GoalRegistry(grammar)
+    first = GoalRegistry(PLAYGROUND)
     for i, goal in enumerate(goals):
         first.add(goal, "discovered", time=float(i), episode=i)
     store = MemoryStateStore()
     store.put_state("r", first.state_dict())
-    second = GoalRegistry(grammar)
+    second = GoalRegistry(PLAYGROUND)
     second.add("Grow carrot", "configured", time=-1.0)
     saved = store.get_state("r")
     assert saved is not None

@@ -13,13 +13,11 @@ import pytest
 import torch
 
 from autotelic.learners.models import ModelConfig, load_model
-from autotelic.learners.naive import naive_score
+from autotelic.learners.prompt import build_prompts
 from autotelic.learners.sac import SACConfig, SACLearner
 from autotelic.learners.scorer import Scorer
-from autotelic.runtime.config import load_settings
-from autotelic.runtime.evaluation import evaluate
-from autotelic.runtime.service import Agent
-from tests.learners_fixtures import playground_states, transition_batch
+from autotelic.testing.naive_scorer import naive_score
+from tests.learners_fixtures import playground_observations, playground_states, transition_batch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -38,9 +36,18 @@ def test_one_pass_matches_naive_on_cuda(name: str) -> None:
 def test_sac_update_on_cuda_changes_the_policy() -> None:
     model = load_model(ModelConfig(path="tiny-causal", device="cuda"))
     learner = SACLearner(model, SACConfig(critic_hidden=(64, 64), critic_warmup_updates=0))
-    prompts, candidates = playground_states(8, seed=1)
+    goals, observations, candidates = playground_observations(8, seed=1)
+    prompts = build_prompts(goals, observations)
     batch = transition_batch(
-        prompts, candidates, [0] * 8, [1.0] * 8, [0.99] * 8, prompts, candidates, [False] * 8
+        goals,
+        observations,
+        candidates,
+        [0] * 8,
+        [1.0] * 8,
+        [0.99] * 8,
+        observations,
+        candidates,
+        [False] * 8,
     )
     before = learner.act(prompts, candidates, greedy=True).probs
     for _ in range(3):
@@ -52,12 +59,17 @@ def test_sac_update_on_cuda_changes_the_policy() -> None:
 
 
 def test_serial_agent_on_cuda(tmp_path: Path) -> None:
+    from autotelic.runtime.agent import Agent
+    from autotelic.runtime.config import load_settings
+    from autotelic.runtime.evaluation import evaluate
+
     settings = load_settings(
         None,
         run={"dir": str(tmp_path / "run"), "mode": "serial", "max_env_steps": 256},
         model={"path": "tiny-causal", "device": "cuda"},
         env={"num_envs": 8},
-        sac={
+        algorithm={
+            "name": "sac",
             "batch_size": 32,
             "learning_starts": 64,
             "update_every": 16,
@@ -68,7 +80,9 @@ def test_serial_agent_on_cuda(tmp_path: Path) -> None:
     agent = Agent(settings)
     agent.run_serial()
     assert agent.learner.num_updates > 0
-    result = evaluate(agent.learner, split="test", greedy=True, num_envs=8)
+    result = evaluate(
+        agent.learner, agent.env_spec, settings.env, split="test", greedy=True, num_envs=8
+    )
     assert set(result.success) == {"grasp", "grow_carnivore", "grow_herbivore", "grow_plant"}
     agent.close()
     resumed = Agent(settings)  # a CUDA checkpoint loads back (tensors were saved on the CPU)

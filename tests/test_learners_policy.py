@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from autotelic.core import RegistryError, algorithm_spec
 from autotelic.learners.encoding import ScoringInputError
-from autotelic.learners.factory import build_learner
 from autotelic.learners.models import ModelConfig
 from autotelic.learners.policy import choose
 from autotelic.learners.ppo import PPOConfig, PPOLearner
@@ -32,7 +32,9 @@ def test_choose_greedy_and_sampled():
 
 
 def test_act_returns_consistent_probabilities():
-    learner = build_learner(ModelConfig(path="tiny-causal"), SACConfig(critic_hidden=(16,)))
+    spec = algorithm_spec("sac")
+    assert spec.kind == "off_policy"
+    learner = spec.build(ModelConfig(path="tiny-causal"), SACConfig(critic_hidden=(16,)))
     assert isinstance(learner, SACLearner)
     prompts, cands = playground_states(5, seed=51)
     result = learner.act(prompts, cands, greedy=False, generator=np.random.default_rng(0))
@@ -60,9 +62,12 @@ def test_act_returns_consistent_probabilities():
 
 
 def test_act_refuses_states_without_actions():
-    learner = build_learner(ModelConfig(path="tiny-seq2seq"), PPOConfig(value_hidden=(16,)))
+    spec = algorithm_spec("ppo")
+    assert spec.kind == "on_policy"
+    learner = spec.build(ModelConfig(path="tiny-seq2seq"), PPOConfig(value_hidden=(16,)))
     assert isinstance(learner, PPOLearner)
     with pytest.raises(ScoringInputError, match="state 1 has no candidate actions"):
         learner.act(["Goal: a\nAction:", "Goal: b\nAction:"], [["Grasp"], []])
-    with pytest.raises(TypeError, match="SACConfig or PPOConfig"):
-        build_learner(ModelConfig(path="tiny-causal"), object())  # type: ignore[arg-type]
+    with pytest.raises(RegistryError, match="unknown algorithm 'dqn'; registered: ") as err:
+        algorithm_spec("dqn")
+    assert {"ppo", "sac"} <= set(str(err.value).split(": ")[-1].split(", "))

@@ -6,17 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+from autotelic.core import OnPolicyLearner, Rollout, Trajectory
 from autotelic.learners.base import CheckpointError
 from autotelic.learners.ppo import (
     PPOConfig,
     PPOLearner,
-    PPORollout,
-    PPOTrajectory,
     gae,
     ppo_policy_loss,
     ppo_value_loss,
 )
-from autotelic.learners.protocol import Learner
 from autotelic.learners.sac import SACLearner
 from tests.learners_fixtures import RecordingLock, one_torch_thread, playground_states, tiny
 
@@ -43,7 +41,7 @@ def trajectory(
     seed=0,
 ):
     acted = learner.act(prompts, cands, greedy=greedy, generator=np.random.default_rng(seed))
-    return PPOTrajectory(
+    return Trajectory(
         prompts=prompts,
         candidates=cands,
         actions=acted.actions,
@@ -106,7 +104,7 @@ def test_trajectory_validation():
     with pytest.raises(ValueError, match="bootstrap_prompt is required"):
         trajectory(learner, [A], [CA], [0.0], [False], [False])
     with pytest.raises(ValueError, match="outside its 2 candidates"):
-        PPOTrajectory(
+        Trajectory(
             [A],
             [CA],
             np.array([2]),
@@ -116,7 +114,7 @@ def test_trajectory_validation():
             np.array([False]),
         )
     with pytest.raises(ValueError, match="without trajectories"):
-        PPORollout([])
+        Rollout([])
 
 
 def test_prepare_bootstraps_truncation_and_unfinished_ends_but_not_termination():
@@ -133,7 +131,7 @@ def test_prepare_bootstraps_truncation_and_unfinished_ends_but_not_termination()
         final=[None, None, final_state, None],
         bootstrap=now_state,
     )
-    steps = learner.prepare(PPORollout([traj]))
+    steps = learner.prepare(Rollout([traj]))
     v = learner.values([*prompts, final_state, now_state]).double().numpy()
     next_values = np.array([v[1], 0.0, v[4], v[5]])
     done = np.array([False, True, True, False])
@@ -145,7 +143,7 @@ def test_prepare_bootstraps_truncation_and_unfinished_ends_but_not_termination()
 
 def test_ppo_learns_a_one_step_bandit_and_respects_the_write_lock():
     learner = PPOLearner(tiny(), small(lr=3e-3, value_lr=3e-3, epochs=2))
-    assert isinstance(learner, Learner)
+    assert isinstance(learner, OnPolicyLearner)
     start = learner.act([A], [CA], greedy=True).probs[0][0]
     lock = RecordingLock([*learner.llm_params, *learner.value_head.parameters()])
     for round_ in range(6):
@@ -156,7 +154,7 @@ def test_ppo_learns_a_one_step_bandit_and_respects_the_write_lock():
             )
             rewards = (acted.actions == 0).astype(np.float32)
             trajs.append(
-                PPOTrajectory(
+                Trajectory(
                     [A] * 4,
                     [CA] * 4,
                     acted.actions,
@@ -166,7 +164,7 @@ def test_ppo_learns_a_one_step_bandit_and_respects_the_write_lock():
                     np.zeros(4, bool),
                 )
             )
-        stats = learner.update(PPORollout(trajs), write_lock=lock)
+        stats = learner.update(Rollout(trajs), write_lock=lock)
         assert np.isfinite(list(stats.values())).all()
     end = learner.act([A], [CA], greedy=True).probs[0][0]
     assert end > start + 0.1, (start, end)
@@ -180,7 +178,7 @@ def test_save_load_continue_is_exact(tmp_path):
     prompts, cands = playground_states(6, seed=41)
     first = PPOLearner(tiny("tiny-seq2seq"), small(lr=1e-3))
 
-    def rollout(learner: PPOLearner, seed: int) -> PPORollout:
+    def rollout(learner: PPOLearner, seed: int) -> Rollout:
         t = trajectory(
             learner,
             prompts,
@@ -190,7 +188,7 @@ def test_save_load_continue_is_exact(tmp_path):
             [False] * 6,
             seed=seed,
         )
-        return PPORollout([t])
+        return Rollout([t])
 
     first.update(rollout(first, 0))
     torch.save(first.state_dict(), tmp_path / "ppo.pt")

@@ -9,19 +9,20 @@ import numpy as np
 import pytest
 import torch
 
+from autotelic.core import OffPolicyLearner, TransitionBatch
 from autotelic.learners import sac_math
 from autotelic.learners.base import CheckpointError
-from autotelic.learners.batch import TransitionBatch
 from autotelic.learners.layout import CandidateLayout
 from autotelic.learners.models import ModelConfig, load_model
 from autotelic.learners.ppo import PPOLearner
-from autotelic.learners.protocol import Learner
+from autotelic.learners.prompt import build_prompt
 from autotelic.learners.sac import SACConfig, SACLearner
 from autotelic.learners.scorer import Scorer
 from tests.learners_fixtures import (
     RecordingLock,
     one_torch_thread,
     perturb_adapters,
+    playground_observations,
     playground_states,
     tiny,
     transition_batch,
@@ -30,6 +31,9 @@ from tests.learners_fixtures import (
 __all__ = ["one_torch_thread"]
 
 GAMMA = 0.99
+GOAL = "Grasp carrot"
+OBS_A = "You see: carrot, water\nYou are standing on: nothing"
+OBS_B = "You see: water\nYou are standing on: nothing\nInventory (1/2): carrot"
 A = "Goal: Grasp carrot\nYou see: carrot, water\nYou are standing on: nothing\nAction:"
 B = "Goal: Grasp carrot\nYou see: water\nYou are standing on: nothing\nInventory (1/2): carrot\nAction:"
 CA = ["Go to carrot", "Go to water"]
@@ -45,18 +49,26 @@ def toy_batch() -> TransitionBatch:
     """A: 'Go to carrot' leads to B (reward 0); 'Go to water' ends with 0.
     B: 'Release carrot' ends with reward 1, 'Release water' with 0."""
     return transition_batch(
-        [A, A, B, B],
+        [GOAL] * 4,
+        [OBS_A, OBS_A, OBS_B, OBS_B],
         [CA, CA, CB, CB],
         [0, 1, 0, 1],
         [0, 0, 1, 0],
         [GAMMA] * 4,
-        [B, A, A, A],
+        [OBS_B, OBS_A, OBS_A, OBS_A],
         [CB, [], [], []],
         [False, True, True, True],
     )
 
 
 # ---------------------------------------------------------------- formulas by hand
+
+
+def test_the_learner_reads_each_row_as_the_prompt_of_its_goal_and_observation():
+    learner = SACLearner(tiny(), small())
+    assert isinstance(learner, OffPolicyLearner)
+    assert learner.prompt(GOAL, OBS_A) == build_prompt(GOAL, OBS_A) == A
+    assert learner.prompt(GOAL, OBS_B) == B
 
 
 def test_soft_value_uses_min_of_twin_heads_and_entropy():
@@ -111,20 +123,23 @@ def test_learner_targets_match_a_manual_computation():
     model = tiny("tiny-causal")
     learner = SACLearner(model, small())
     perturb_adapters(model, seed=1)  # online adapter now differs from the target copy
-    prompts, cands = playground_states(4, seed=11)
-    next_prompts, next_cands = playground_states(4, seed=12)
+    goals, observations, cands = playground_observations(4, seed=11)
+    _, next_observations, next_cands = playground_observations(4, seed=12)
     next_cands[0] = []
     batch = transition_batch(
-        prompts,
+        goals,
+        observations,
         cands,
         [0, 1, 0, 0],
         [1.0, 0.0, 0.5, 0.0],
         [GAMMA, GAMMA, GAMMA**3, GAMMA**2],
-        next_prompts,
+        next_observations,
         next_cands,
         [True, False, False, False],
     )
     y = learner.compute_targets(batch)
+    # Each next state is read under its own row's goal.
+    next_prompts = [build_prompt(g, o) for g, o in zip(goals, next_observations, strict=True)]
     with torch.no_grad():
         scorer = Scorer(model)
         online = scorer.score(next_prompts[1:], next_cands[1:])
@@ -142,10 +157,10 @@ def test_learner_targets_match_a_manual_computation():
 
 def test_batch_errors_are_clear():
     learner = SACLearner(tiny(), small())
-    stuck = transition_batch([A], [CA], [0], [0.0], [GAMMA], [B], [[]], [False])
+    stuck = transition_batch([GOAL], [OBS_A], [CA], [0], [0.0], [GAMMA], [OBS_B], [[]], [False])
     with pytest.raises(ValueError, match="not terminated but their next state has no candidate"):
         learner.update(stuck)
-    bad = transition_batch([A], [CA], [0], [0.0], [1.5], [B], [CB], [False])
+    bad = transition_batch([GOAL], [OBS_A], [CA], [0], [0.0], [1.5], [OBS_B], [CB], [False])
     with pytest.raises(ValueError, match=r"discounts must lie in \[0, 1\]"):
         learner.update(bad)
 
@@ -224,10 +239,11 @@ def test_warmup_trains_heads_only_then_llm_and_target_adapter_follow():
 
 
 def test_micro_batches_accumulate_to_the_same_update():
-    prompts, cands = playground_states(5, seed=21)
-    nxt, nxt_c = playground_states(5, seed=22)
+    goals, observations, cands = playground_observations(5, seed=21)
+    _, nxt, nxt_c = playground_observations(5, seed=22)
     batch = transition_batch(
-        prompts,
+        goals,
+        observations,
         cands,
         [0] * 5,
         [0, 1, 0, 0, 1],
@@ -335,7 +351,7 @@ def test_mismatched_checkpoints_are_refused():
 
 def test_parameters_change_only_under_the_write_lock_while_acting_concurrently():
     learner = SACLearner(tiny(), small())
-    assert isinstance(learner, Learner)
+    assert isinstance(learner, OffPolicyLearner)
     watched = [
         *learner.llm_params,
         *learner.critic.parameters(),

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from autotelic.learners.encoding import ScoringInputError, StateEncoder
 from autotelic.learners.layout import CandidateLayout
-from autotelic.learners.naive import naive_score
 from autotelic.learners.scorer import Scorer, lm_log_probs, pack_states, run_packed
-from autotelic.learners.tiny import tiny_tokenizer
+from autotelic.testing.naive_scorer import naive_score
+from autotelic.testing.tiny_models import tiny_tokenizer
 from tests.learners_fixtures import one_torch_thread, perturb_adapters, playground_states, tiny
 
 __all__ = ["one_torch_thread"]

@@ -19,7 +19,7 @@ def test_every_package_folder_is_mapped_under_autotelic():
     listed = set(config["packages"])
     assert set(mapping) == listed
     found = set()
-    for top in ["envs", "learners", "storage", "goals", "runtime"]:
+    for top in ["core", "envs", "learners", "storage", "goals", "runtime", "testing"]:
         for init in (ROOT / top).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT).as_posix()
             found.add("autotelic." + rel.replace("/", "."))
@@ -28,7 +28,7 @@ def test_every_package_folder_is_mapped_under_autotelic():
 
 
 def test_no_bare_top_level_modules_are_importable_from_site_packages():
-    code = "import importlib.util as u; print([m for m in ('storage','runtime','envs','goals','learners') if u.find_spec(m)])"
+    code = "import importlib.util as u; print([m for m in ('core','storage','runtime','envs','goals','learners','testing') if u.find_spec(m)])"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True
     )

@@ -9,15 +9,18 @@ import numpy as np
 import pytest
 
 from autotelic.envs.playground import PlaygroundTextEnv, parse_goal, reward
+from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import ConfigError, Settings, deep_merge, load_settings
+from autotelic.runtime.drivers import OffPolicySchedule
 from autotelic.runtime.messages import InjectRequest
-from autotelic.runtime.service import Agent
 from autotelic.storage import EpisodeStore
-from tests.runtime_fixtures import TINY_SERVICE
+from tests.runtime_fixtures import TINY_PPO, TINY_SERVICE
 
 
-def settings_for(tmp_path: Path, **extra: Any) -> Settings:
+def settings_for(tmp_path: Path, algorithm: dict[str, Any] | None = None, **extra: Any) -> Settings:
     base = deep_merge(TINY_SERVICE, {"run": {"dir": str(tmp_path / "run"), "mode": "serial"}})
+    if algorithm is not None:
+        base["algorithm"] = algorithm
     return load_settings(None, **deep_merge(base, extra))
 
 
@@ -50,7 +53,8 @@ def test_every_step_records_the_policy_version_that_acted(tmp_path: Path) -> Non
     assert versions == sorted(versions) or len(set(versions)) > 1
     assert min(versions) == 0 and max(versions) > 0
     assert max(versions) <= agent.learner.policy_version
-    assert agent.learner.num_updates == agent.throttle.updates > 0
+    assert isinstance(agent.schedule, OffPolicySchedule)
+    assert agent.learner.num_updates == agent.schedule.throttle.updates > 0
     agent.close()
 
 
@@ -89,7 +93,7 @@ def test_resume_continues_counters_policy_and_episodes(tmp_path: Path) -> None:
 
 
 def test_ppo_learns_from_on_policy_rollouts_of_the_same_collector(tmp_path: Path) -> None:
-    agent = Agent(settings_for(tmp_path, run={"learner": "ppo", "max_env_steps": 200}))
+    agent = Agent(settings_for(tmp_path, TINY_PPO, run={"max_env_steps": 200}))
     agent.run_serial()
     assert agent.learner.num_updates >= 2  # one per 64 collected steps
     assert agent.learner_loop.last["steps"] == 64
@@ -117,7 +121,9 @@ def test_concurrent_threads_collect_and_learn_together(tmp_path: Path) -> None:
         t.join(timeout=300)
     assert agent.error is None
     assert agent.collector.env_steps >= 400 and agent.learner.num_updates > 0
-    lag = agent.throttle.target() - agent.throttle.updates
+    assert isinstance(agent.schedule, OffPolicySchedule)
+    throttle = agent.schedule.throttle
+    lag = throttle.target() - throttle.updates
     assert lag <= agent.settings.collector.max_lag_updates + 2
     agent.checkpoint(pause=True)
     agent.close()
@@ -128,7 +134,9 @@ def test_concurrent_threads_collect_and_learn_together(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"run": {"learner": "dqn"}}, "run.learner: Input should be 'sac' or 'ppo'"),
+        ({"algorithm": {"name": "dqn"}}, "unknown algorithm 'dqn'; registered: ppo, sac"),
+        ({"env": {"id": "Pong-v5"}}, "unknown environment 'Pong-v5'; registered: autotelic/"),
+        ({"algorithm": {"name": "ppo", "tau": 0.1}}, "algorithm.tau: Extra inputs"),
         ({"env": {"num_envs": 0}}, "env.num_envs"),
         ({"replay": {"strategy": "past"}}, "'future', 'final' or 'episode'"),
         ({"mqtt": {"url": "http://x"}}, "mqtt.url"),
@@ -150,4 +158,5 @@ def test_config_file_and_environment_variables(
     assert (settings.run.seed, settings.run.agent, settings.env.num_envs) == (3, "lab", 5)
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "missing.yaml")
-    assert np.isclose(settings.sac.gamma, 0.99)
+    assert settings.algorithm.name == "sac"
+    assert np.isclose(getattr(settings.algorithm, "gamma", 0.0), 0.99)

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autotelic.runtime.cli import app
-from autotelic.runtime.service import ENDPOINTS_FILE
+from autotelic.storage import RunLayout
 from tests.runtime_fixtures import Mosquitto, Probe
 
 
@@ -44,7 +44,7 @@ def test_status_finds_an_agent_under_a_configured_topic_root(
     run = tmp_path / "run"
     run.mkdir()
     endpoints = {"agent": "a7", "mqtt": mosquitto.url, "topic_prefix": "lab/a7"}
-    (run / ENDPOINTS_FILE).write_text(json.dumps(endpoints))
+    RunLayout(run).endpoints.write_text(json.dumps(endpoints))
     runner = CliRunner()
 
     from_run = runner.invoke(app, ["status", "--run", str(run)])

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from autotelic.core import TransitionBatch
 from autotelic.envs.playground import achieved as env_predicate
-from autotelic.learners.batch import TransitionBatch
-from autotelic.learners.prompt import build_prompt
-from autotelic.storage import Episode, EpisodeStore, MemoryEpisodeStore, Predicate, ReplaySampler
+from autotelic.storage import Episode, EpisodeStore, Predicate, ReplaySampler
 from autotelic.storage.her import achievement_events, n_step, relabel_candidates
 from autotelic.storage.records import EpisodeView
+from autotelic.testing.memory_store import MemoryEpisodeStore
 from tests.storage_fixtures import hand_episode
 
 GOALS = ["Grasp cow", "Grasp lion", "Grow carrot", "Grow deer", "Grasp door"]
@@ -218,11 +218,11 @@ def check_batch(
     predicate: Predicate = env_predicate,
 ) -> None:
     for i in range(len(batch)):
-        match = ROW.search(batch.prompts[i])
+        match = ROW.search(batch.observations[i])
         assert match is not None
         ep, t = episodes[int(match.group(1))], int(match.group(2))
         step, goal = ep.steps[t], batch.goals[i]
-        assert batch.prompts[i] == build_prompt(goal, step.observation)
+        assert batch.observations[i] == step.observation
         assert batch.candidates[i] == step.admissible_actions
         assert batch.actions[i] == step.action and batch.policy_versions[i] == step.policy_version
         if batch.relabeled[i]:
@@ -239,7 +239,7 @@ def check_batch(
         assert bool(batch.terminated[i]) == terminated
         states = [(s.observation, s.admissible_actions) for s in ep.steps]
         states.append((ep.final_observation, ep.final_admissible_actions))
-        assert batch.next_prompts[i] == build_prompt(goal, states[nxt][0])
+        assert batch.next_observations[i] == states[nxt][0]
         assert batch.next_candidates[i] == states[nxt][1]
 
 
@@ -259,7 +259,13 @@ def test_sampled_batches_are_correct_relabels_with_exact_targets(
     store = MemoryEpisodeStore()
     store.put_many(episodes)
     sampler = ReplaySampler(
-        store, her_ratio=her_ratio, strategy=strategy, n_step=n, gamma=gamma, rng=seed
+        store,
+        predicate=env_predicate,
+        her_ratio=her_ratio,
+        strategy=strategy,
+        n_step=n,
+        gamma=gamma,
+        rng=seed,
     )
     batch = sampler.sample(48)
     assert len(batch) == 48
@@ -282,13 +288,20 @@ def test_lmdb_and_memory_sources_give_identical_batches(tmp_path_factory, specs,
     memory.put_many(episodes)
     with EpisodeStore(tmp_path_factory.mktemp("s"), durable=False) as store:
         store.put_many(episodes)
-        a = ReplaySampler(store, strategy=strategy, rng=seed).sample(64)
-    b = ReplaySampler(memory, strategy=strategy, rng=seed).sample(64)
+        a = ReplaySampler(store, predicate=env_predicate, strategy=strategy, rng=seed).sample(64)
+    b = ReplaySampler(memory, predicate=env_predicate, strategy=strategy, rng=seed).sample(64)
     check_batch(a, episodes, her_ratio=0.8, strategy=strategy, n=3, gamma=0.99)
-    for field in ("prompts", "candidates", "next_prompts", "next_candidates", "goals"):
+    for field in ("goals", "observations", "candidates", "next_observations", "next_candidates"):
         assert getattr(a, field) == getattr(b, field)
     for field in ("actions", "rewards", "discounts", "terminated", "relabeled", "policy_versions"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_the_sampler_requires_the_environments_goal_predicate():
+    store = MemoryEpisodeStore()
+    store.put_many(_build([Spec("Grasp cow", [["Grasp lion"]], False, True)]))
+    with pytest.raises(TypeError, match="predicate"):
+        ReplaySampler(store, her_ratio=1.0)  # type: ignore[call-arg]
 
 
 def test_a_custom_predicate_reaches_the_sampled_batch():
@@ -299,8 +312,10 @@ def test_a_custom_predicate_reaches_the_sampled_batch():
     def never(goal, achieved_goals):
         return False
 
-    default = ReplaySampler(store, her_ratio=1.0, rng=0).sample(64)
-    assert default.relabeled.any() and default.rewards.max() > 0 and default.terminated.any()
+    playground = ReplaySampler(store, predicate=env_predicate, her_ratio=1.0, rng=0).sample(64)
+    assert (
+        playground.relabeled.any() and playground.rewards.max() > 0 and playground.terminated.any()
+    )
     batch = ReplaySampler(store, her_ratio=1.0, predicate=never, rng=0).sample(64)
     assert batch.relabeled.any() and batch.rewards.max() == 0 and not batch.terminated.any()
     check_batch(batch, episodes, her_ratio=1.0, strategy="future", n=3, gamma=0.99, predicate=never)

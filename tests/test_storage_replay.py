@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from autotelic.envs.playground import achieved
 from autotelic.storage import (
     CorruptRecordError,
     EmptyReplayError,
@@ -37,11 +38,11 @@ def test_rows_are_uniform_over_transitions_not_over_episodes(tmp_path):
     episodes = [hand_episode([[]] * n, tag=f"e{i}:") for i, n in enumerate(lengths)]
     with EpisodeStore(tmp_path / "s") as store:
         store.put_many(episodes)
-        sampler = ReplaySampler(store, her_ratio=0.0, n_step=1, rng=123)
+        sampler = ReplaySampler(store, predicate=achieved, her_ratio=0.0, n_step=1, rng=123)
         counts: Counter[tuple[int, int]] = Counter()
         for _ in range(60):
-            for prompt in sampler.sample(256).prompts:
-                match = ROW.search(prompt)
+            for observation in sampler.sample(256).observations:
+                match = ROW.search(observation)
                 assert match is not None
                 counts[int(match.group(1)), int(match.group(2))] += 1
     cells = [(e, t) for e, n in enumerate(lengths) for t in range(n)]
@@ -57,16 +58,17 @@ def test_rows_are_uniform_over_transitions_not_over_episodes(tmp_path):
 
 def test_sampling_never_returns_an_evicted_episode(tmp_path):
     with EpisodeStore(tmp_path / "s", capacity_transitions=60) as store:
-        sampler = ReplaySampler(store, rng=5)
+        sampler = ReplaySampler(store, predicate=achieved, rng=5)
         for number in range(200):
             store.put(numbered_episode(number))
             if number % 10 == 9:
                 live = set(store.ids())
                 batch = sampler.sample(64)
-                for prompt, next_prompt in zip(batch.prompts, batch.next_prompts, strict=True):
-                    (found,) = NUMBER.findall(prompt)
+                pairs = zip(batch.observations, batch.next_observations, strict=True)
+                for observation, next_observation in pairs:
+                    (found,) = NUMBER.findall(observation)
                     assert int(found) in live
-                    assert NUMBER.findall(next_prompt) == [found]
+                    assert NUMBER.findall(next_observation) == [found]
 
 
 class EvictingSource:
@@ -99,37 +101,40 @@ def test_an_eviction_between_index_and_read_is_redrawn(tmp_path):
         for number in range(30):
             store.put(numbered_episode(number))
         source = EvictingSource(store, 30)
-        batch = ReplaySampler(source, rng=0).sample(32)
+        batch = ReplaySampler(source, predicate=achieved, rng=0).sample(32)
         assert source.snapshots == 2  # the first snapshot's episodes were all gone
         live = set(store.ids())
         first = store.ids()[0]
-        for prompt in batch.prompts:
-            (found,) = NUMBER.findall(prompt)
+        for observation in batch.observations:
+            (found,) = NUMBER.findall(observation)
             assert int(found) >= 30  # drawn from a later snapshot
             assert int(found) in live or int(found) < first  # read while still stored
         with pytest.raises(StorageError, match="evicted faster than they could be read"):
-            ReplaySampler(EvictingSource(store, source.number), rng=0, max_redraws=0).sample(8)
+            ReplaySampler(
+                EvictingSource(store, source.number), predicate=achieved, rng=0, max_redraws=0
+            ).sample(8)
 
 
 def test_same_seed_same_batch_and_different_seed_different_batch(tmp_path):
     with EpisodeStore(tmp_path / "s") as store:
         store.put_many([numbered_episode(i) for i in range(40)])
-        a = ReplaySampler(store, rng=np.random.default_rng(7)).sample(128)
-        b = ReplaySampler(store, rng=7).sample(128)
-        c = ReplaySampler(store, rng=8).sample(128)
-    assert a.prompts == b.prompts and a.goals == b.goals and a.next_prompts == b.next_prompts
+        a = ReplaySampler(store, predicate=achieved, rng=np.random.default_rng(7)).sample(128)
+        b = ReplaySampler(store, predicate=achieved, rng=7).sample(128)
+        c = ReplaySampler(store, predicate=achieved, rng=8).sample(128)
+    assert a.observations == b.observations and a.goals == b.goals
+    assert a.next_observations == b.next_observations
     np.testing.assert_array_equal(a.rewards, b.rewards)
     np.testing.assert_array_equal(a.relabeled, b.relabeled)
-    assert a.prompts != c.prompts
+    assert a.observations != c.observations
 
 
 def test_empty_store_and_bad_arguments_are_clear_errors(tmp_path):
     with EpisodeStore(tmp_path / "s") as store:
         with pytest.raises(EmptyReplayError, match="no transitions yet"):
-            ReplaySampler(store).sample(4)
+            ReplaySampler(store, predicate=achieved).sample(4)
         store.put(numbered_episode(0))
         with pytest.raises(ValueError, match="batch_size must be >= 1"):
-            ReplaySampler(store).sample(0)
+            ReplaySampler(store, predicate=achieved).sample(0)
         cases: list[tuple[dict[str, Any], str]] = [
             ({"her_ratio": 1.5}, "her_ratio"),
             ({"strategy": "past"}, "unknown HER strategy"),
@@ -138,7 +143,7 @@ def test_empty_store_and_bad_arguments_are_clear_errors(tmp_path):
         ]
         for kwargs, message in cases:
             with pytest.raises(ValueError, match=message):
-                ReplaySampler(store, **kwargs)
+                ReplaySampler(store, predicate=achieved, **kwargs)
 
 
 def test_a_corrupt_record_fails_sampling_with_its_episode_id(tmp_path):
@@ -152,7 +157,7 @@ def test_a_corrupt_record_fails_sampling_with_its_episode_id(tmp_path):
         EpisodeStore(path) as store,
         pytest.raises(CorruptRecordError, match="episode 0 is corrupt"),
     ):
-        ReplaySampler(store).sample(4)
+        ReplaySampler(store, predicate=achieved).sample(4)
 
 
 def _sample_while_writing(path, rounds_seed: int) -> tuple[int, EpisodeStore]:
@@ -172,15 +177,15 @@ def _sample_while_writing(path, rounds_seed: int) -> tuple[int, EpisodeStore]:
 
     writer = threading.Thread(target=write)
     writer.start()
-    sampler = ReplaySampler(store, rng=rounds_seed)
+    sampler = ReplaySampler(store, predicate=achieved, rng=rounds_seed)
     batches = 0
     try:
         while writer.is_alive() or batches < 10:  # samples for as long as the writer writes
             batch = sampler.sample(64)
             batches += 1
             for i in range(len(batch)):
-                (number,) = NUMBER.findall(batch.prompts[i])
-                assert NUMBER.findall(batch.next_prompts[i]) == [number]
+                (number,) = NUMBER.findall(batch.observations[i])
+                assert NUMBER.findall(batch.next_observations[i]) == [number]
                 assert batch.goals[i] in (f"Grasp item{number}", f"Grasp thing{number}")
                 assert batch.relabeled[i] == (batch.goals[i] == f"Grasp thing{number}")
     finally:

@@ -6,8 +6,7 @@ registry (the runtime's default environment) and with gymnasium.
 
 import gymnasium as gym
 
-from autotelic.core import register_env
-
+from autotelic.core import InadmissibleActionError, register_env
 from autotelic.envs.playground.batch import goal_space, make_batch
 from autotelic.envs.playground.config import ENV_ID, PlaygroundConfig
 from autotelic.envs.playground.env import EpisodeOverError, PlaygroundTextEnv
@@ -37,7 +36,7 @@ from autotelic.envs.playground.objects import (
     split_of,
 )
 from autotelic.envs.playground.oracle import NoPlanError, oracle_action
-from autotelic.envs.playground.scene import InadmissibleActionError, Scene
+from autotelic.envs.playground.scene import Scene
 
 __all__ = [
     "ENV_ID",
@@ -54,8 +53,8 @@ __all__ = [
     "InadmissibleActionError",
     "NoPlanError",
     "ObjectCategory",
-    "PlaygroundGoalSpace",
     "PlaygroundConfig",
+    "PlaygroundGoalSpace",
     "PlaygroundTextEnv",
     "Scene",
     "Verb",

@@ -15,7 +15,10 @@ def goal_space(config: PlaygroundConfig) -> PlaygroundGoalSpace:
 
 
 def make_batch(
-    config: PlaygroundConfig | None = None, *, num_envs: int | None = None, split: Split | None = None
+    config: PlaygroundConfig | None = None,
+    *,
+    num_envs: int | None = None,
+    split: Split | None = None,
 ) -> GymTextBatch:
     """``num_envs`` Playground-Text envs; ``split`` draws scenes from that split's objects."""
     config = config or PlaygroundConfig()

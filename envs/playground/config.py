@@ -7,12 +7,10 @@ from typing import Literal
 from pydantic import ConfigDict, Field, field_validator
 
 from autotelic.core import EnvConfig
-
 from autotelic.envs.playground.goals import FEASIBLE_CATEGORIES, GoalCategory, canonical_goal
 from autotelic.envs.playground.objects import Split
 
-
-ENV_ID = "autotelic/PlaygroundText-v0"
+ENV_ID: Literal["autotelic/PlaygroundText-v0"] = "autotelic/PlaygroundText-v0"
 
 
 class PlaygroundConfig(EnvConfig):

@@ -10,11 +10,11 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces
 
-from autotelic.core import EpisodeOverError
+from autotelic.core import EpisodeOverError, InadmissibleActionError
 from autotelic.envs.playground.config import ENV_ID, PlaygroundConfig
 from autotelic.envs.playground.generation import generate
 from autotelic.envs.playground.goals import HORIZONS, IMPOSSIBLE_HORIZON, Goal, reward
-from autotelic.envs.playground.scene import InadmissibleActionError, Scene
+from autotelic.envs.playground.scene import Scene
 
 __all__ = ["ENV_ID", "EpisodeOverError", "PlaygroundTextEnv"]
 _CHARSET = string.ascii_letters + string.digits + " ,:/()\n"

@@ -8,6 +8,9 @@ Practice on a goal also transfers a little to the goals of its group, as real
 policies generalise across similar goals. A good curriculum spends its episodes
 on the goals that are being learned and reaches a higher total competence than
 uniform sampling after the same number of episodes.
+
+A test double: it names Playground-Text, which the curriculum itself never
+does, because its goals need categories with known difficulties.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from autotelic.envs.playground import GoalCategory, parse_goal
+from autotelic.envs.playground import GoalCategory, all_goals, parse_goal
 from autotelic.envs.playground.objects import Split
 from autotelic.goals.config import CurriculumConfig, EpsilonSchedule, SamplerConfig
 from autotelic.goals.daemon import GoalDaemon
@@ -94,8 +97,6 @@ def playground_sim_goals(split: Split = "train") -> list[SimGoal]:
     slowly, a carnivore slowest, and growing furniture is impossible. Similar
     texts thus have similar difficulty, which is what embedding LP exploits.
     """
-    from autotelic.envs.playground import all_goals
-
     out: list[SimGoal] = []
     for text in all_goals(split, include_impossible=True):
         category = parse_goal(text).category
@@ -136,7 +137,7 @@ class SimulationTrace:
 def uniform_config(goals: list[str] | None = None, *, seed: int = 0) -> CurriculumConfig:
     """A curriculum that samples uniformly (epsilon constant at 1), the baseline to beat."""
     sampler = SamplerConfig(epsilon=EpsilonSchedule(kind="constant", start=1.0))
-    return CurriculumConfig(configured_goals=goals, sampler=sampler, persist_every=0, seed=seed)
+    return CurriculumConfig(configured_goals=goals, sampler=sampler, seed=seed)
 
 
 def simulate(

@@ -10,7 +10,6 @@ merges, so candidates of different token lengths occur naturally.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -26,9 +25,9 @@ from transformers import (
 )
 
 from autotelic.envs.playground import OBJECTS_BY_CATEGORY, WATER
+from autotelic.learners.models import TINY_NAMES, TinyName
 
-TinyName = Literal["tiny-causal", "tiny-gpt2", "tiny-seq2seq"]
-TINY_NAMES: tuple[TinyName, ...] = ("tiny-causal", "tiny-gpt2", "tiny-seq2seq")
+__all__ = ["TINY_NAMES", "TinyName", "tiny_model", "tiny_tokenizer"]
 
 PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
 _VOCAB_SIZE = 384

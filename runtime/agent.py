@@ -1,0 +1,405 @@
+"""One run's components wired together and restored from its directory.
+
+goal daemon -> collector (N envs, batched scoring) -> episode store (LMDB)
+-> replay sampler (HER) -> learner -> new policy version -> collector.
+
+:class:`Agent` builds the environment and the learner that the configuration
+names through the registries (:mod:`autotelic.core.registry`), restores the
+run, and runs it either serially (one thread, deterministic: tests and
+experiments) or concurrently (a collector thread and, for off-policy learning,
+a learner thread). The asyncio service around it is :mod:`autotelic.runtime.service`.
+
+Restart semantics: policy, curriculum and counters come from the newest
+complete checkpoint, saved together, so they describe the same moment;
+episodes stored after it are still in the store (and in replay) and are added
+back to the counters, so a kill -9 loses at most the learning since that
+checkpoint, never a stored episode.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from autotelic import __version__
+from autotelic.core import OffPolicyConfig, OnPolicyConfig, algorithm_spec, env_spec
+from autotelic.goals import GoalDaemon, InjectionRejected, InjectionReport
+from autotelic.runtime.collector import Collector, FinishedEpisode
+from autotelic.runtime.config import Settings, dump_settings
+from autotelic.runtime.coordination import SafePoints
+from autotelic.runtime.drivers import OffPolicySchedule, OnPolicySchedule, Schedule
+from autotelic.runtime.learner_loop import LearnerLoop
+from autotelic.runtime.messages import Acceptance, InjectRequest, Rejection, Status
+from autotelic.runtime.metrics import Metrics
+from autotelic.runtime.progress import Snapshot
+from autotelic.runtime.rollout import RolloutRecorder
+from autotelic.storage import CheckpointManager, EpisodeStore, ReplaySampler, RunLayout
+
+log = logging.getLogger(__name__)
+
+StepHook = Callable[["Agent"], None]
+
+
+class Agent:
+    """Store, curriculum, learner and collector of one run, restored from its directory."""
+
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.layout = RunLayout(settings.run.dir.resolve())
+        self.run_dir = self.layout.root
+        self.metrics = metrics
+        self.lock = threading.Lock()
+        self.points = SafePoints()
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+        self.listeners: list[Callable[[FinishedEpisode], None]] = []
+        self.report_listeners: list[Callable[[InjectionReport], None]] = []
+        self._open()
+
+    # -- construction ------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        s = self.settings
+        self._set_up_torch()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.layout.config.write_text(yaml.safe_dump(dump_settings(s)))
+        self.env_spec = env_spec(s.env.id)
+        self.algorithm = algorithm_spec(s.algorithm.name)
+        self.goal_space = self.env_spec.goal_space(s.env)
+        self.store = self._open_store()
+        self.daemon = GoalDaemon(
+            s.curriculum, goal_space=self.goal_space, store=self.store, on_report=self._on_report
+        )
+        self.learner = self.algorithm.build(s.model, s.algorithm)
+        self.checkpoints = CheckpointManager(self.layout.checkpoints, keep=s.checkpoint.keep)
+        counters = self._restore()
+        self.restarts = int(counters.get("restarts", -1)) + 1
+        seeds = np.random.SeedSequence([s.run.seed, self.restarts])
+        env_seed, act_seed, replay_seed = seeds.generate_state(3)
+        self.envs = self.env_spec.make_batch(s.env)
+        on_policy = isinstance(s.algorithm, OnPolicyConfig)
+        self.recorder = RolloutRecorder(s.env.num_envs) if on_policy else None
+        self.collector = Collector(
+            self.envs,
+            self.learner,
+            self.daemon,
+            self.store,
+            env_id=s.env.id,
+            rng=np.random.default_rng(act_seed),
+            lock=self.lock,
+            metrics=self.metrics,
+            recorder=self.recorder,
+            inference_batch=s.collector.inference_batch,
+        )
+        self.collector.env_steps = int(counters.get("env_steps", 0))
+        self.collector.episodes = int(counters.get("episodes", 0))
+        self.collector.successes = int(counters.get("successes", 0))
+        self.collector.listeners.append(self._on_episode)
+        self.learner_loop = LearnerLoop(self.learner, lock=self.lock, metrics=self.metrics)
+        self.schedule = self._schedule(np.random.default_rng(replay_seed))
+        self.collector.start(seed=int(env_seed))
+        self._announce()
+
+    def _set_up_torch(self) -> None:
+        s = self.settings
+        threads = s.run.torch_threads
+        if threads is None and s.run.mode == "concurrent" and s.model.device == "cpu":
+            # Collector and learner compute at once: half the cores each, or they thrash.
+            threads = max(1, (os.cpu_count() or 2) // 2)
+        if threads:
+            torch.set_num_threads(threads)
+        if s.model.device.startswith("cuda"):
+            # TF32 tensor cores for float32 matmuls: several times faster on Ampere and
+            # later, with a 10-bit mantissa that RL's noise dwarfs.
+            torch.set_float32_matmul_precision("high")
+
+    def _open_store(self) -> EpisodeStore:
+        replay = self.settings.replay
+        max_map = None
+        if replay.max_map_size_gib is not None:
+            max_map = int(replay.max_map_size_gib * 2**30)
+        return EpisodeStore(
+            self.layout.store,
+            capacity_transitions=replay.capacity_transitions,
+            durable=replay.durable,
+            max_map_size=max_map,
+        )
+
+    def _schedule(self, replay_rng: np.random.Generator) -> Schedule:
+        """Off-policy learning samples replay at a ratio; on-policy learns from rollouts."""
+        s = self.settings
+        config = s.algorithm
+        if isinstance(config, OffPolicyConfig):
+            sampler = ReplaySampler(
+                self.store,
+                predicate=self.goal_space.achieved,
+                her_ratio=s.replay.her_ratio,
+                strategy=s.replay.strategy,
+                n_step=config.n_step,
+                gamma=config.gamma,
+                rng=replay_rng,
+            )
+            return OffPolicySchedule(
+                config,
+                self.learner_loop,
+                sampler,
+                max_lag_updates=s.collector.max_lag_updates,
+                stored_transitions=self.store.num_transitions,
+            )
+        assert isinstance(config, OnPolicyConfig) and self.recorder is not None
+        return OnPolicySchedule(
+            self.learner_loop,
+            self.recorder,
+            config.steps_per_update,
+            lambda: self.collector.prompts,
+        )
+
+    def _restore(self) -> dict[str, Any]:
+        """Load policy, curriculum and counters from the newest complete checkpoint; count
+        the episodes stored after it."""
+        loaded = self.checkpoints.load()
+        counters: dict[str, Any] = {}
+        if loaded is not None:
+            self.learner.load_state_dict(loaded.state["learner"], write_lock=self.lock)
+            if "curriculum" in loaded.state:
+                self.daemon.load_state_dict(loaded.state["curriculum"])
+            counters = dict(loaded.state["counters"])
+            log.info("resumed from checkpoint %s", loaded.checkpoint.path.name)
+        after = int(counters.get("last_episode_id", -1))
+        for episode in self.store.iter_episodes(start_id=after + 1):
+            counters["env_steps"] = int(counters.get("env_steps", 0)) + episode.length
+            counters["episodes"] = int(counters.get("episodes", 0)) + 1
+            counters["successes"] = int(counters.get("successes", 0)) + int(episode.success)
+        return counters
+
+    def _announce(self) -> None:
+        s = self.settings
+        if self.metrics is not None:
+            self.metrics.info.labels(
+                version=__version__, learner=s.algorithm.name, model=s.model.path
+            ).set(1)
+            self.metrics.policy_version.set(self.learner.policy_version)
+            self.metrics.env_steps.inc(self.collector.env_steps)
+            self.metrics.updates.inc(self.learner.num_updates)
+        log.info(
+            "run %s (%s, %s): restart %d at %d env steps, %d updates, policy v%d, "
+            "%d stored transitions",
+            self.run_dir,
+            s.env.id,
+            s.algorithm.name,
+            self.restarts,
+            self.collector.env_steps,
+            self.learner.num_updates,
+            self.learner.policy_version,
+            self.store.num_transitions,
+        )
+
+    # -- what happens per episode ------------------------------------------------------------
+
+    def _on_episode(self, done: FinishedEpisode) -> None:
+        self.schedule.record_steps(done.steps)
+        for listener in self.listeners:
+            listener(done)
+
+    def _on_report(self, report: InjectionReport) -> None:
+        if self.metrics is not None and report.status in ("completed", "expired"):
+            self.metrics.injected_goals.labels(status=report.status).inc()
+        for listener in self.report_listeners:
+            listener(report)
+
+    def inject(self, request: InjectRequest) -> Acceptance | Rejection:
+        """Hand a person's goal request to the daemon; the reply says what became of it."""
+        try:
+            injection = self.daemon.inject(
+                request.goal, request.episodes, priority=request.priority, ttl=request.ttl_s
+            )
+        except InjectionRejected as err:
+            return Rejection(reason=str(err), request_id=request.request_id)
+        return Acceptance(
+            injection_id=injection.id,
+            goal=injection.goal,
+            episodes=injection.episodes,
+            request_id=request.request_id,
+        )
+
+    # -- driving -----------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        limit = self.settings.run.max_env_steps
+        return self.stopping.is_set() or (limit is not None and self.collector.env_steps >= limit)
+
+    def run_serial(self, hooks: list[tuple[int, StepHook]] | None = None) -> None:
+        """Collect and learn in this thread, deterministically, until done.
+
+        ``hooks`` are (every_env_steps, callback) pairs, e.g. evaluations or
+        checkpoints; a checkpoint is also written at the end.
+        """
+        marks = {i: self.collector.env_steps // every for i, (every, _) in enumerate(hooks or [])}
+        while not self.done:
+            self.step_once()
+            for i, (every, hook) in enumerate(hooks or []):
+                if self.collector.env_steps // every > marks[i]:
+                    marks[i] = self.collector.env_steps // every
+                    hook(self)
+        self.checkpoint()
+
+    def step_once(self) -> None:
+        """One collection step and the learning it makes due (the serial unit of work)."""
+        self.collector.step()
+        self.schedule.after_collect()
+
+    def start_threads(self) -> list[threading.Thread]:
+        """The workers of ``run.mode``: one serial loop, or a collector thread and (when
+        the schedule learns apart from collection) a learner thread."""
+        workers: list[tuple[str, Callable[[], None], bool]]  # name, body, daemon
+        if self.settings.run.mode == "serial":
+            workers = [("serial", self._step_forever, False)]
+        else:
+            workers = [("collector", self._collect_forever, False)]
+            if self.schedule.learner_thread:
+                workers.append(("learner", self._learn_forever, True))
+        threads = [
+            threading.Thread(target=self._guard(body), name=name, daemon=daemon)
+            for name, body, daemon in workers
+        ]
+        for t in threads:
+            self.points.register(t.name)
+            t.start()
+        return threads
+
+    def _guard(self, body: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            name = threading.current_thread().name
+            try:
+                body()
+            except BaseException as err:  # reported by the supervisor, which stops the run
+                log.exception("%s thread failed", name)
+                self.error = err
+                self.stop()
+            finally:
+                self.points.unregister(name)
+
+        return run
+
+    def _step_forever(self) -> None:
+        while not self.done:
+            self.points.checkpoint("serial")
+            self.step_once()
+        self.stop()
+
+    def _collect_forever(self) -> None:
+        inline = not self.schedule.learner_thread
+        while not self.done:
+            self.points.checkpoint("collector")
+            if self.schedule.may_collect(timeout=0.5):
+                self.collector.step()
+                if inline:
+                    self.schedule.after_collect()
+        self.stop()
+
+    def _learn_forever(self) -> None:
+        while not self.stopping.is_set():
+            self.points.checkpoint("learner")
+            self.schedule.learn_once(timeout=0.5)
+
+    def stop(self) -> None:
+        """Ask every loop to finish the step in hand and return."""
+        self.stopping.set()
+        self.schedule.stop()
+
+    # -- saving ------------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, Any]:
+        stored = self.store.index_snapshot().ids
+        return {
+            "env_steps": self.collector.env_steps,
+            "episodes": self.collector.episodes,
+            "successes": self.collector.successes,
+            "updates": self.learner.num_updates,
+            "policy_version": self.learner.policy_version,
+            "last_episode_id": int(stored[-1]) if len(stored) else -1,
+            "restarts": self.restarts,
+            "saved_at": time.time(),
+        }
+
+    def checkpoint(self, pause: bool = False) -> None:
+        """Save learner, curriculum and counters together, atomically.
+
+        ``pause`` first parks the worker threads between steps (concurrent mode);
+        the learner's state is read under the model lock either way.
+        """
+        if pause:
+            self.points.pause(timeout=30)  # on timeout, save anyway: the lock keeps it sound
+        try:
+            with self.lock:
+                learner_state = self.learner.state_dict()
+                counters = self.counters()
+                curriculum = self.daemon.state_dict()
+            self.daemon.persist()
+            self.checkpoints.save(
+                {"learner": learner_state, "counters": counters, "curriculum": curriculum},
+                step=counters["env_steps"],
+                metadata={
+                    "version": __version__,
+                    "learner": self.settings.algorithm.name,
+                    "env": self.settings.env.id,
+                },
+            )
+        finally:
+            if pause:
+                self.points.resume()
+        if self.metrics is not None:
+            self.metrics.checkpoints.inc()
+            self.metrics.last_checkpoint.set(time.time())
+        log.info("checkpoint at %d env steps", counters["env_steps"])
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- views -------------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            env_steps=self.collector.env_steps,
+            episodes=self.collector.episodes,
+            successes=self.collector.successes,
+            updates=self.learner.num_updates,
+            policy_version=self.learner.policy_version,
+            replay_transitions=self.store.num_transitions,
+        )
+
+    def status(self) -> Status:
+        return Status(
+            state="online",
+            agent=self.settings.run.agent,
+            pid=os.getpid(),
+            learner=self.settings.algorithm.name,
+            policy_version=self.learner.policy_version,
+            env_steps=self.collector.env_steps,
+            updates=self.learner.num_updates,
+            episodes=self.collector.episodes,
+        )
+
+    def refresh_gauges(self) -> None:
+        """Metrics that are read rather than counted (replay size, curriculum figures)."""
+        m = self.metrics
+        if m is None:
+            return
+        m.replay_transitions.set(self.store.num_transitions)
+        m.replay_episodes.set(len(self.store))
+        stats = self.daemon.stats()
+        for category, c in stats.categories.items():
+            m.success_rate.labels(category=category).set(c.success_rate)
+            m.learning_progress.labels(category=category).set(c.mean_goal_lp)
+        for source, count in stats.goals_by_source.items():
+            m.goals_known.labels(source=source).set(count)
+        m.injected_pending.set(stats.injected_episodes_pending)

@@ -1,0 +1,50 @@
+"""Where a run keeps its files: the one place that names them.
+
+The service writes them, and the CLI, evaluation and experiments read them, so
+every reader goes through :class:`RunLayout` and a renamed file cannot leave one
+of them looking in the wrong place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RunLayout:
+    """The files of one run directory."""
+
+    STORE = "store"
+    CHECKPOINTS = "checkpoints"
+    CONFIG = "config.yaml"
+    ENDPOINTS = "endpoints.json"
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    @property
+    def store(self) -> Path:
+        """The LMDB episode store (and the curriculum's durable state)."""
+        return self.root / self.STORE
+
+    @property
+    def checkpoints(self) -> Path:
+        """Learner, curriculum and counters, saved together."""
+        return self.root / self.CHECKPOINTS
+
+    @property
+    def config(self) -> Path:
+        """The effective configuration the run was started with."""
+        return self.root / self.CONFIG
+
+    @property
+    def endpoints(self) -> Path:
+        """Where a running service listens (metrics, MQTT, topics)."""
+        return self.root / self.ENDPOINTS
+
+    def require_run(self) -> None:
+        """Raise :class:`FileNotFoundError` unless this looks like a run directory."""
+        if not self.config.is_file():
+            raise FileNotFoundError(
+                f"{self.root} is not a run directory (no {self.CONFIG}): "
+                "start one with `autotelic run`"
+            )
