@@ -8,9 +8,10 @@ ended, and the caller (the collector, which asks the curriculum) decides the
 next goal and calls :meth:`TextEnvBatch.reset` for that env. Stepping an env
 whose episode ended raises :class:`EpisodeOverError`.
 
-Every state carries the episode's seed: resetting with that seed and the same
-goal (and configuration) regenerates the episode's start, so a stored episode
-can be replayed in the environment.
+Two kinds of seed: :meth:`TextEnvBatch.seed` seeds each env's random stream
+(what a run's seed controls), and every state carries its *episode* seed:
+resetting with that seed and the same goal (and configuration) regenerates the
+episode's start, so a stored episode can be replayed in the environment.
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ class TextEnvBatch(Protocol):
         """The goals these environments understand."""
         ...
 
+    def seed(self, seed: int) -> None:
+        """Seed env i's random stream with ``seed + i`` for the episodes that follow."""
+        ...
+
     def reset(
         self,
         envs: Sequence[int],
@@ -107,8 +112,8 @@ class TextEnvBatch(Protocol):
     ) -> list[TextState]:
         """Start a new episode in each of ``envs`` with its goal (None: the env samples one).
 
-        A seed regenerates the episode an earlier state reported as ``episode_seed``;
-        None continues the env's own random stream.
+        An episode seed regenerates the episode an earlier state reported as
+        ``episode_seed``; None draws the episode from the env's own random stream.
         """
         ...
 

@@ -60,7 +60,8 @@ class EnvSpec:
     ) -> TextEnvBatch:
         """``num_envs`` envs (default: the config's), set up for the goals of ``split``
         (None: as configured; evaluation asks for each split)."""
-        return self.make(config, num_envs=num_envs or config.num_envs, split=split)
+        n = config.num_envs if num_envs is None else num_envs
+        return self.make(config, num_envs=n, split=split)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """A :class:`~autotelic.core.env.TextEnvBatch` over N gymnasium text environments.
 
 Any gymnasium env can join the runtime through this adapter if it follows one
-convention: ``reset(seed=..., options={"goal": goal})`` starts an episode for a
-goal (``None``: one it samples), ``step`` takes the index of an admissible
-action, and ``info`` carries ``goal`` (canonical), ``admissible_actions``,
-``achieved_goals`` (what the step made true), ``episode_seed`` (regenerates the
-episode's start when passed back as the reset seed together with the goal),
-``steps`` and ``horizon``.
+convention: ``reset(seed=..., options={"goal": goal, "episode_seed": e})``
+starts an episode for a goal (``None``: one it samples); gymnasium's ``seed``
+seeds the env's random stream, and ``episode_seed``, when given, regenerates the
+episode that reported it. ``step`` takes the index of an admissible action, and
+``info`` carries ``goal`` (canonical), ``admissible_actions``, ``achieved_goals``
+(what the step made true), ``episode_seed``, ``steps`` and ``horizon``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class GymTextBatch:
         self.envs = list(envs)
         self._goal_space = goal_space
         self._states: list[TextState | None] = [None] * len(self.envs)
+        self._stream_seeds: list[int | None] = [None] * len(self.envs)
 
     @property
     def num_envs(self) -> int:
@@ -54,6 +55,10 @@ class GymTextBatch:
     @property
     def goal_space(self) -> GoalSpace:
         return self._goal_space
+
+    def seed(self, seed: int) -> None:
+        """Env i's next reset seeds its stream with ``seed + i`` (gymnasium seeds on reset)."""
+        self._stream_seeds = [seed + i for i in range(self.num_envs)]
 
     def reset(
         self,
@@ -65,9 +70,11 @@ class GymTextBatch:
             raise ValueError(f"{len(envs)} envs need as many goals (and seeds)")
         states = []
         for k, i in enumerate(envs):
-            options = {} if goals[k] is None else {"goal": goals[k]}
-            seed = None if seeds is None else seeds[k]
-            observation, info = self.envs[i].reset(seed=seed, options=options)
+            options: dict[str, Any] = {} if goals[k] is None else {"goal": goals[k]}
+            if seeds is not None and seeds[k] is not None:
+                options["episode_seed"] = seeds[k]
+            stream, self._stream_seeds[i] = self._stream_seeds[i], None
+            observation, info = self.envs[i].reset(seed=stream, options=options)
             state = text_state(observation, info)
             self._states[i] = state
             states.append(state)

@@ -99,9 +99,9 @@ class Collector:
         return states
 
     def start(self, seed: int) -> None:
-        """Start an episode in every env (env i seeded with ``seed + i``)."""
-        n = self.envs.num_envs
-        self._states = self._reset(list(range(n)), [seed + i for i in range(n)])
+        """Seed the envs' streams (env i with ``seed + i``) and start an episode in each."""
+        self.envs.seed(seed)
+        self._states = self._reset(list(range(self.envs.num_envs)), None)
 
     @property
     def prompts(self) -> list[str]:

@@ -59,9 +59,8 @@ def evaluate(
     queue = list(reversed(todo))
     first = [queue.pop() for _ in range(envs.num_envs)]
     live = list(range(envs.num_envs))
-    states: dict[int, TextState] = dict(
-        zip(live, envs.reset(live, first, [seed + i for i in live]), strict=True)
-    )
+    envs.seed(seed)
+    states: dict[int, TextState] = dict(zip(live, envs.reset(live, first), strict=True))
     while live:
         prompts = [learner.prompt(states[i].goal, states[i].observation) for i in live]
         candidates = [list(states[i].actions) for i in live]
@@ -75,7 +74,7 @@ def evaluate(
                 wins[category].append(float(result.terminated))
                 lengths[category].append(result.state.steps)
                 ended.append(i)
-        restart = [i for i in ended if queue]  # envs take the next goal, or go idle
+        restart = ended[: len(queue)]  # envs take the next goal, in order, or go idle
         if restart:
             goals_next: list[str | None] = [queue.pop() for _ in restart]
             states.update(zip(restart, envs.reset(restart, goals_next), strict=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -219,10 +220,13 @@ TINY_SERVICE = {
 class ServiceProcess:
     """``autotelic run`` in a subprocess, with a tiny model, as a user would start it."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+    def __init__(
+        self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None
+    ) -> None:
         import yaml
 
         self.workdir = workdir
+        self.env = {**os.environ, **(env or {})}
         self.run_dir = workdir / "run"
         self.config_file = workdir / "autotelic.yaml"
         self.config_file.write_text(
@@ -246,6 +250,7 @@ class ServiceProcess:
                 stdout=log,
                 stderr=log,
                 cwd=self.workdir,
+                env=self.env,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -6,6 +6,7 @@ import random
 
 import gymnasium as gym
 import pytest
+from minigrid.core.world_object import Ball, Box, Key
 from pydantic import ValidationError
 
 from autotelic.core import (
@@ -95,7 +96,11 @@ def test_training_levels_hide_held_out_pairs_and_test_levels_do_not():
 def test_the_same_seed_and_goal_replay_the_same_episode():
     env, twin = BabyAITextEnv(), BabyAITextEnv()
     rng = random.Random(0)
-    for goal in ["go to the red ball", "open the purple door", "put the grey key next to the red ball"]:
+    for goal in [
+        "go to the red ball",
+        "open the purple door",
+        "put the grey key next to the red ball",
+    ]:
         actions = [rng.randrange(6) for _ in range(60)]
         first = env.reset(seed=11, options={"goal": goal})
         again = twin.reset(seed=11, options={"goal": goal})
@@ -108,8 +113,24 @@ def test_the_reported_episode_seed_regenerates_an_unseeded_episode():
     env.reset(seed=5)
     for _ in range(5):
         obs, info = env.reset()  # sampled goal, seed drawn from the env's stream
-        assert replay.reset(seed=info["episode_seed"], options={"goal": info["goal"]}) == (obs, info)
-        assert replay.reset(seed=info["episode_seed"]) == (obs, info)
+        seed, goal = info["episode_seed"], info["goal"]
+        assert replay.reset(seed=seed, options={"goal": goal}) == (obs, info)
+        assert replay.reset(options={"goal": goal, "episode_seed": seed}) == (obs, info)
+        assert replay.reset(seed=seed) == (obs, info)
+
+
+def test_a_batch_seeds_each_env_stream_and_replays_reported_episode_seeds():
+    spec = env_spec(ENV_ID)
+    one, two = (spec.make_batch(BabyAIConfig(num_envs=2)) for _ in range(2))
+    if hasattr(one, "seed"):  # the batch contract's stream seeding
+        one.seed(7)
+        two.seed(7)
+        assert one.reset([0, 1], [None, None]) == two.reset([0, 1], [None, None])
+    first = one.reset([0, 1], [None, "go to the red key"])
+    replayed = two.reset(
+        [1, 0], [s.goal for s in reversed(first)], [s.episode_seed for s in reversed(first)]
+    )
+    assert list(reversed(replayed)) == first
 
 
 def test_a_goal_is_sampled_per_family_from_the_configured_goals():
@@ -185,8 +206,7 @@ def test_the_config_rejects_bad_settings_with_reasons():
 
 def test_the_registry_builds_a_batch_that_resets_and_steps():
     spec = env_spec(ENV_ID)
-    config = spec.config(num_envs=3)
-    batch = spec.make_batch(config)
+    batch = spec.make_batch(BabyAIConfig(num_envs=3))
     assert isinstance(batch, TextEnvBatch) and batch.num_envs == 3
     states = batch.reset([0, 1, 2], [None, "open the red door", None], [1, 2, None])
     assert states[1].goal == "open the red door" and states[0].episode_seed == 1
@@ -201,15 +221,17 @@ def test_the_registry_builds_a_batch_that_resets_and_steps():
 
 def test_a_test_split_batch_samples_only_held_out_goals():
     spec = env_spec(ENV_ID)
-    batch = spec.make_batch(spec.config(), num_envs=4, split="test")
+    batch = spec.make_batch(BabyAIConfig(), num_envs=4, split="test")
     states = batch.reset(range(4), [None] * 4, range(4))
     assert all(s.goal in batch.goal_space.goals("test") for s in states)
 
 
 def test_a_batch_plays_episodes_to_the_end_with_the_oracle():
     spec = env_spec(ENV_ID)
-    batch = spec.make_batch(spec.config(), num_envs=2)
-    batch.reset([0, 1], ["go to the green door", "put the purple ball next to the grey key"], [0, 1])
+    batch = spec.make_batch(BabyAIConfig(), num_envs=2)
+    batch.reset(
+        [0, 1], ["go to the green door", "put the purple ball next to the grey key"], [0, 1]
+    )
     envs = batch.envs  # type: ignore[attr-defined]
     running, rewards = [0, 1], [0.0, 0.0]
     while running:
@@ -220,3 +242,21 @@ def test_a_batch_plays_episodes_to_the_end_with_the_oracle():
                 running.remove(i)
                 assert batch.goal_space.achieved(r.state.goal, r.achieved)
     assert rewards == [1.0, 1.0]
+
+
+def test_a_drop_reports_put_next_to_each_side_neighbour_but_not_its_own_kind():
+    env = BabyAITextEnv()
+    env.reset(seed=0, options={"goal": "go to the purple ball"})
+    level = env.level
+    for x in range(1, 7):
+        for y in range(1, 7):
+            level.grid.set(x, y, None)
+    level.agent_pos, level.agent_dir = (2, 3), 0  # facing (3, 3)
+    level.grid.set(4, 3, Key("blue"))  # beside the drop cell
+    level.grid.set(3, 2, Ball("red"))  # beside it too, same kind as the dropped ball
+    level.grid.set(4, 4, Box("grey"))  # diagonal: not next to it
+    level.carrying = Ball("red")
+    _, _, _, _, info = env.step(ACTIONS.index("drop"))
+    assert info["achieved_goals"] == ["go to the red ball", "put the red ball next to the blue key"]
+    _, _, _, _, info = env.step(ACTIONS.index("pick up"))
+    assert info["achieved_goals"] == ["pick up the red ball"]

@@ -50,12 +50,12 @@ def test_goal_counts_per_split_and_family_are_as_documented():
 def test_train_and_test_goals_are_disjoint_and_split_by_the_held_out_pairs():
     train, test = SPACE.goals("train"), SPACE.goals("test")
     assert not set(train) & set(test)
-    assert HELD_OUT == {
+    assert {
         Thing("red", "box"),
         Thing("green", "key"),
         Thing("blue", "ball"),
         Thing("yellow", "door"),
-    }
+    } == HELD_OUT
     for goal in train:
         assert not set(parse_goal(goal).things) & HELD_OUT, goal
         assert split_of(parse_goal(goal)) == "train"

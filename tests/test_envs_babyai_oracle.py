@@ -71,6 +71,8 @@ def test_the_oracle_says_when_the_goal_object_is_gone():
     env.reset(seed=0, options={"goal": "pick up the purple box"})
     level = env.level
     box = next(c for c in level.grid.grid if c and (c.color, c.type) == ("purple", "box"))
-    level.grid.set(*box.cur_pos, None)  # as if the agent had opened it
+    assert box.cur_pos is not None
+    x, y = box.cur_pos
+    level.grid.set(x, y, None)  # as if the agent had opened it
     with pytest.raises(OracleError, match="the purple box is gone"):
         oracle_action(env)

@@ -47,7 +47,9 @@ def test_the_playground_batch_implements_the_contract_with_the_core_errors():
 
 def test_reset_starts_each_env_on_its_goal_as_an_independent_env_would_under_the_same_seed():
     goals = ["Grow cow", "Grasp lamp", "Grow lion"]
-    states = make_batch(num_envs=3).reset([0, 1, 2], goals, seeds=[10, 11, 12])
+    batch = make_batch(num_envs=3)
+    batch.seed(10)
+    states = batch.reset([0, 1, 2], goals)
     for i, (state, goal) in enumerate(zip(states, goals, strict=True)):
         observation, info = PlaygroundTextEnv().reset(seed=10 + i, options={"goal": goal})
         assert state.goal == goal == info["goal"]
@@ -58,12 +60,13 @@ def test_reset_starts_each_env_on_its_goal_as_an_independent_env_would_under_the
 
 
 def test_reset_without_a_goal_samples_one_from_the_goal_space():
-    batch = make_batch(num_envs=4)
-    states = batch.reset([0, 1, 2, 3], [None] * 4, seeds=[0, 1, 2, 3])
+    batch, again = make_batch(num_envs=4), make_batch(num_envs=4)
+    batch.seed(0)
+    again.seed(0)
+    states = batch.reset([0, 1, 2, 3], [None] * 4)
     train_goals = set(batch.goal_space.goals("train"))
     assert all(state.goal in train_goals for state in states)
-    again = make_batch(num_envs=4).reset([0, 1, 2, 3], [None] * 4, seeds=[0, 1, 2, 3])
-    assert again == states
+    assert again.reset([0, 1, 2, 3], [None] * 4) == states
 
 
 def test_the_same_seed_and_goal_regenerate_the_same_start_in_any_env():
@@ -75,17 +78,10 @@ def test_the_same_seed_and_goal_regenerate_the_same_start_in_any_env():
     assert same_env == first and other_env == first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: PlaygroundTextEnv reports episode_seed = scene_seed, but reset(seed=s) "
-        "seeds np_random with s and draws a new scene seed from it, so passing the reported "
-        "episode_seed back does not regenerate the episode (core/env.py contract)"
-    ),
-)
 def test_a_states_episode_seed_with_its_goal_regenerates_the_episode_start():
     batch = make_batch(num_envs=2)
-    (state,) = batch.reset([0], ["Grow cow"], seeds=[10])
+    batch.seed(10)
+    (state,) = batch.reset([0], ["Grow cow"])  # drawn from env 0's stream
     (replayed,) = batch.reset([1], [state.goal], seeds=[state.episode_seed])
     assert replayed == state
 
@@ -131,8 +127,8 @@ def test_results_align_with_the_env_indices_given():
     assert only.state.goal == "Grasp cow" and only.state.steps == 1
     # The same moves, in another order and from independent envs, give the same results.
     singles = {2: PlaygroundTextEnv(), 0: PlaygroundTextEnv()}
-    singles[2].reset(seed=1, options={"goal": "Grasp cow"})
-    singles[0].reset(seed=2, options={"goal": "Grow carrot"})
+    singles[2].reset(options={"goal": "Grasp cow", "episode_seed": 1})
+    singles[0].reset(options={"goal": "Grow carrot", "episode_seed": 2})
     singles[2].step(oracle_index(cow))
     actions = {0: oracle_index(carrot), 2: oracle_index(only.state)}
     results = batch.step([0, 2], [actions[0], actions[2]])

@@ -38,7 +38,10 @@ class BabyAITextEnv(gym.Env[str, Any]):
     ``reset(seed=..., options={"goal": "pick up the red ball"})`` builds a level
     whose BabyAI mission is that goal (``None``: one sampled from the configured
     goals). ``info["episode_seed"]`` regenerates the episode's start when passed
-    back as ``seed`` with the same goal. ``step`` takes an action index (or its
+    back, with the same goal, as ``options["episode_seed"]`` (the batch's way) or
+    as ``seed``: a given ``seed`` both seeds the env's random stream and is the
+    episode's seed; without either, the episode seed is drawn from that stream.
+    ``step`` takes an action index (or its
     text). ``info`` carries ``goal``, ``goal_category``, ``admissible_actions``,
     ``achieved_goals`` (what the step made true), ``mission_success`` (minigrid's
     verifier on the episode's goal), ``episode_seed``, ``steps`` and ``horizon``.
@@ -72,7 +75,7 @@ class BabyAITextEnv(gym.Env[str, Any]):
         super().reset(seed=seed)
         options = options or {}
         drawn = int(self.np_random.integers(_SEED_BOUND))
-        self._episode_seed = drawn if seed is None else int(seed)
+        self._episode_seed = int(options.get("episode_seed", drawn if seed is None else seed))
         text = options.get("goal")
         goal = self._sample_goal() if text is None else parse_or_invalid(text)
         level = self._level_for(goal)

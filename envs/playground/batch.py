@@ -24,5 +24,5 @@ def make_batch(
     config = config or PlaygroundConfig()
     if split is not None and split != config.split:
         config = config.model_copy(update={"split": split})
-    n = num_envs or config.num_envs
+    n = config.num_envs if num_envs is None else num_envs
     return GymTextBatch([PlaygroundTextEnv(config) for _ in range(n)], goal_space(config))

@@ -28,8 +28,9 @@ class PlaygroundTextEnv(gym.Env[str, Any]):
 
     ``reset(seed=..., options={"goal": "Grow carrot"})`` starts an episode for a
     goal (or a sampled one); ``options["feasible"]`` forces a feasible or an
-    impossible scene; ``options["scene_seed"]`` regenerates the scene an earlier
-    episode recorded in ``info["scene_seed"]`` (with the same goal and config).
+    impossible scene; ``options["episode_seed"]`` (or its older name
+    ``options["scene_seed"]``) regenerates the scene an earlier episode recorded in
+    ``info["episode_seed"]`` (with the same goal and config).
     ``step`` takes an admissible action string or its index in
     ``info["admissible_actions"]``. ``info`` carries ``goal``, ``goal_category``,
     ``feasible``, ``horizon``, ``admissible_actions``, ``achieved_goals`` (what
@@ -61,7 +62,7 @@ class PlaygroundTextEnv(gym.Env[str, Any]):
         super().reset(seed=seed)
         options = options or {}
         drawn = int(self.np_random.integers(2**63 - 1))
-        self._scene_seed = int(options.get("scene_seed", drawn))
+        self._scene_seed = int(options.get("episode_seed", options.get("scene_seed", drawn)))
         goal, scene = generate(
             options.get("goal"),
             self.config,
