@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import yaml
 
 from autotelic.core import ActResult, env_spec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import gymnasium as gym
 import pytest
@@ -247,15 +248,16 @@ def test_a_batch_plays_episodes_to_the_end_with_the_oracle():
 def test_a_drop_reports_put_next_to_each_side_neighbour_but_not_its_own_kind():
     env = BabyAITextEnv()
     env.reset(seed=0, options={"goal": "go to the purple ball"})
-    level = env.level
+    level: Any = env.level
     for x in range(1, 7):
         for y in range(1, 7):
             level.grid.set(x, y, None)
     level.agent_pos, level.agent_dir = (2, 3), 0  # facing (3, 3)
     level.grid.set(4, 3, Key("blue"))  # beside the drop cell
-    level.grid.set(3, 2, Ball("red"))  # beside it too, same kind as the dropped ball
+    ball: Any = Ball  # minigrid's Ball is untyped
+    level.grid.set(3, 2, ball("red"))  # beside it too, same kind as the dropped ball
     level.grid.set(4, 4, Box("grey"))  # diagonal: not next to it
-    level.carrying = Ball("red")
+    level.carrying = ball("red")
     _, _, _, _, info = env.step(ACTIONS.index("drop"))
     assert info["achieved_goals"] == ["go to the red ball", "put the red ball next to the blue key"]
     _, _, _, _, info = env.step(ACTIONS.index("pick up"))

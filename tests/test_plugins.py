@@ -38,7 +38,7 @@ def test_plugins_named_in_the_configuration_register_before_validation(tmp_path:
     assert type(settings.algorithm).__name__ == "ToyQConfig"
     assert algorithm_spec("toy-q").kind == "off_policy"
     assert "toy/NumberLine-v0" in [s.id for s in registered_envs()]
-    with pytest.raises(ConfigError, match="cannot import plug-in module 'tests.nowhere'"):
+    with pytest.raises(ConfigError, match=r"cannot import plug-in module 'tests\.nowhere'"):
         load_settings(None, run={"plugins": ["tests.nowhere"]})
     with pytest.raises(ConfigError, match=r"env.horizon: Input should be greater than or equal"):
         toy_settings(tmp_path, env={"horizon": 0})
