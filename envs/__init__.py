@@ -4,5 +4,5 @@ registry (:func:`autotelic.core.register_env`) and with gymnasium, under an
 
 from __future__ import annotations
 
-import autotelic.envs.babyai
-import autotelic.envs.playground  # noqa: F401 (registers)
+import autotelic.envs.babyai  # registers autotelic/BabyAIText-v0
+import autotelic.envs.playground  # noqa: F401 (registers autotelic/PlaygroundText-v0)

@@ -18,7 +18,7 @@ from autotelic.envs.babyai.grammar import Category, Goal, parse_goal
 from autotelic.envs.babyai.levels import DoorRoomLevel, GoalLevel, ObjectRoomLevel, needs_doors
 from autotelic.envs.babyai.oracle import BotAdvisor
 from autotelic.envs.babyai.splits import HELD_OUT, all_goals
-from autotelic.envs.babyai.text import describe
+from autotelic.envs.babyai.text import describe, describe_view
 
 __all__ = ["ACTIONS", "ENV_ID", "BabyAITextEnv"]
 
@@ -83,7 +83,7 @@ class BabyAITextEnv(gym.Env[str, Any]):
         level.reset(seed=self._episode_seed)  # type: ignore[no-untyped-call]
         self._goal, self._level, self._advisor = goal, level, None
         self._steps, self._last_action, self._done = 0, None, False
-        return describe(level), self._info([], mission_success=False)
+        return self._observation(level), self._info([], mission_success=False)
 
     def step(self, action: int | str) -> tuple[str, float, bool, bool, Info]:
         level, goal = self._require_episode()
@@ -97,7 +97,7 @@ class BabyAITextEnv(gym.Env[str, Any]):
         truncated = not terminated and self._steps >= self.horizon
         self._done = terminated or truncated
         info = self._info(achieved, mission_success=bool(mission_success))
-        return describe(level), float(terminated), terminated, truncated, info
+        return self._observation(level), float(terminated), terminated, truncated, info
 
     def render(self) -> str:
         level, goal = self._require_episode(allow_done=True)
@@ -155,6 +155,13 @@ class BabyAITextEnv(gym.Env[str, Any]):
                 max_steps=max(c.horizon(k) for k in Category) + 1,
             )
         return self._levels[doors]
+
+    @staticmethod
+    def _observation(level: GoalLevel) -> str:
+        """The text of the view minigrid just computed for its own observation."""
+        if level.last_view is None:
+            return describe(level)
+        return describe_view(*level.last_view, level.carrying)
 
     def _require_episode(self, allow_done: bool = False) -> tuple[GoalLevel, Goal]:
         if self._level is None or self._goal is None:

@@ -69,6 +69,7 @@ class GoalLevel(RoomGridLevel):
         max_steps: int,
     ) -> None:
         self.goal: Goal | None = None
+        self.last_view: tuple[Any, Any] | None = None
         self.num_distractors = num_distractors
         self.banned = frozenset(banned)
         super().__init__(
@@ -95,6 +96,12 @@ class GoalLevel(RoomGridLevel):
             self.mission = self.surface
             return
         raise RuntimeError(f"could not lay out a level for {self._goal().text!r}")
+
+    def gen_obs(self) -> dict[str, Any]:
+        """Minigrid's observation, keeping the agent's view it is made of in
+        :attr:`last_view` so the text need not compute it a second time."""
+        grid, visible = self.last_view = self.gen_obs_grid()  # type: ignore[no-untyped-call]
+        return {"image": grid.encode(visible), "direction": self.agent_dir, "mission": self.mission}
 
     def gen_mission(self) -> None:
         goal = self._goal()

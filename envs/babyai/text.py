@@ -40,11 +40,16 @@ class Sighting:
 def describe(level: Any) -> str:
     """The observation text of a minigrid env's current state."""
     grid, visible = level.gen_obs_grid()
+    return describe_view(grid, visible, level.carrying)
+
+
+def describe_view(grid: Any, visible: Any, carrying: Any) -> str:
+    """The text of an agent-centred view (minigrid's ``gen_obs_grid``) and what is carried."""
     lines = [f"You see {s.text}." for s in sightings(grid, visible)]
     lines += [f"You see a wall {w}." for w in walls(grid, visible)]
     if not lines:
         lines.append(_NOTHING_SEEN)
-    lines.append(carrying_line(level.carrying))
+    lines.append(carrying_line(carrying))
     return "\n".join(lines)
 
 
