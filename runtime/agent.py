@@ -46,6 +46,8 @@ from autotelic.storage import CheckpointManager, EpisodeStore, ReplaySampler, Ru
 log = logging.getLogger(__name__)
 
 StepHook = Callable[["Agent"], None]
+STARTS_KEY = "run/starts"
+"""Store state key: how many times this run has started."""
 
 
 class Agent:
@@ -81,7 +83,7 @@ class Agent:
         self.learner = self.algorithm.build(s.model, s.algorithm)
         self.checkpoints = CheckpointManager(self.layout.checkpoints, keep=s.checkpoint.keep)
         counters = self._restore()
-        self.restarts = int(counters.get("restarts", -1)) + 1
+        self.restarts = self._count_start(counters)
         seeds = np.random.SeedSequence([s.run.seed, self.restarts])
         env_seed, act_seed, replay_seed = seeds.generate_state(3)
         self.envs = self.env_spec.make_batch(s.env)
@@ -179,6 +181,20 @@ class Agent:
             counters["episodes"] = int(counters.get("episodes", 0)) + 1
             counters["successes"] = int(counters.get("successes", 0)) + int(episode.success)
         return counters
+
+    def _count_start(self, counters: dict[str, Any]) -> int:
+        """This start's index (0 for a new run), persisted before any step.
+
+        The seed streams of env scenes, action draws and replay derive from
+        (run.seed, start index); counting starts in the store, durably and before
+        the first step, gives every start new streams, also after a kill that
+        came before the next checkpoint. A run directory from before this counter
+        existed continues from its checkpoint's count.
+        """
+        saved = self.store.get_state(STARTS_KEY)
+        start = int(saved) if saved is not None else int(counters.get("restarts", -1)) + 1
+        self.store.put_state(STARTS_KEY, start + 1)
+        return start
 
     def _announce(self) -> None:
         s = self.settings

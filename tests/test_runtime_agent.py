@@ -160,3 +160,23 @@ def test_config_file_and_environment_variables(
         load_settings(tmp_path / "missing.yaml")
     assert settings.algorithm.name == "sac"
     assert np.isclose(getattr(settings.algorithm, "gamma", 0.0), 0.99)
+
+
+def test_every_start_draws_new_seed_streams_even_without_a_checkpoint(tmp_path: Path) -> None:
+    """A start that dies before its first checkpoint still counts: the next start does not
+    replay its scenes and action draws; a new run directory is reproducible from its seed."""
+
+    def opening_scenes(agent: Agent) -> list[int]:
+        return [state.episode_seed for state in agent.collector._states]
+
+    firsts = []
+    for start in range(3):
+        agent = Agent(settings_for(tmp_path / "run", run={"seed": 5}))
+        assert agent.restarts == start
+        firsts.append(opening_scenes(agent))
+        agent.step_once()  # then "killed": closed without a checkpoint
+        agent.close()
+    assert len({tuple(f) for f in firsts}) == 3
+    fresh = Agent(settings_for(tmp_path / "fresh", run={"seed": 5}))
+    assert fresh.restarts == 0 and opening_scenes(fresh) == firsts[0]
+    fresh.close()
