@@ -42,6 +42,18 @@ class FinishedEpisode:
 EpisodeListener = Callable[[FinishedEpisode], None]
 
 
+def behaviour_sample(
+    probs: list[np.ndarray], epsilon: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Actions drawn from ``(1 - epsilon) * pi + epsilon * uniform``, with their log-probs
+    under that mixture: an exploring behaviour that still reaches every admissible action
+    however peaked a pretrained policy starts."""
+    mixed = [(1 - epsilon) * p.astype(np.float64) + epsilon / len(p) for p in probs]
+    actions = np.array([rng.choice(len(m), p=m / m.sum()) for m in mixed], dtype=np.int64)
+    log_probs = np.array([np.log(m[a]) for m, a in zip(mixed, actions, strict=True)])
+    return actions, log_probs.astype(np.float32)
+
+
 class Collector:
     """Steps a batch of envs with the learner's policy and stores what happens."""
 
@@ -58,6 +70,7 @@ class Collector:
         metrics: Metrics | None = None,
         recorder: RolloutRecorder | None = None,
         inference_batch: int | None = None,
+        epsilon: float = 0.0,
     ) -> None:
         self.envs = envs
         self.learner = learner
@@ -69,6 +82,7 @@ class Collector:
         self.metrics = metrics
         self.recorder = recorder
         self.inference_batch = inference_batch
+        self.epsilon = epsilon
         self.listeners: list[EpisodeListener] = []
         self.env_steps = 0
         self.episodes = 0
@@ -195,11 +209,15 @@ class Collector:
             part = self.learner.act(
                 prompts[start : start + chunk],
                 candidates[start : start + chunk],
+                greedy=self.epsilon > 0,  # the mixture below samples instead
                 generator=self.rng,
                 lock=self.lock,
             )
-            actions.append(part.actions)
-            log_probs.append(part.log_probs)
+            chosen, log_prob = part.actions, part.log_probs
+            if self.epsilon > 0:
+                chosen, log_prob = behaviour_sample(part.probs, self.epsilon, self.rng)
+            actions.append(chosen)
+            log_probs.append(log_prob)
             version = part.policy_version
             if self.metrics is not None:
                 self.metrics.entropy.set(float(np.mean(part.entropies)))

@@ -9,6 +9,12 @@ bridge was disconnected are queued by the broker and arrive on reconnect. The
 retained status is ``online`` while connected and the broker publishes the
 ``offline`` last will if the process dies; a clean stop publishes ``offline``
 itself before disconnecting.
+
+Connection failures are explained once per cause, in one log line that names the
+``mqtt.*`` setting to check (:func:`diagnose`): a TLS certificate the CA file does
+not vouch for, credentials the broker refuses, nothing listening at the URL... The
+same failure at the next retries is logged at debug level only. A TLS file that is
+missing or unreadable is a configuration error when the bridge is made.
 """
 
 from __future__ import annotations
@@ -19,10 +25,14 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aiomqtt
+import paho.mqtt.client as mqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel
 
 from autotelic.runtime.messages import (
@@ -35,7 +45,7 @@ from autotelic.runtime.messages import (
     parse_inject_request,
 )
 from autotelic.runtime.metrics import Metrics
-from autotelic.runtime.mqtt_config import MQTTConfig
+from autotelic.runtime.mqtt_config import MQTTConfig, TLSSettingError
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +69,153 @@ def encode(message: BaseModel | dict[str, object] | str) -> bytes:
     if isinstance(message, str):
         return message.encode()
     return json.dumps(message).encode()
+
+
+# -- explaining connection failures ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """Why a connection failed, as one log line naming the setting to check."""
+
+    message: str
+    level: int = logging.WARNING
+
+
+_RETRYING = "retrying with back-off, training continues"
+_SSL_REASON = re.compile(r"\[SSL(?:: [A-Z0-9_]+)?\]\s*(.*?)\s*(?:\(_ssl\.c:\d+\))?$")
+_CREDENTIALS = {4, 5, 134, 135}  # MQTT 3.1.1 and 5 codes for bad credentials / not authorised
+_CLIENT_CERT = (
+    "certificate required",
+    "peer did not return a certificate",
+    "alert bad certificate",
+    "alert unknown ca",
+    "alert certificate unknown",
+    "alert certificate expired",
+    "alert certificate revoked",
+    "alert unsupported certificate",
+)
+
+
+def _connack(rc: int | ReasonCode) -> tuple[int, str]:
+    """The code and words of a refused CONNACK (MQTT 3.1.1 code or MQTT 5 reason code)."""
+    if isinstance(rc, ReasonCode):
+        return rc.value, str(rc).lower()
+    return rc, mqtt.connack_string(rc).lower().removeprefix("connection refused: ").rstrip(".")
+
+
+def _ssl_reason(text: str) -> str:
+    """``[SSL: X] words (_ssl.c:123)`` -> ``words``."""
+    found = _SSL_REASON.search(text)
+    return found.group(1) if found and found.group(1) else text
+
+
+def diagnose(err: BaseException, config: MQTTConfig, socket_error: str | None = None) -> Diagnosis:
+    """Turn what aiomqtt raised into one line that names the cause and the setting to fix.
+
+    ``socket_error`` is the last error paho logged for this attempt: with TLS 1.3 a
+    broker that rejects the client certificate says so only after the handshake, and
+    the connection attempt then ends in a timeout that alone explains nothing.
+    """
+    host, port, tls = config.endpoint()
+    where = f"{host}:{port}"
+    text = str(err)
+    low = text.lower()
+    if isinstance(err, MqttConnectError) and err.rc is not None:
+        code, said = _connack(err.rc)
+        if code in _CREDENTIALS:
+            user, _password = config.credentials()
+            if user is None:
+                return Diagnosis(
+                    f"MQTT: the broker at {where} wants a user name and password ({said}): "
+                    f"set mqtt.username and mqtt.password; {_RETRYING}",
+                    logging.ERROR,
+                )
+            return Diagnosis(
+                f"MQTT: the broker refused the credentials of user {user!r} ({said}): "
+                f"check mqtt.username and mqtt.password; {_RETRYING}",
+                logging.ERROR,
+            )
+        return Diagnosis(
+            f"MQTT: the broker at {where} refused the connection ({said}): check the "
+            f"broker's log and mqtt.url; {_RETRYING}",
+            logging.ERROR,
+        )
+    if socket_error and ("timed out" in low or not text):
+        return diagnose(aiomqtt.MqttError(socket_error), config)
+    if "certificate verify failed" in low:
+        reason = _ssl_reason(text)
+        if "mismatch" in low:
+            return Diagnosis(
+                f"MQTT: TLS handshake failed ({reason}): the broker's certificate is not "
+                f"for {host!r}; check the host in mqtt.url; {_RETRYING}",
+                logging.ERROR,
+            )
+        if "expired" in low or "not yet valid" in low:
+            return Diagnosis(
+                f"MQTT: TLS handshake failed ({reason}): the broker's certificate is out "
+                f"of date; renew it (mqtt.tls_ca_file must hold its CA); {_RETRYING}",
+                logging.ERROR,
+            )
+        setting = "check mqtt.tls_ca_file" if config.tls_ca_file else "set mqtt.tls_ca_file"
+        return Diagnosis(
+            f"MQTT: TLS handshake failed ({reason}): {setting} (the CA that signed the "
+            f"broker's certificate); {_RETRYING}",
+            logging.ERROR,
+        )
+    if any(words in low for words in _CLIENT_CERT):
+        return Diagnosis(
+            f"MQTT: the broker rejected the TLS client certificate ({_ssl_reason(text)}): "
+            f"check mqtt.tls_cert_file and mqtt.tls_key_file; {_RETRYING}",
+            logging.ERROR,
+        )
+    if "[ssl" in low or "ssl:" in low or "_ssl.c" in low:
+        return Diagnosis(
+            f"MQTT: TLS handshake failed ({_ssl_reason(text)}): check that mqtt.url is "
+            f"mqtts:// on the broker's TLS port, and the mqtt.tls_* files; {_RETRYING}",
+            logging.ERROR,
+        )
+    if "connection refused" in low:
+        return Diagnosis(
+            f"MQTT: nothing accepts connections at {where} (connection refused): check "
+            f"mqtt.url and that the broker runs; {_RETRYING}"
+        )
+    if "name or service not known" in low or "name resolution" in low or "nodename" in low:
+        return Diagnosis(
+            f"MQTT: cannot resolve the broker's host {host!r} ({text}): check mqtt.url; {_RETRYING}"
+        )
+    if "unreachable" in low or "no route to host" in low:
+        return Diagnosis(
+            f"MQTT: cannot reach {where} ({text}): check mqtt.url and the network; {_RETRYING}"
+        )
+    if "timed out" in low:
+        speaks = "TLS (mqtts://)" if tls else "plain MQTT (mqtt://)"
+        return Diagnosis(
+            f"MQTT: no answer from the broker at {where} (timed out): check that mqtt.url "
+            f"names a port that speaks {speaks}; {_RETRYING}"
+        )
+    return Diagnosis(
+        f"MQTT: cannot connect to {where} ({text or type(err).__name__}): "
+        f"check mqtt.url; {_RETRYING}"
+    )
+
+
+class _ClientLog(logging.Handler):
+    """Paho's log for one bridge: socket errors are kept to explain a failed attempt and
+    shown at debug level only (the bridge reports them once, classified); the rest is
+    passed on to this module's logger at its own level."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.socket_error: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "on socket" in message:
+            self.socket_error = message.split(": ", 1)[-1]
+            log.debug("paho: %s", message)
+        else:
+            log.log(record.levelno, "paho: %s", message)
 
 
 class MQTTBridge:
@@ -85,6 +242,19 @@ class MQTTBridge:
         self._stop: asyncio.Event | None = None
         self.connected = asyncio.Event()
         self.dropped = 0
+        try:
+            self._tls_context = config.ssl_context() if config.url else None
+        except TLSSettingError as err:
+            from autotelic.runtime.config import ConfigError  # heavy; only on this path
+
+            raise ConfigError(str(err)) from None
+        self._client_log = _ClientLog()
+        # Not in the logging tree: paho's records reach only the handler above.
+        self._paho_logger = logging.Logger(f"{__name__}.paho", logging.INFO)
+        self._paho_logger.addHandler(self._client_log)
+        self._reported: str | None = None  # the failure last logged, until a success
+        self._session_up = False
+        self._refusal_logged = False
 
     # -- publishing (any thread) ---------------------------------------------------------------
 
@@ -136,23 +306,63 @@ class MQTTBridge:
             self._wakeup.set()
         backoff = self.config.reconnect_min_s
         while not self._stop.is_set():
+            self._client_log.socket_error = None
+            self._session_up = False
             try:
                 await self._session()
                 backoff = self.config.reconnect_min_s
-            except aiomqtt.MqttError as err:
-                log.warning("MQTT connection lost or refused (%s); retrying in %.1fs", err, backoff)
+            except (aiomqtt.MqttError, OSError) as err:
+                self._report(err)
             self._set_connected(False)
             if self._stop.is_set():
                 break
             if self._metrics:
                 self._metrics.mqtt_reconnects.inc()
-            await self._sleep(backoff * random.uniform(0.8, 1.2))
+            delay = backoff * random.uniform(0.8, 1.2)
+            log.debug("MQTT: reconnecting in %.1fs", delay)
+            await self._sleep(delay)
             backoff = min(backoff * 2, self.config.reconnect_max_s)
 
     def stop(self) -> None:
         """Ask :meth:`run` to flush (bounded), publish ``offline``, disconnect and return."""
         if self._stop is not None:
             self._stop.set()
+
+    def _report(self, err: BaseException) -> None:
+        """Log why the connection failed or ended: once per cause, until it works again."""
+        if self._session_up:
+            self._reported = None
+            log.warning(
+                "MQTT: the connection to the broker was lost (%s); reconnecting with back-off, "
+                "training continues",
+                err,
+            )
+            return
+        diagnosis = diagnose(err, self.config, self._client_log.socket_error)
+        if diagnosis.message == self._reported:
+            log.debug("%s (again)", diagnosis.message)
+            return
+        self._reported = diagnosis.message
+        log.log(diagnosis.level, "%s", diagnosis.message)
+
+    def _check_granted(self, granted: Sequence[int | ReasonCode]) -> None:
+        """A broker's ACL may refuse the goal topic without closing the connection: say so
+        (once, until a later connection is granted it)."""
+        codes = [c.value if isinstance(c, ReasonCode) else int(c) for c in granted]
+        if not any(code >= 0x80 for code in codes):
+            self._refusal_logged = False
+            return
+        if not self._refusal_logged:
+            self._refusal_logged = True
+            user = self.config.credentials()[0]
+            log.error(
+                "MQTT: the broker does not let user %r subscribe to %s (not authorised), so "
+                "no goal can be injected: check the broker's ACL for mqtt.username (it needs "
+                "readwrite on %s/#)",
+                user,
+                self.topics.inject,
+                self.topics.prefix,
+            )
 
     def _client(self) -> aiomqtt.Client:
         host, port, _tls = self.config.endpoint()
@@ -165,18 +375,22 @@ class MQTTBridge:
             clean_session=False,
             username=user,
             password=password,
-            tls_context=self.config.ssl_context(),
+            tls_context=self._tls_context,
             keepalive=self.config.keepalive_s,
             timeout=10,
+            logger=self._paho_logger,
             will=aiomqtt.Will(self.topics.status, encode(offline), qos=1, retain=True),
         )
 
     async def _session(self) -> None:
         assert self._stop is not None
         async with self._client() as client:
-            await client.subscribe(self.topics.inject, qos=1)
+            granted = await client.subscribe(self.topics.inject, qos=1)
+            self._check_granted(granted)
             await client.publish(self.topics.status, encode(self._status()), qos=1, retain=True)
             self._set_connected(True)
+            self._session_up = True
+            self._reported = None
             log.info("MQTT connected to %s as %s", self.config.url, self._client_id)
             tasks = {
                 asyncio.create_task(self._receive(client)),

@@ -9,6 +9,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
+class TLSSettingError(ValueError):
+    """A ``tls_*`` file that cannot be used; the message names the setting to fix."""
+
+
 class MQTTConfig(BaseModel):
     """Where the broker is and how to talk to it."""
 
@@ -69,17 +73,48 @@ class MQTTConfig(BaseModel):
         return user, password
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS context to connect with, or None for plain TCP."""
+        """The TLS context to connect with, or None for plain TCP.
+
+        Raises :class:`TLSSettingError`, naming the ``mqtt.tls_*`` setting, when a
+        certificate or key file is missing or unusable.
+        """
         if self.url is None or not self.endpoint()[2]:
             return None
-        context = ssl.create_default_context(
-            cafile=str(self.tls_ca_file) if self.tls_ca_file else None
-        )
-        if self.tls_cert_file:
-            context.load_cert_chain(
-                str(self.tls_cert_file), str(self.tls_key_file) if self.tls_key_file else None
+        for name in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+            path: Path | None = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise TLSSettingError(f"mqtt.{name}: {path} does not exist or is not a file")
+        if self.tls_key_file and not self.tls_cert_file:
+            raise TLSSettingError("mqtt.tls_key_file is set but mqtt.tls_cert_file is not")
+        try:
+            context = ssl.create_default_context(
+                cafile=str(self.tls_ca_file) if self.tls_ca_file else None
             )
+        except (ssl.SSLError, OSError) as err:
+            raise TLSSettingError(
+                f"mqtt.tls_ca_file: {self.tls_ca_file} holds no usable CA certificate "
+                f"({_reason(err)})"
+            ) from None
+        if self.tls_cert_file:
+            try:
+                context.load_cert_chain(
+                    str(self.tls_cert_file), str(self.tls_key_file) if self.tls_key_file else None
+                )
+            except (ssl.SSLError, OSError) as err:
+                raise TLSSettingError(
+                    f"mqtt.tls_cert_file / mqtt.tls_key_file: cannot use {self.tls_cert_file} "
+                    f"with key {self.tls_key_file or '(in the same file)'} ({_reason(err)})"
+                ) from None
         if self.tls_insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
+
+
+def _reason(err: BaseException) -> str:
+    """OpenSSL's words for a failure, without the library and source-line decoration."""
+    if isinstance(err, ssl.SSLError):
+        if err.reason:
+            return str(err.reason).lower().replace("_", " ")
+        return "not PEM, or a key that does not belong to the certificate"
+    return str(getattr(err, "strerror", None) or err)

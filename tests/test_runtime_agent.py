@@ -180,3 +180,14 @@ def test_every_start_draws_new_seed_streams_even_without_a_checkpoint(tmp_path: 
     fresh = Agent(settings_for(tmp_path / "fresh", run={"seed": 5}))
     assert fresh.restarts == 0 and opening_scenes(fresh) == firsts[0]
     fresh.close()
+
+
+def test_an_epsilon_mixed_behaviour_samples_every_action_and_records_its_own_log_prob() -> None:
+    from autotelic.runtime.collector import behaviour_sample
+
+    peaked = [np.array([0.999, 0.001, 0.0, 0.0], dtype=np.float32)] * 4000
+    actions, log_probs = behaviour_sample(peaked, 0.2, np.random.default_rng(0))
+    counts = np.bincount(actions, minlength=4) / len(actions)
+    expected = 0.8 * peaked[0] + 0.05
+    assert np.allclose(counts, expected, atol=0.02)  # every action is reached
+    assert np.allclose(np.exp(log_probs), expected[actions], rtol=1e-5)

@@ -10,8 +10,8 @@ from autotelic.envs.gym_batch import GymTextBatch
 
 
 def goal_space(config: BabyAIConfig | None = None) -> BabyAIGoalSpace:
-    """BabyAI-Text's goals (the configuration does not change the grammar)."""
-    return BabyAIGoalSpace()
+    """BabyAI-Text's goals, listed for the configured families."""
+    return BabyAIGoalSpace((config or BabyAIConfig()).categories)
 
 
 def make_batch(
@@ -21,5 +21,5 @@ def make_batch(
     config = config or BabyAIConfig()
     if split is not None and split != config.split:
         config = config.model_copy(update={"split": split})
-    n = num_envs or config.num_envs
+    n = config.num_envs if num_envs is None else num_envs
     return GymTextBatch([BabyAITextEnv(config) for _ in range(n)], goal_space(config))

@@ -23,7 +23,15 @@ def parse_or_invalid(text: str) -> Goal:
 
 class BabyAIGoalSpace:
     """``go to``, ``pick up``, ``open`` and ``put ... next to`` goals over BabyAI objects;
-    goals naming a held-out colour-object pair (see :mod:`.splits`) form split ``test``."""
+    goals naming a held-out colour-object pair (see :mod:`.splits`) form split ``test``.
+
+    ``categories`` limits the configured goal lists (what the curriculum starts from and
+    evaluation measures) to those families; any grammatical goal still parses, so a
+    person can inject one of another family.
+    """
+
+    def __init__(self, categories: Sequence[Category] = tuple(Category)) -> None:
+        self.families = {Category(c).value for c in categories}
 
     def parse(self, text: str) -> ParsedGoal:
         goal = parse_or_invalid(text)
@@ -33,7 +41,7 @@ class BabyAIGoalSpace:
         return [c.value for c in Category]
 
     def goals(self, split: Split = "train") -> list[str]:
-        return all_goals(split)
+        return [g for g in all_goals(split) if parse_goal(g).category.value in self.families]
 
     def achieved(self, goal: str, achieved_goals: Collection[str]) -> bool:
         """Membership of the canonical goal: the env reports achieved goals canonically."""
