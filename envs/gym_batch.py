@@ -6,7 +6,9 @@ starts an episode for a goal (``None``: one it samples); gymnasium's ``seed``
 seeds the env's random stream, and ``episode_seed``, when given, regenerates the
 episode that reported it. ``step`` takes the index of an admissible action, and
 ``info`` carries ``goal`` (canonical), ``admissible_actions``, ``achieved_goals``
-(what the step made true), ``episode_seed``, ``steps`` and ``horizon``.
+(what the step made true), ``episode_seed``, ``steps`` and ``horizon``; and, for
+gymnasium's own tools, ``action_mask`` (:func:`action_mask`), so that
+``action_space.sample(mask=info["action_mask"])`` draws only admissible actions.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
+import numpy.typing as npt
 
 from autotelic.core import (
     EnvStep,
@@ -23,6 +27,14 @@ from autotelic.core import (
     InadmissibleActionError,
     TextState,
 )
+
+
+def action_mask(size: int, admissible: int) -> npt.NDArray[np.int8]:
+    """1 for the first ``admissible`` of ``size`` discrete actions (action i is the i-th
+    admissible action), 0 for the rest."""
+    mask = np.zeros(size, dtype=np.int8)
+    mask[:admissible] = 1
+    return mask
 
 
 def text_state(observation: str, info: dict[str, Any]) -> TextState:

@@ -11,6 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from autotelic.core import EpisodeOverError, InadmissibleActionError
+from autotelic.envs.gym_batch import action_mask
 from autotelic.envs.babyai.achieved import achieved_goals, before_step
 from autotelic.envs.babyai.config import ENV_ID, BabyAIConfig
 from autotelic.envs.babyai.goal_space import parse_or_invalid
@@ -188,6 +189,7 @@ class BabyAITextEnv(gym.Env[str, Any]):
             "goal": goal.text,
             "goal_category": goal.category.value,
             "admissible_actions": list(ACTIONS),
+            "action_mask": action_mask(len(ACTIONS), len(ACTIONS)),
             "achieved_goals": achieved,
             "mission_success": mission_success,
             "episode_seed": self._episode_seed,

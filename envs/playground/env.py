@@ -11,6 +11,7 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from autotelic.core import EpisodeOverError, InadmissibleActionError
+from autotelic.envs.gym_batch import action_mask
 from autotelic.envs.playground.config import ENV_ID, PlaygroundConfig
 from autotelic.envs.playground.generation import generate
 from autotelic.envs.playground.goals import HORIZONS, IMPOSSIBLE_HORIZON, Goal, reward
@@ -134,6 +135,7 @@ class PlaygroundTextEnv(gym.Env[str, Any]):
             "feasible": self._feasible,
             "horizon": self._horizon,
             "admissible_actions": scene.admissible_actions(),
+            "action_mask": action_mask(int(self.action_space.n), len(scene.admissible_actions())),
             "achieved_goals": achieved_now,
             "scene_seed": self._scene_seed,
             "episode_seed": self._scene_seed,
