@@ -11,7 +11,6 @@ import numpy as np
 from gymnasium import spaces
 
 from autotelic.core import EpisodeOverError, InadmissibleActionError
-from autotelic.envs.gym_batch import action_mask
 from autotelic.envs.babyai.achieved import achieved_goals, before_step
 from autotelic.envs.babyai.config import ENV_ID, BabyAIConfig
 from autotelic.envs.babyai.goal_space import parse_or_invalid
@@ -20,6 +19,7 @@ from autotelic.envs.babyai.levels import DoorRoomLevel, GoalLevel, ObjectRoomLev
 from autotelic.envs.babyai.oracle import BotAdvisor
 from autotelic.envs.babyai.splits import HELD_OUT, all_goals
 from autotelic.envs.babyai.text import describe, describe_view
+from autotelic.envs.gym_batch import action_mask
 
 __all__ = ["ACTIONS", "ENV_ID", "BabyAITextEnv"]
 
