@@ -149,6 +149,7 @@ class Recorder:
                     goals=self.goals[split],
                     seed=10_000,  # the same scenes at every evaluation: paired curves
                     num_envs=self.args.eval_envs,
+                    time_limit=self.settings.run.time_limit,
                 )
                 rows.extend(self._rows(result, steps, updates))
         with self.path.open("a", newline="") as f:

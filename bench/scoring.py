@@ -16,7 +16,11 @@ Compared side by side in one run, interleaved, medians over repeats:
     with and without the target adapter (without: target features come from the
     pass that gives pi(a'|s'));
 (c) the full SAC update (forward, backward, optimiser steps) for batches of 64
-    and 256 transitions.
+    and 256 transitions;
+(d) precision: the full SAC update in float32 against bfloat16 autocast
+    (``model.autocast``), same initial weights and same batches, interleaved:
+    wall and CPU time per update, the losses of each update, and the policies
+    after the updates (log pi and pi on fresh states).
 
 "tokens" counts the positions the model computed, padding included (what time
 tracks); "real" excludes padding. Peak memory is the rise of the process's
@@ -26,6 +30,7 @@ result.
 
     .venv/bin/python bench/scoring.py [--states 16] [--sac-states 8] [--repeats 3]
                                       [--update-sizes 64 256] [--micro-batch 32]
+                                      [--sections a b c d] [--precision-size 64]
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from autotelic.learners import sac_math
 from autotelic.learners.models import ModelConfig, PolicyModel, load_model
 from autotelic.learners.prompt import build_prompt, build_prompts
 from autotelic.learners.sac import SACConfig, SACLearner
+from autotelic.learners.scorer import Scorer, Scores
 from autotelic.testing.naive_scorer import naive_score
 
 GAMMA = 0.99
@@ -290,6 +296,74 @@ def update_times(learner: SACLearner, sizes: list[int], seed: int) -> None:
         )
 
 
+def precision(size: int, repeats: int, seed: int, threads: int) -> None:
+    """(d) One SAC update of ``size`` transitions in float32 and under bf16 autocast."""
+    names = ("float32", "bfloat16 autocast")
+    models = [load_model(ModelConfig(path="smollm2", autocast=a)) for a in ("off", "bfloat16")]
+    config = SACConfig(critic_warmup_updates=0)
+    learners = [SACLearner(m, config) for m in models]  # same seeds: same initial weights
+    print(
+        f"\n(d) precision: full SAC update of {size} transitions, {threads} thread(s); "
+        f"{names[1]}: {models[1].autocast_dtype}, attention "
+        f"{models[1].hf.config._attn_implementation}"
+    )
+    walls: list[list[float]] = [[], []]
+    cpus: list[list[float]] = [[], []]
+    stats: list[list[dict[str, float]]] = [[], []]
+    warm = real_transitions(8, seed + 99)
+    for learner in learners:  # warm-up: allocator, kernels; then undo nothing (same for both)
+        learner.compute_gradients(warm)
+        learner.zero_grad()
+    for r in range(repeats):
+        batch = real_transitions(size, seed + 1000 + r)
+        order = (0, 1) if r % 2 == 0 else (1, 0)
+        for i in order:
+            began, cpu = time.perf_counter(), time.process_time()
+            stats[i].append(learners[i].update(batch))
+            walls[i].append(time.perf_counter() - began)
+            cpus[i].append(time.process_time() - cpu)
+    for i, name in enumerate(names):
+        print(
+            f"  {name:<20} wall {statistics.median(walls[i]):7.2f} s  "
+            f"cpu {statistics.median(cpus[i]):7.2f} s per update (median of {repeats})"
+        )
+    wall_ratio = statistics.median(walls[0]) / statistics.median(walls[1])
+    cpu_ratio = statistics.median(cpus[0]) / statistics.median(cpus[1])
+    print(f"  float32 / bfloat16: wall {wall_ratio:.2f}x, cpu {cpu_ratio:.2f}x")
+    print("  largest difference over the updates (float32 value of that update):")
+    for key in ("critic_loss", "actor_loss", "target_mean", "entropy", "log_pi_taken"):
+        worst = max(
+            zip(stats[0], stats[1], strict=True), key=lambda ab: abs(ab[1][key] - ab[0][key])
+        )
+        gap = abs(worst[1][key] - worst[0][key])
+        print(
+            f"    {key:<14} {gap:.4f} ({gap / max(abs(worst[0][key]), 1e-8):.1%} "
+            f"of {worst[0][key]:.4f})"
+        )
+    fresh = real_transitions(32, seed + 5000)
+    texts, cands = prompts(fresh), fresh.candidates
+    # The bf16-trained adapters read by a float32 model: drift from training, not rounding.
+    reader = load_model(ModelConfig(path="smollm2", autocast="off"))
+    with torch.no_grad():
+        for (_, param), trained in zip(
+            reader.trainable_parameters(), learners[1].llm_params, strict=True
+        ):
+            param.copy_(trained)
+        scored = [learner.scorer.score(texts, cands) for learner in learners]
+        drift = Scorer(reader).score(texts, cands)
+    _compare("policies after the updates (each in its precision)", scored[0], scored[1])
+    _compare("bf16-trained adapters read in float32", scored[0], drift)
+
+
+def _compare(title: str, a: Scores, b: Scores) -> None:
+    diff = (a.log_pi - b.log_pi).abs()
+    pi = (a.log_pi.exp() - b.log_pi.exp()).abs()
+    print(
+        f"  {title}: |d log pi| max {float(diff.max()):.3f} mean {float(diff.mean()):.3f}, "
+        f"|d pi| max {float(pi.max()):.3f}"
+    )
+
+
 def describe(learner: SACLearner, batch: TransitionBatch, objects: int) -> None:
     lengths = [len(learner.scorer.encoder.prompt(p)) for p in prompts(batch)]
     cand_tokens = [len(learner.scorer.encoder.candidate(a)) for c in batch.candidates for a in c]
@@ -321,9 +395,17 @@ def main() -> None:
         "stall waiting for each other whenever the cores are busy elsewhere",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sections", nargs="*", choices=["a", "b", "c", "d"], default=["a", "b", "c", "d"]
+    )
+    parser.add_argument("--precision-size", type=int, default=64, help="batch of (d)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = load_model(ModelConfig(path="smollm2"))
+    if "d" in args.sections:
+        precision(args.precision_size, args.repeats, args.seed, args.threads)
+    if not set(args.sections) & {"a", "b", "c"}:
+        return
+    model = load_model(ModelConfig(path="smollm2", autocast="off"))  # (d) compares precisions
     common = {"critic_warmup_updates": 0, "micro_batch_size": args.micro_batch}
     learners = {
         "target adapter": SACLearner(model, SACConfig(**common)),
@@ -333,15 +415,15 @@ def main() -> None:
         f"SmolLM2-135M-Instruct, LoRA r=16 on q/v, float32, {model.device}, "
         f"{torch.get_num_threads()} threads; medians of {args.repeats} (shared machine: noisy)"
     )
-    for objects in args.objects:
+    for objects in args.objects if "a" in args.sections else []:
         batch_a = real_transitions(args.states, args.seed, objects)
         describe(learners["target adapter"], batch_a, objects)
         actor_scoring(learners["target adapter"], batch_a, args.repeats)
-    for objects in args.sac_objects:
+    for objects in args.sac_objects if "b" in args.sections else []:
         batch_b = real_transitions(args.sac_states, args.seed + 1, objects)
         describe(learners["target adapter"], batch_b, objects)
         sac_step(learners, batch_b, args.repeats)
-    if args.update_sizes:
+    if args.update_sizes and "c" in args.sections:
         update_times(learners["target adapter"], args.update_sizes, args.seed)
 
 

@@ -80,7 +80,7 @@ def counters(metrics_url: str) -> dict[str, float]:
     return out
 
 
-def sample(minute: int, pid: int, layout: RunLayout, metrics_url: str) -> dict[str, Any]:
+def sample(minute: float, pid: int, layout: RunLayout, metrics_url: str) -> dict[str, Any]:
     status = proc_status(pid)
     with EpisodeStore(layout.store, readonly=True) as store:
         stats = store.stats()

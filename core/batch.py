@@ -10,9 +10,11 @@ be a hindsight relabel of the one the episode pursued:
 * ``rewards[i]``  = sum_{j<k} gamma^j r_{t+j}, computed after relabeling;
 * ``discounts[i]`` = gamma^k, where k <= n is the number of steps actually
   summed (fewer than n when the episode ends sooner);
-* ``terminated[i]`` is true when the goal held within those k steps: the
-  target then does not bootstrap. An episode cut by its time limit is *not*
-  terminated: its last row bootstraps from the state where it was cut.
+* ``terminated[i]`` is true when the goal held within those k steps, or when
+  the window reached the episode's time limit and the run counts the limit as
+  terminal (``run.time_limit`` ``terminal`` or ``observed``): the target then
+  does not bootstrap. Under ``bootstrap`` a cut episode's last row bootstraps
+  from the state where it was cut.
 
 The SAC target is ``y = rewards + discounts * (1 - terminated) * V(next)``.
 """

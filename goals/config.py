@@ -57,6 +57,20 @@ class SamplerConfig(BaseModel):
             "number of goals), whatever its LP and the exploration schedule: none starves."
         ),
     )
+    unsolved_share: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Least share of the self-chosen episodes kept for goals never achieved when "
+            "pursued (never tried, or tried without success) that the goal space does not "
+            "know to be impossible: their LP is exactly 0, so LP sampling alone starves them "
+            "once exploration decays. Topped up only when LP and exploration give them less; "
+            "spread evenly over them; every goal keeps its floor. A goal impossible in ways "
+            "the goal space cannot tell stays unsolved and keeps taking part of it. 0: off "
+            "(the sampling before this option)."
+        ),
+    )
 
 
 class EmbeddingConfig(BaseModel):

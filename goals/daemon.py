@@ -31,6 +31,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from autotelic.core import GoalSpace, ParsedGoal
 from autotelic.goals.assignments import EpisodeOutcome, GoalAssignment
@@ -104,6 +105,7 @@ class GoalDaemon:
         self.registry = GoalRegistry(goal_space)
         self.injections = InjectionQueue(self.config.injections)
         self._categories: dict[str, str] = {}
+        self._feasible: dict[str, bool] = {}
         self.estimator = (
             estimator
             if estimator is not None
@@ -274,7 +276,7 @@ class GoalDaemon:
             categories = [self.category_of(g) for g in goals]
             lp = self.estimator.lp(goals) if goals else np.zeros(0)
             competence = self.estimator.competence(goals) if goals else np.zeros(0)
-            probs = self.sampler.probabilities(lp, self.episodes) if goals else np.zeros(0)
+            probs = self._probabilities(goals, lp) if goals else np.zeros(0)
             per_category = {
                 name: self._category_stats(name, categories, lp, competence, probs)
                 for name in dict.fromkeys(
@@ -367,8 +369,29 @@ class GoalDaemon:
             out.append(GoalAssignment(record.text, record.category, record.source, None))
         return out
 
-    def _probabilities(self, goals: Sequence[str]) -> FloatArray:
-        return self.sampler.probabilities(self.estimator.lp(goals), self.episodes)
+    def _probabilities(self, goals: Sequence[str], lp: FloatArray | None = None) -> FloatArray:
+        lp = self.estimator.lp(goals) if lp is None else lp
+        return self.sampler.probabilities(lp, self.episodes, self._unsolved(goals))
+
+    def _unsolved(self, goals: Sequence[str]) -> npt.NDArray[np.bool_]:
+        """Goals never achieved when pursued (untried ones included) that the goal space does
+        not know to be impossible: those the sampler's reserve is for.
+
+        Counted here, per goal and since the start, rather than asked of the estimator:
+        every estimator's LP is about progress, and a per-category or embedding one gives
+        an untried goal its neighbours' figures. A goal the space calls infeasible (growing
+        furniture) can never leave the set, so it keeps only its floor and exploration."""
+        return np.array(
+            [self._attempts.get(g, (0, 0))[1] == 0 and self._possible(g) for g in goals],
+            dtype=bool,
+        )
+
+    def _possible(self, goal: str) -> bool:
+        """Whether the goal space allows ``goal`` to be achieved at all (cached)."""
+        possible = self._feasible.get(goal)
+        if possible is None:
+            possible = self._feasible[goal] = self.goal_space.feasible(goal) is not False
+        return possible
 
     def _check_outcome(self, outcome: EpisodeOutcome) -> ParsedGoal:
         if not isinstance(outcome, EpisodeOutcome):

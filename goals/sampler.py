@@ -1,9 +1,25 @@
-"""Draw goals in proportion to learning progress, with exploration and a floor.
+"""Draw goals in proportion to learning progress, with exploration, a floor and a reserve.
 
 Pure LP sampling starves goals whose LP is zero now but may rise (a goal not yet
 reached, or one being forgotten), so a decaying share of uniform exploration is
 mixed in, and a floor that never decays guarantees every known goal some
-episodes. All randomness comes from one seeded numpy Generator.
+episodes.
+
+Neither is enough for the goals that were never achieved: their LP is exactly 0
+(no success to measure progress from), so as exploration decays they keep only
+their floor, while they are the goals the agent most needs to practise before
+it can get anywhere with them (measured: Grow goals fell from 43% of the
+episodes to ~8%). The *unsolved reserve* guarantees them a total share: when
+LP sampling and exploration would give the unsolved goals less than
+``unsolved_share`` of the episodes, the shortfall is taken from the solved goals
+(in proportion, so their LP ratios stay) and spread evenly over the unsolved
+ones. It tops up and never takes away: while exploration already gives them
+enough (early on), nothing changes, and every goal keeps its floor. Which goals
+are unsolved is the caller's (the daemon's) to say; a goal that cannot be
+achieved in ways nobody can tell stays unsolved forever and takes part of the
+reserve: its size bounds what that costs.
+
+All randomness comes from one seeded numpy Generator.
 """
 
 from __future__ import annotations
@@ -19,12 +35,23 @@ from autotelic.goals.estimators import FloatArray
 from autotelic.goals.state import decode_rng, encode_rng
 
 
-def lp_probabilities(lp: Sequence[float] | FloatArray, epsilon: float, floor: float) -> FloatArray:
-    """Probabilities ``(1 - floor) * [(1 - eps) * lp_share + eps * u] + floor * u``.
+def lp_probabilities(
+    lp: Sequence[float] | FloatArray,
+    epsilon: float,
+    floor: float,
+    unsolved: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
+    unsolved_share: float = 0.0,
+) -> FloatArray:
+    """Probabilities ``(1 - floor) * reserve(mix) + floor * u``.
 
-    ``u`` is uniform over the goals and ``lp_share`` is LP normalised. Every
-    probability is at least ``floor / n``. With no LP anywhere (all zero) the LP
-    share is uniform. NaN or negative LP counts as zero.
+    ``mix = (1 - eps) * lp_share + eps * u``; ``u`` is uniform over the goals and
+    ``lp_share`` is LP normalised. ``reserve`` moves the least mass from the goals
+    ``unsolved`` does not mark (in proportion) to those it marks (evenly) that
+    gives the unsolved goals a total of at least ``unsolved_share``: nothing when
+    they have that already or none is unsolved, everything but the others' floor
+    when the share asks more. Every probability is at least ``floor / n``. With
+    no LP anywhere (all zero) the LP share is uniform. NaN or negative LP counts
+    as zero.
     """
     values = np.nan_to_num(np.asarray(lp, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     n = values.size
@@ -35,9 +62,35 @@ def lp_probabilities(lp: Sequence[float] | FloatArray, epsilon: float, floor: fl
     total = values.sum()
     share = values / total if total > 0 else uniform
     mixed = (1.0 - epsilon) * share + epsilon * uniform
+    if unsolved is not None and unsolved_share > 0.0:
+        mixed = _reserve(mixed, np.asarray(unsolved, dtype=bool), unsolved_share, floor)
     probs: FloatArray = (1.0 - floor) * mixed + floor * uniform
     normalised: FloatArray = probs / probs.sum()
     return normalised
+
+
+def _reserve(
+    mixed: FloatArray, unsolved: npt.NDArray[np.bool_], share: float, floor: float
+) -> FloatArray:
+    """``mixed`` with the least mass moved from the solved goals (in proportion to what each
+    has) to the unsolved ones (evenly) that makes the unsolved total, after the floor is
+    mixed in, at least ``share``. Unsolved goals only gain; solved ones keep their ratios."""
+    if unsolved.shape != mixed.shape:
+        raise ValueError(f"{unsolved.size} unsolved flags for {mixed.size} goals")
+    m = int(unsolved.sum())
+    if m == 0:
+        return mixed
+    n = mixed.size
+    # Total after the floor: (1 - floor) * inner + floor * m / n; solve for inner.
+    needed = (share - floor * m / n) / (1.0 - floor)
+    have = float(mixed[unsolved].sum())
+    if have >= needed:
+        return mixed
+    moved = min(needed, 1.0) - have  # at most all the solved goals hold
+    topped: FloatArray = np.where(
+        unsolved, mixed + moved / m, mixed * (1.0 - moved / max(1.0 - have, 1e-300))
+    )
+    return topped
 
 
 class LPSampler:
@@ -51,9 +104,17 @@ class LPSampler:
         """Exploration share after ``episode`` reported episodes."""
         return self.config.epsilon.value(episode)
 
-    def probabilities(self, lp: Sequence[float] | FloatArray, episode: int) -> FloatArray:
-        """Probability of each goal, aligned with ``lp``."""
-        return lp_probabilities(lp, self.epsilon(episode), self.config.floor)
+    def probabilities(
+        self,
+        lp: Sequence[float] | FloatArray,
+        episode: int,
+        unsolved: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
+    ) -> FloatArray:
+        """Probability of each goal, aligned with ``lp``; ``unsolved`` marks the goals the
+        reserve is for (None: no reserve)."""
+        return lp_probabilities(
+            lp, self.epsilon(episode), self.config.floor, unsolved, self.config.unsolved_share
+        )
 
     def sample(self, probabilities: FloatArray, n: int) -> npt.NDArray[np.int64]:
         """``n`` goal indices drawn independently (with replacement)."""

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from autotelic.core import ActResult, Generator, Lock, held
-from autotelic.learners.models import PolicyModel
+from autotelic.learners.models import PolicyModel, frozen_fingerprint
 from autotelic.learners.policy import Policy
 from autotelic.learners.prompt import build_prompt
 from autotelic.learners.scorer import PaddingSide, Scorer
@@ -71,7 +71,11 @@ class LLMLearner:
         """Counts optimizer steps that changed the LLM weights (what acting uses)."""
         self.num_updates = 0
         """Counts calls of ``update`` that stepped an optimizer."""
-        self._fingerprint = self._base_fingerprint()
+        self._fingerprint = (
+            model.base_fingerprint
+            if model.base_fingerprint is not None
+            else frozen_fingerprint(model.module)
+        )
 
     @property
     def device(self) -> torch.device:
@@ -92,15 +96,6 @@ class LLMLearner:
     ) -> ActResult:
         """Choose one action per state with the current policy (under ``lock``)."""
         return self.policy.act(prompts, candidates, greedy=greedy, generator=generator, lock=lock)
-
-    def _base_fingerprint(self) -> float:
-        """A checksum of the frozen weights: a checkpoint of adapters fits only its base."""
-        with torch.no_grad():
-            total = torch.zeros((), dtype=torch.float64)
-            for p in self.model.module.parameters():
-                if not p.requires_grad:
-                    total += p.detach().double().abs().sum().cpu()
-        return float(total)
 
     def _named(self, params: Sequence[Tensor]) -> dict[str, Tensor]:
         """CPU copies of ``params`` (the LLM's trainable tensors or their twins), by name."""

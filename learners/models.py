@@ -9,10 +9,26 @@ log-probabilities the collector records differ from those the learner
 recomputes (PPO's ratio would not start at 1) and the collector and the learner
 share the one model object from different threads, so a train/eval switch by
 one would change what the other computes.
+
+Mixed precision (``autocast``): on a CPU with native bfloat16 (avx512_bf16,
+AMX, or Arm's bf16), SmolLM2's forward and backward passes take about half the
+time when their matrix products run in bfloat16 (docs/performance.md). What
+trains keeps float32 master weights (LoRA adapters, or every weight under full
+fine-tuning), the residual stream stays float32 (autocast casts only the inputs
+of matrix products), the LM head's log-softmax and the critic heads run in
+float32 outside the autocast region, and the frozen weights of linear layers
+are *stored* in bfloat16: autocast would round them to bfloat16 before every
+product anyway, so storing them rounded gives the same numbers without casting
+135M weights on every call. ``"auto"`` turns it on only where it measured
+faster, and falls back to float32 elsewhere.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
+import platform
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +57,13 @@ TINY_NAMES: tuple[TinyName, ...] = ("tiny-causal", "tiny-gpt2", "tiny-seq2seq")
 """Tiny random models (:mod:`autotelic.testing.tiny_models`) for tests and dry runs."""
 
 PACKAGED = "smollm2"
+AutocastName = Literal["auto", "off", "bfloat16"]
+
+AUTO_AUTOCAST_MIN_PARAMETERS = 50_000_000
+"""``autocast: auto`` turns bfloat16 on only for models at least this large: on a tiny
+model the casts cost more than the products save (docs/performance.md)."""
+
+log = logging.getLogger(__name__)
 
 _DTYPES: dict[DTypeName, torch.dtype] = {
     "float32": torch.float32,
@@ -76,7 +99,23 @@ class ModelConfig(BaseModel):
     device: str = Field(default="cpu", description="torch device: 'cpu', 'cuda' or 'cuda:N'.")
     dtype: DTypeName = Field(
         default="float32",
-        description="Weights and activations dtype; bfloat16 on GPUs that support it.",
+        description=(
+            "Dtype every weight is loaded in (trained ones too: no float32 master copy); "
+            "prefer float32 with `autocast` for mixed precision."
+        ),
+    )
+    autocast: AutocastName = Field(
+        default="auto",
+        description=(
+            "Mixed precision. 'bfloat16': matrix products of the LLM in bfloat16 "
+            "(torch.autocast), frozen linear weights stored in bfloat16, while trained "
+            "weights, the residual stream, the LM head's log-softmax and the critic heads "
+            "stay float32; log pi then differs from float32 by up to ~0.2 nats "
+            "(docs/performance.md). 'off': everything in `dtype`. 'auto': bfloat16 on a CPU "
+            "with native bfloat16 (avx512_bf16, AMX or Arm bf16) for models of 50M "
+            "parameters or more (about 2x faster updates there), off elsewhere (no native "
+            "bf16, tiny models, CUDA, or `dtype` other than float32)."
+        ),
     )
     finetune: Finetune = Field(
         default="lora",
@@ -141,6 +180,21 @@ class PolicyModel:
     tokenizer: PreTrainedTokenizerBase
     kind: ModelKind
     config: ModelConfig
+    autocast_dtype: torch.dtype | None = None
+    """The dtype of mixed-precision matrix products (None: no autocast)."""
+    base_fingerprint: float | None = None
+    """Checksum of the frozen weights as loaded, before any is stored in lower precision,
+    so a checkpoint fits its base whatever the precision of the run that resumes it."""
+
+    def compute(self) -> contextlib.AbstractContextManager[object]:
+        """The context the LLM's forward passes run in: autocast, or nothing.
+
+        Autocast state is per thread, so the collector's and the learner's
+        threads each enter their own; backward passes need not be inside it.
+        """
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     @property
     def hf(self) -> PreTrainedModel:
@@ -169,6 +223,61 @@ def hf_model(module: nn.Module) -> PreTrainedModel:
     return inner
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 products natively (not emulated in float32).
+
+    x86: avx512_bf16 or AMX-BF16; Arm: the bf16 feature. Read from /proc/cpuinfo,
+    so False where it cannot be read (macOS, Windows): "auto" then stays in float32.
+    """
+    return cpuinfo_has_bf16(platform.machine(), Path("/proc/cpuinfo"))
+
+
+@functools.cache
+def cpuinfo_has_bf16(machine: str, cpuinfo: Path) -> bool:
+    """Whether the CPU flags listed in ``cpuinfo`` include native bfloat16 for ``machine``."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    if machine.lower() in ("aarch64", "arm64"):
+        return "bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def resolve_autocast(
+    config: ModelConfig, device: torch.device, num_parameters: int
+) -> tuple[torch.dtype | None, str]:
+    """The autocast dtype ``config`` asks for on ``device`` (None: none), and why."""
+    if config.autocast == "off":
+        return None, "autocast off"
+    if config.dtype != "float32":
+        return None, f"weights are {config.dtype}: nothing to mix"
+    if config.autocast == "bfloat16":
+        if device.type == "cpu" and not cpu_has_native_bf16():
+            log.warning(
+                "autocast bfloat16 on a CPU without native bfloat16: emulated, likely "
+                "slower than float32 (autocast 'auto' would stay in float32)"
+            )
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ModelError(f"autocast bfloat16 requested but {device} does not support it")
+        return torch.bfloat16, "autocast bfloat16 (configured)"
+    if device.type != "cpu":
+        return None, f"autocast auto: off on {device.type} (TF32 matmuls instead)"
+    if not cpu_has_native_bf16():
+        return None, "autocast auto: off, this CPU has no native bfloat16"
+    if num_parameters < AUTO_AUTOCAST_MIN_PARAMETERS:
+        return None, (
+            f"autocast auto: off for a model of {num_parameters / 1e6:.1f}M parameters "
+            f"(< {AUTO_AUTOCAST_MIN_PARAMETERS / 1e6:.0f}M: casts cost more than they save)"
+        )
+    return torch.bfloat16, "autocast auto: bfloat16 (native on this CPU)"
+
+
 def load_model(config: ModelConfig) -> PolicyModel:
     """Load (or build) the model ``config`` names, place it, and set up fine-tuning."""
     device = torch.device(config.device)
@@ -184,15 +293,68 @@ def load_model(config: ModelConfig) -> PolicyModel:
     else:
         folder = resolve_model_dir(config)
         model, tokenizer = _load_folder(folder, config)
-    if config.attn_implementation is not None:
-        model.set_attn_implementation(config.attn_implementation)
+    autocast, why = resolve_autocast(config, device, sum(p.numel() for p in model.parameters()))
+    attention = config.attn_implementation
+    if attention is None and autocast is not None and device.type == "cpu":
+        # Measured on SmolLM2 (docs/performance.md): torch's CPU flash attention is slow
+        # backwards in bfloat16; eager attention makes a bf16 SAC update ~20% faster.
+        attention = "eager"
+    if attention is not None:
+        model.set_attn_implementation(attention)
     kind = _kind_of(model, config)
     # Adapters are created on the CPU first, so a seed gives the same LoRA
     # initialisation whatever the device.
     module = _adapt(model, config)
+    fingerprint = frozen_fingerprint(module)
+    if autocast is not None:
+        store_frozen_linear_weights(model, autocast)
     module.to(device)
     module.eval()
-    return PolicyModel(module=module, tokenizer=tokenizer, kind=kind, config=config)
+    log.info("model %s on %s: %s", config.path, device, why)
+    return PolicyModel(
+        module=module,
+        tokenizer=tokenizer,
+        kind=kind,
+        config=config,
+        autocast_dtype=autocast,
+        base_fingerprint=fingerprint,
+    )
+
+
+def frozen_fingerprint(module: nn.Module) -> float:
+    """A checksum of the frozen weights: a checkpoint of adapters fits only its base."""
+    with torch.no_grad():
+        total = torch.zeros((), dtype=torch.float64)
+        for p in module.parameters():
+            if not p.requires_grad:
+                total += p.detach().double().abs().sum().cpu()
+    return float(total)
+
+
+def store_frozen_linear_weights(model: PreTrainedModel, dtype: torch.dtype) -> int:
+    """Store the frozen weights of ``model``'s linear layers in ``dtype``; returns how many.
+
+    Under autocast every matrix product rounds its weight to ``dtype`` first, so
+    this changes no result; it saves that cast on every call and half the
+    memory. Trained weights keep their float32 master copy, and the input and
+    output embeddings (tied in many models: the LM head reads them in float32)
+    stay as they are.
+    """
+    embeddings = (model.get_input_embeddings(), model.get_output_embeddings())  # type: ignore[no-untyped-call]
+    keep = {id(e.weight) for e in embeddings if e is not None}
+    stored = 0
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if (
+            isinstance(module, nn.Linear)
+            and isinstance(weight, nn.Parameter)
+            and not weight.requires_grad
+            and id(weight) not in keep
+            and weight.dtype != dtype
+        ):
+            weight.data = weight.data.to(dtype)
+            stored += 1
+    return stored
 
 
 def resolve_model_dir(config: ModelConfig) -> Path:

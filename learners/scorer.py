@@ -17,6 +17,9 @@ state of each candidate's last token, which the critic heads read, and each
 state's own hidden state (last prompt token, or the decoder's first position)
 for a state-value head.
 
+Under mixed precision (``ModelConfig.autocast``) the body runs in the model's
+autocast region and the LM head outside it, in float32.
+
 The traps this avoids are listed in DESIGN.md section 6: the mask is additive
 and in the model dtype (eager attention adds it to the scores, so a boolean
 mask would be silently wrong), and padding positions attend to themselves
@@ -34,6 +37,7 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.profiler import record_function
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from autotelic.learners.encoding import (
@@ -95,14 +99,18 @@ def lm_log_probs(hf: PreTrainedModel, rows: Tensor) -> Tensor:
     head = hf.get_output_embeddings()  # type: ignore[no-untyped-call]
     if head is None:
         raise ScoringInputError(f"{type(hf).__name__} has no LM head to score candidates with")
-    logits = head(rows)
-    bias = getattr(hf, "final_logits_bias", None)
-    if isinstance(bias, Tensor):
-        logits = logits + bias
-    cap = getattr(config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return torch.log_softmax(logits.float(), dim=-1)
+    # Outside any autocast region, in the head's own dtype: under mixed precision the
+    # body's bfloat16 rows meet the float32 head, so the log-softmax over the vocabulary
+    # is not rounded to bfloat16 (that alone would cost ~0.1 nats per token).
+    with torch.autocast(rows.device.type, enabled=False):
+        logits = head(rows.to(head.weight.dtype))
+        bias = getattr(hf, "final_logits_bias", None)
+        if isinstance(bias, Tensor):
+            logits = logits + bias
+        cap = getattr(config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return torch.log_softmax(logits.float(), dim=-1)
 
 
 def additive_mask(allowed: Tensor, dtype: torch.dtype) -> Tensor:
@@ -165,9 +173,9 @@ class Scorer:
         tokenizer (the critic's target twin); ``logprobs=False`` skips the LM
         head when only features are wanted (their log-probs are then zeros).
         """
-        return self.score_encoded(
-            self.encode(prompts, candidates), module=module, logprobs=logprobs
-        )
+        with record_function("score/tokenise"):
+            encoded = self.encode(prompts, candidates)
+        return self.score_encoded(encoded, module=module, logprobs=logprobs)
 
     def score_encoded(
         self, encoded: EncodedStates, *, module: nn.Module | None = None, logprobs: bool = True
@@ -175,9 +183,12 @@ class Scorer:
         if not encoded.prompt_ids:
             raise ScoringInputError("no states to score")
         hf = hf_model(module if module is not None else self.model.module)
-        if self.kind == "causal":
-            return _score_causal(hf, encoded, self.padding_side, self.pad_id, logprobs)
-        return _score_seq2seq(hf, encoded, self.padding_side, self.pad_id, logprobs)
+        # Mixed precision, when the model asks for it (the LM head leaves it, see
+        # lm_log_probs); features and log-probs come out in float32 either way.
+        with self.model.compute():
+            if self.kind == "causal":
+                return _score_causal(hf, encoded, self.padding_side, self.pad_id, logprobs)
+            return _score_seq2seq(hf, encoded, self.padding_side, self.pad_id, logprobs)
 
 
 @dataclass
@@ -214,7 +225,8 @@ def _finish(
     layout = CandidateLayout.of(encoded.counts, hidden.device)
     scores = hidden.new_zeros(layout.num_candidates, dtype=torch.float32)
     if logprobs and rows.token_row:
-        logp = lm_log_probs(hf, _gather(hidden, rows.lm_rows))
+        with record_function("score/lm_head"):
+            logp = lm_log_probs(hf, _gather(hidden, rows.lm_rows))
         device = hidden.device
         row = torch.tensor(rows.token_row, dtype=torch.long, device=device)
         target = torch.tensor(rows.token_target, dtype=torch.long, device=device)
@@ -317,8 +329,10 @@ def _score_causal(
             f"attention {impl!r} cannot take the block mask of one-pass scoring; "
             "use attn_implementation 'sdpa' or 'eager'"
         )
-    packed = pack_states(encoded, side, pad_id)
-    hidden = run_packed(hf, packed)
+    with record_function("score/pack"):
+        packed = pack_states(encoded, side, pad_id)
+    with record_function("score/model"):
+        hidden = run_packed(hf, packed)
     positions = (packed.ids.size, sum(packed.lengths))
     return _finish(hf, hidden, packed.rows, encoded, logprobs, positions)
 

@@ -8,6 +8,8 @@ names through the registries (:mod:`autotelic.core.registry`), restores the
 run, and runs it either serially (one thread, deterministic: tests and
 experiments) or concurrently (a collector thread and, for off-policy learning,
 a learner thread). The asyncio service around it is :mod:`autotelic.runtime.service`.
+Periodic evaluation (:mod:`autotelic.runtime.periodic_eval`) runs between serial steps,
+or in a thread of its own in concurrent mode, on its own envs and random streams.
 
 Restart semantics: policy, curriculum and counters come from the newest
 complete checkpoint, saved together, so they describe the same moment;
@@ -35,10 +37,17 @@ from autotelic.goals import GoalDaemon, InjectionRejected, InjectionReport
 from autotelic.runtime.collector import Collector, FinishedEpisode
 from autotelic.runtime.config import Settings, dump_settings
 from autotelic.runtime.coordination import SafePoints
-from autotelic.runtime.drivers import OffPolicySchedule, OnPolicySchedule, Schedule
+from autotelic.runtime.drivers import (
+    OffPolicySchedule,
+    OnPolicySchedule,
+    Schedule,
+    apply_profile,
+    when_learner_behind,
+)
 from autotelic.runtime.learner_loop import LearnerLoop
 from autotelic.runtime.messages import Acceptance, InjectRequest, Rejection, Status
 from autotelic.runtime.metrics import Metrics
+from autotelic.runtime.periodic_eval import PeriodicEvaluator
 from autotelic.runtime.progress import Snapshot
 from autotelic.runtime.rollout import RolloutRecorder
 from autotelic.storage import CheckpointManager, EpisodeStore, ReplaySampler, RunLayout
@@ -54,7 +63,8 @@ class Agent:
     """Store, curriculum, learner and collector of one run, restored from its directory."""
 
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
-        self.settings = settings
+        # The hardware profile decides what the configuration leaves to it (drivers.py).
+        self.settings = apply_profile(settings)
         self.layout = RunLayout(settings.run.dir.resolve())
         self.run_dir = self.layout.root
         self.metrics = metrics
@@ -88,7 +98,9 @@ class Agent:
         env_seed, act_seed, replay_seed = seeds.generate_state(3)
         self.envs = self.env_spec.make_batch(s.env)
         on_policy = isinstance(s.algorithm, OnPolicyConfig)
-        self.recorder = RolloutRecorder(s.env.num_envs) if on_policy else None
+        self.recorder = (
+            RolloutRecorder(s.env.num_envs, time_limit=s.run.time_limit) if on_policy else None
+        )
         self.collector = Collector(
             self.envs,
             self.learner,
@@ -100,6 +112,8 @@ class Agent:
             metrics=self.metrics,
             recorder=self.recorder,
             inference_batch=s.collector.inference_batch,
+            epsilon=s.collector.exploration_epsilon,
+            time_limit=s.run.time_limit,
         )
         self.collector.env_steps = int(counters.get("env_steps", 0))
         self.collector.episodes = int(counters.get("episodes", 0))
@@ -107,6 +121,7 @@ class Agent:
         self.collector.listeners.append(self._on_episode)
         self.learner_loop = LearnerLoop(self.learner, lock=self.lock, metrics=self.metrics)
         self.schedule = self._schedule(np.random.default_rng(replay_seed))
+        self.evaluator = self._evaluator()
         self.collector.start(seed=int(env_seed))
         self._announce()
 
@@ -147,6 +162,7 @@ class Agent:
                 strategy=s.replay.strategy,
                 n_step=config.n_step,
                 gamma=config.gamma,
+                time_limit=s.run.time_limit,
                 rng=replay_rng,
             )
             return OffPolicySchedule(
@@ -155,6 +171,7 @@ class Agent:
                 sampler,
                 max_lag_updates=s.collector.max_lag_updates,
                 stored_transitions=self.store.num_transitions,
+                when_behind=when_learner_behind(s),
             )
         assert isinstance(config, OnPolicyConfig) and self.recorder is not None
         return OnPolicySchedule(
@@ -162,6 +179,23 @@ class Agent:
             self.recorder,
             config.steps_per_update,
             lambda: self.collector.prompts,
+        )
+
+    def _evaluator(self) -> PeriodicEvaluator | None:
+        """Periodic evaluation on its own envs and streams (runtime/periodic_eval.py)."""
+        s = self.settings
+        if not s.eval.enabled:
+            return None
+        return PeriodicEvaluator(
+            s.eval,
+            self.learner,
+            self.env_spec,
+            s.env,
+            trained=lambda: self.collector.env_steps,
+            path=self.layout.evaluations,
+            metrics=self.metrics,
+            lock=self.lock,
+            time_limit=s.run.time_limit,
         )
 
     def _restore(self) -> dict[str, Any]:
@@ -272,6 +306,8 @@ class Agent:
         """One collection step and the learning it makes due (the serial unit of work)."""
         self.collector.step()
         self.schedule.after_collect()
+        if self.evaluator is not None:
+            self.evaluator.advance()
 
     def start_threads(self) -> list[threading.Thread]:
         """The workers of ``run.mode``: one serial loop, or a collector thread and (when
@@ -290,6 +326,13 @@ class Agent:
         for t in threads:
             self.points.register(t.name)
             t.start()
+        if self.evaluator is not None and self.settings.run.mode == "concurrent":
+            # Not a safe-point worker: it changes nothing a checkpoint saves.
+            evaluator = self.evaluator
+            body = self._guard(lambda: evaluator.run(self.stopping))
+            thread = threading.Thread(target=body, name="evaluator", daemon=True)
+            thread.start()
+            threads.append(thread)
         return threads
 
     def _guard(self, body: Callable[[], None]) -> Callable[[], None]:
@@ -379,6 +422,8 @@ class Agent:
         log.info("checkpoint at %d env steps", counters["env_steps"])
 
     def close(self) -> None:
+        if self.evaluator is not None:
+            self.evaluator.close()
         self.store.close()
 
     # -- views -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import logging
 import sys
@@ -253,6 +254,74 @@ def evaluate_run(
     for r in results:
         cells = " ".join(f"{r.success.get(c, float('nan')):>15.2f}" for c in categories)
         typer.echo(f"{r.split:6} {'greedy' if r.greedy else 'sampled':8} {cells}")
+
+
+class GoalOrder(enum.StrEnum):
+    """How ``autotelic goals`` sorts its table."""
+
+    lp = "lp"
+    competence = "competence"
+    attempts = "attempts"
+    goal = "goal"
+
+
+@app.command()
+def goals(
+    run_dir: Path = RunOption,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (every figure)."),
+    sort: GoalOrder = typer.Option(GoalOrder.lp, "--sort", help="Order of the table's rows."),
+) -> None:
+    """Each goal's competence and learning progress as the curriculum estimates them, from
+    the run's newest checkpoint (safe while the service runs)."""
+    from autotelic.runtime.goals_report import goals_report
+
+    with _fail_cleanly():
+        report = goals_report(run_dir)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    stats = report.stats
+    typer.echo(
+        f"{report.checkpoint.path.name}: {report.env_steps:,} env steps, "
+        f"{stats.episodes:,} episodes, estimator {stats.estimator}, "
+        f"exploration {stats.epsilon:.2f}"
+    )
+    rows = list(stats.goals or [])
+    keys = {
+        GoalOrder.lp: lambda g: (-g.lp, g.goal),
+        GoalOrder.competence: lambda g: (-g.competence, g.goal),
+        GoalOrder.attempts: lambda g: (-g.attempts, g.goal),
+        GoalOrder.goal: lambda g: (0.0, g.goal),
+    }
+    rows.sort(key=keys[sort])
+    width = max([len("goal"), *(len(g.goal) for g in rows)])
+    cat_width = max([len("category"), *(len(g.category) for g in rows)])
+    typer.echo(
+        f"{'goal':{width}}  {'category':{cat_width}}  {'source':10}  {'competence':>10}  "
+        f"{'LP':>7}  {'p(next)':>7}  {'attempts':>8}  {'successes':>9}"
+    )
+    for g in rows:
+        typer.echo(
+            f"{g.goal:{width}}  {g.category:{cat_width}}  {g.source:10}  {g.competence:>10.3f}  "
+            f"{g.lp:>7.3f}  {g.probability:>7.3f}  {g.attempts:>8}  {g.successes:>9}"
+        )
+
+
+@app.command()
+def plot(
+    run_dir: Path = RunOption,
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Folder for the PNG files (default: <run>/plots)."
+    ),
+) -> None:
+    """PNG learning curves from the run directory alone: evaluation success per category
+    and split, learning progress, losses, throughput (safe while the service runs)."""
+    from autotelic.runtime.plot import plot_run
+
+    with _fail_cleanly():
+        written = plot_run(run_dir, out)
+    for path in written:
+        typer.echo(str(path))
 
 
 @replay_app.command("stats")

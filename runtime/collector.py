@@ -8,6 +8,13 @@ episodes are then written to the store (durable before anything else hears of
 them), reported to the goal daemon, counted in the metrics and announced to
 listeners. Every recorded step carries the policy version that chose its
 action. The collector knows only the contracts of :mod:`autotelic.core`.
+
+The time-limit mode (docs/learning.md) reaches the collector twice: in the
+``observed`` mode it acts on its batch through
+:func:`~autotelic.runtime.time_limits.time_limited`, so its prompts and the
+stored observations (what replay and relabeling read) show the steps left; and
+its rollout recorder, which must use the same mode, records a cut step as
+terminal or as a truncation to bootstrap.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from autotelic.core import EnvStep, Learner, Lock, TextEnvBatch, TextState
 from autotelic.goals import GoalAssignment, GoalDaemon
 from autotelic.runtime.metrics import Metrics, RateMeter
 from autotelic.runtime.rollout import RolloutRecorder
+from autotelic.runtime.time_limits import time_limited
 from autotelic.storage import EpisodeBuilder, EpisodeStore
+from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,12 @@ def behaviour_sample(
 
 
 class Collector:
-    """Steps a batch of envs with the learner's policy and stores what happens."""
+    """Steps a batch of envs with the learner's policy and stores what happens.
+
+    ``envs`` is the environments' own batch: in the ``observed`` time-limit mode the
+    collector acts on it through the wrapper that shows the steps left
+    (``self.envs``); ``recorder``, when given, must use the same ``time_limit``.
+    """
 
     def __init__(
         self,
@@ -71,8 +85,15 @@ class Collector:
         recorder: RolloutRecorder | None = None,
         inference_batch: int | None = None,
         epsilon: float = 0.0,
+        time_limit: TimeLimit = DEFAULT_TIME_LIMIT,
     ) -> None:
-        self.envs = envs
+        if recorder is not None and recorder.time_limit != time_limit:
+            raise ValueError(
+                f"the rollout recorder treats time limits as {recorder.time_limit!r}, "
+                f"the collector as {time_limit!r}: they must agree"
+            )
+        self.time_limit: TimeLimit = time_limit
+        self.envs = time_limited(envs, time_limit)
         self.learner = learner
         self.daemon = daemon
         self.store = store
@@ -181,9 +202,10 @@ class Collector:
         log_probs: np.ndarray,
         version: int,
     ) -> None:
-        """Add env ``i``'s step to the on-policy rollout (with the cut state, if cut)."""
+        """Add env ``i``'s step to the on-policy rollout (with the cut state, if cut and
+        the mode bootstraps it)."""
         assert self.recorder is not None
-        cut = result.truncated and not result.terminated
+        cut = result.truncated and not result.terminated and self.recorder.bootstraps_cuts
         self.recorder.record(
             i,
             prompt=prompt,

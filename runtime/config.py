@@ -45,6 +45,7 @@ from autotelic.goals import CurriculumConfig
 from autotelic.learners.models import ModelConfig
 from autotelic.runtime.mqtt_config import MQTTConfig
 from autotelic.storage import STRATEGIES
+from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,15 @@ class RunConfig(BaseModel):
     max_env_steps: int | None = Field(
         None, ge=1, description="Stop after this many env steps (None: run until stopped)."
     )
+    profile: Literal["auto", "cpu", "paper"] = Field(
+        "auto",
+        description="Hardware profile, for fields the configuration leaves unset. 'paper': the "
+        "algorithm's defaults and collector.when_learner_behind 'wait'. 'cpu': an off-policy "
+        "algorithm learns 16 transitions every 4 env steps (the paper's 4 replayed per env "
+        "step, in short updates) and collection never waits for the learner. 'auto': 'cpu' "
+        "for a concurrent run on the CPU, else 'paper' (serial runs are experiments). "
+        "See docs/performance.md.",
+    )
     torch_threads: int | None = Field(
         None,
         ge=1,
@@ -76,6 +86,16 @@ class RunConfig(BaseModel):
         default_factory=list,
         description="Modules to import before validation: they register your own "
         "environments and algorithms (see docs/environments.md).",
+    )
+    time_limit: TimeLimit = Field(
+        DEFAULT_TIME_LIMIT,
+        description="How an episode cut by its time limit is learned from, for every "
+        "algorithm (replay targets and on-policy rollouts; docs/learning.md). observed: the "
+        "observation shows a last line `Steps left: k` (collector, stored episodes, "
+        "evaluation) and the cut is terminal, so the task stays Markov; terminal: the cut "
+        "is terminal but not shown (the authors' LittleZoo); bootstrap: the cut state is "
+        "bootstrapped (the behaviour before this option existed; at gamma 0.99 its "
+        "soft-optimal policy avoids the goal).",
     )
 
 
@@ -107,10 +127,28 @@ class CollectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_lag_updates: int = Field(
-        4, ge=0, description="Updates the learner may fall behind before collection waits."
+        4,
+        ge=0,
+        description="Updates the learner may fall behind before `when_learner_behind` applies.",
+    )
+    when_learner_behind: Literal["auto", "wait", "skip"] = Field(
+        "auto",
+        description="Concurrent runs, once the learner is max_lag_updates behind the "
+        "update-to-data ratio: 'wait' pauses collection until it catches up (the ratio holds "
+        "exactly; a slow learner stops collection); 'skip' keeps collecting and drops the "
+        "updates owed beyond the lag (the ratio becomes a ceiling; env steps and updates both "
+        "keep moving); 'auto': 'skip' under the cpu profile, else 'wait' (run.profile).",
     )
     inference_batch: int | None = Field(
         None, ge=1, description="States scored per forward pass (None: all envs at once)."
+    )
+    exploration_epsilon: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Behaviour policy (1 - eps) * pi + eps * uniform over the admissible "
+        "actions; the stored log-prob is the behaviour's (valid off-policy, and the "
+        "importance ratio of an on-policy learner). 0: act with pi.",
     )
 
 
@@ -147,6 +185,76 @@ class ServiceConfig(BaseModel):
     )
 
 
+EVAL_SPLITS: tuple[Literal["train", "test"], ...] = ("train", "test")
+EVAL_ACTING: tuple[Literal["greedy", "sampled"], ...] = ("greedy", "sampled")
+
+
+class EvalConfig(BaseModel):
+    """Periodic evaluation inside the running service (see docs/evaluation.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        True, description="Evaluate the current policy periodically while the service trains."
+    )
+    interval_env_steps: int | None = Field(
+        10_000,
+        ge=1,
+        description="An evaluation is due every this many training env steps (None: not by steps).",
+    )
+    interval_s: float | None = Field(
+        None,
+        gt=0,
+        description="An evaluation is also due this many seconds after the last one started "
+        "(None: not by time).",
+    )
+    episodes_per_category: int = Field(
+        4,
+        ge=1,
+        le=10_000,
+        description="Episodes per goal category, split and way of acting: a fixed, seeded "
+        "set of goals and scenes, the same at every evaluation.",
+    )
+    splits: list[Literal["train", "test"]] = Field(
+        default_factory=lambda: list(EVAL_SPLITS),
+        min_length=1,
+        description="Goal splits evaluated: the training goals and the held-out ones.",
+    )
+    acting: list[Literal["greedy", "sampled"]] = Field(
+        default_factory=lambda: list(EVAL_ACTING),
+        min_length=1,
+        description="Ways of acting evaluated: the most likely action, or one sampled.",
+    )
+    num_envs: int = Field(
+        8, ge=1, le=4096, description="Environments of the evaluation's own batch, per split."
+    )
+    seed: int = Field(
+        12345,
+        description="Seed of the evaluation's goals, scenes and sampled actions (the training "
+        "streams are never used).",
+    )
+    max_cost_fraction: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="Evaluation env steps may be at most this share of the training env steps "
+        "taken since the service started; evaluation waits for training otherwise.",
+    )
+
+    @model_validator(mode="after")
+    def _usable(self) -> EvalConfig:
+        if self.enabled and self.interval_env_steps is None and self.interval_s is None:
+            raise ValueError(
+                "eval: set interval_env_steps or interval_s (or enabled: false to turn "
+                "periodic evaluation off)"
+            )
+        for name in ("splits", "acting"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"eval.{name} lists a value twice: {values}")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything ``autotelic run`` reads."""
 
@@ -177,6 +285,9 @@ class Settings(BaseSettings):
         default_factory=CheckpointConfig, description="Checkpoints."
     )
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="Service.")
+    eval: EvalConfig = Field(
+        default_factory=EvalConfig, description="Periodic evaluation while training."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -250,7 +361,12 @@ def migrate_legacy(data: dict[str, Any]) -> dict[str, Any]:
         return data
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     if old:
-        name = data["run"].pop("learner", "sac") if isinstance(run, dict) else "sac"
+        # 0.1 bootstrapped time limits and had no reserve for unsolved goals: keep both.
+        data["run"] = {"time_limit": "bootstrap", **(data.get("run") or {})}
+        curriculum = dict(data.get("curriculum") or {})
+        curriculum["sampler"] = {"unsolved_share": 0.0, **(curriculum.get("sampler") or {})}
+        data["curriculum"] = curriculum
+        name = data["run"].pop("learner", "sac")
         chosen = data.get(name)
         section: dict[str, Any] = chosen if isinstance(chosen, dict) else {}
         data.pop("sac", None)

@@ -3,11 +3,16 @@
 A :class:`LearnerLoop` does one unit of learning per call and publishes what
 it measured. It holds no thread of its own: the serial driver calls it inline,
 the concurrent one from a learner thread. It knows the two learner kinds of
-:mod:`autotelic.core`, never a specific algorithm.
+:mod:`autotelic.core`, never a specific algorithm; an off-policy learner whose
+``update`` also takes ``progress`` (a callback given the share of the update
+done, e.g. after each micro-batch) gets one, so a long update lets the collector
+move before it ends.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import cast
 
 import numpy as np
@@ -31,13 +36,27 @@ class LearnerLoop:
         self.lock = lock
         self.metrics = metrics
         self.last: dict[str, float] = {}
+        self.transitions_learned = 0
+        """Transitions (or rollout steps) the updates of this loop consumed."""
         self._updates_rate = RateMeter(metrics.updates_rate) if metrics is not None else None
+        update = getattr(learner, "update", None)
+        self._reports_progress = callable(update) and _takes(update, "progress")
 
-    def train_step(self, sampler: ReplaySampler, batch_size: int) -> dict[str, float]:
-        """One off-policy update on a freshly sampled batch."""
+    def train_step(
+        self,
+        sampler: ReplaySampler,
+        batch_size: int,
+        progress: Callable[[float], None] | None = None,
+    ) -> dict[str, float]:
+        """One off-policy update on a freshly sampled batch; ``progress`` hears the share
+        done after each micro-batch, when the learner reports it."""
         learner = cast(OffPolicyLearner, self.learner)  # the driver feeds each kind its data
         batch = sampler.sample(batch_size)
-        stats = learner.update(batch, write_lock=self.lock)
+        if progress is not None and self._reports_progress:
+            stats = learner.update(batch, write_lock=self.lock, progress=progress)  # type: ignore[call-arg]
+        else:
+            stats = learner.update(batch, write_lock=self.lock)
+        self.transitions_learned += len(batch)
         if len(batch.policy_versions):
             stats["policy_lag"] = float(
                 self.learner.policy_version - float(np.mean(batch.policy_versions))
@@ -52,6 +71,7 @@ class LearnerLoop:
         """One on-policy update (all its epochs) on the rollout just collected."""
         learner = cast(OnPolicyLearner, self.learner)
         stats = learner.update(rollout, write_lock=self.lock)
+        self.transitions_learned += rollout.num_steps
         self._publish(stats)
         return stats
 
@@ -72,3 +92,14 @@ class LearnerLoop:
                 if key in stats:
                     gauge.set(stats[key])
         self._updates_rate.update(self.learner.num_updates)
+
+
+def _takes(function: Callable[..., object], name: str) -> bool:
+    """Whether ``function`` accepts a keyword argument ``name``."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    return name in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )

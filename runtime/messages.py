@@ -31,6 +31,7 @@ class Topics:
         self.rejected = f"{self.prefix}/goals/rejected"
         self.results = f"{self.prefix}/goals/results"
         self.episodes = f"{self.prefix}/episodes"
+        self.evaluations = f"{self.prefix}/evaluations"
         self.status = f"{self.prefix}/status"
 
 
@@ -81,6 +82,33 @@ class Status(BaseModel):
     env_steps: int | None = None
     updates: int | None = None
     episodes: int | None = None
+    time: float = Field(default_factory=time.time)
+
+
+class EvalRowMessage(BaseModel):
+    """One split, way of acting and goal category of a periodic evaluation."""
+
+    split: Literal["train", "test"]
+    acting: Literal["greedy", "sampled"]
+    category: str
+    episodes: int
+    successes: int
+    success: float
+    mean_steps: float
+
+
+class EvaluationMessage(BaseModel):
+    """A finished periodic evaluation, published (retained) on ``evaluations``."""
+
+    evaluation: int = Field(description="Index of the evaluation in the run, from 0.")
+    env_steps: int = Field(description="Training env steps when it started.")
+    policy_version: int = Field(description="Policy version when it started.")
+    updates: int = Field(description="Learner updates when it started.")
+    env_steps_end: int = Field(description="Training env steps when it finished.")
+    policy_version_end: int = Field(description="Policy version when it finished.")
+    eval_env_steps: int = Field(description="Env steps the evaluation itself took.")
+    duration_s: float
+    results: list[EvalRowMessage]
     time: float = Field(default_factory=time.time)
 
 

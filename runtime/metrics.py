@@ -2,8 +2,9 @@
 
 Names follow Prometheus conventions: an ``autotelic_`` prefix, base units,
 ``_total`` counters. Labels are bounded sets (goal category, goal source,
-outcome, status): goal text never appears in a label, since every distinct
-label value is a new time series.
+outcome, status, and for evaluations split and way of acting): goal text never
+appears in a label, since every distinct label value is a new time series.
+Per-goal figures are read offline instead (``autotelic goals``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Metrics:
         )
         self.success_rate = Gauge(
             "autotelic_success_rate_ratio",
-            "Success rate over the curriculum's recent window, per goal category.",
+            "Success rate of training episodes (exploratory actions, curriculum goals) over "
+            "the curriculum's recent window, per goal category; not an evaluation.",
             ["category"],
             registry=r,
         )
@@ -98,6 +100,46 @@ class Metrics:
         self.last_checkpoint = Gauge(
             "autotelic_last_checkpoint_timestamp_seconds",
             "When the last checkpoint was written.",
+            registry=r,
+        )
+        # Periodic evaluation (runtime/periodic_eval.py): fixed episode sets, nothing stored.
+        self.eval_success = Gauge(
+            "autotelic_eval_success_ratio",
+            "Success rate of the last periodic evaluation on its fixed episode set, per split "
+            "(train: training goals, test: held-out goals), way of acting (greedy, sampled) "
+            "and goal category.",
+            ["split", "acting", "category"],
+            registry=r,
+        )
+        self.eval_episode_steps = Gauge(
+            "autotelic_eval_episode_steps",
+            "Mean episode length in the last periodic evaluation, per split, way of acting "
+            "and goal category.",
+            ["split", "acting", "category"],
+            registry=r,
+        )
+        self.eval_measured_env_steps = Gauge(
+            "autotelic_eval_measured_env_steps",
+            "Training env steps when the last periodic evaluation started.",
+            registry=r,
+        )
+        self.eval_measured_policy_version = Gauge(
+            "autotelic_eval_measured_policy_version",
+            "Policy version when the last periodic evaluation started.",
+            registry=r,
+        )
+        self.eval_last = Gauge(
+            "autotelic_eval_last_timestamp_seconds",
+            "When the last periodic evaluation finished.",
+            registry=r,
+        )
+        self.evaluations = Counter(
+            "autotelic_evaluations_total", "Periodic evaluations completed.", registry=r
+        )
+        self.eval_env_steps = Counter(
+            "autotelic_eval_env_steps_total",
+            "Env steps spent on periodic evaluation (its own envs; neither stored nor counted "
+            "as training steps).",
             registry=r,
         )
         # Goals from people and the MQTT link.

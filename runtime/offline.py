@@ -49,6 +49,7 @@ def evaluate_checkpoint(
             greedy=greedy,
             episodes_per_goal=episodes_per_goal,
             seed=seed,
+            time_limit=settings.run.time_limit,
         )
         for split in ("train", "test")
         for greedy in (True, False)

@@ -5,6 +5,12 @@ candidates, the action and its log-probability under the acting policy, the
 reward and how the step ended. :meth:`RolloutRecorder.take` hands over one
 trajectory per env; an env whose last step ended no episode bootstraps from
 the prompt of the state it is in now.
+
+A step cut by the time limit is recorded as the time-limit mode says (the same
+mode the replay sampler applies, docs/learning.md): in ``bootstrap`` it stays a
+truncation and carries the cut state's prompt, which the learner bootstraps
+from; in ``terminal`` and ``observed`` it is recorded as terminated (and still
+truncated), with no final prompt: the learner values nothing after it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from autotelic.core import Rollout, Trajectory
+from autotelic.storage.her import DEFAULT_TIME_LIMIT, TIME_LIMITS, TimeLimit
 
 
 @dataclass
@@ -30,10 +37,21 @@ class _Steps:
 
 
 class RolloutRecorder:
-    """Per-env step lists that become a :class:`Rollout`."""
+    """Per-env step lists that become a :class:`Rollout`; ``time_limit`` as in the module
+    docstring."""
 
-    def __init__(self, num_envs: int) -> None:
+    def __init__(self, num_envs: int, *, time_limit: TimeLimit = DEFAULT_TIME_LIMIT) -> None:
+        if time_limit not in TIME_LIMITS:
+            raise ValueError(
+                f"unknown time-limit mode {time_limit!r}; use one of {', '.join(TIME_LIMITS)}"
+            )
+        self.time_limit: TimeLimit = time_limit
         self._envs = [_Steps() for _ in range(num_envs)]
+
+    @property
+    def bootstraps_cuts(self) -> bool:
+        """Whether a time-limit cut is bootstrapped (and so needs the cut state's prompt)."""
+        return self.time_limit == "bootstrap"
 
     @property
     def num_steps(self) -> int:
@@ -53,7 +71,10 @@ class RolloutRecorder:
         final_prompt: str | None,
         policy_version: int,
     ) -> None:
-        """Append one step; ``final_prompt`` is the state a time-limit cut left, else None."""
+        """Append one step; ``final_prompt`` is the state a time-limit cut left, else None
+        (ignored, and not needed, when the mode counts the cut as terminal)."""
+        if truncated and not terminated and not self.bootstraps_cuts:
+            terminated, final_prompt = True, None
         steps = self._envs[env]
         steps.prompts.append(prompt)
         steps.candidates.append(candidates)

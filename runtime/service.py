@@ -25,6 +25,7 @@ from autotelic.runtime.config import Settings
 from autotelic.runtime.messages import Topics
 from autotelic.runtime.metrics import Metrics, MetricsServer
 from autotelic.runtime.progress import ProgressLine
+from autotelic.runtime.run_logs import ProgressLog
 from autotelic.storage import RunLayout
 
 if TYPE_CHECKING:
@@ -76,14 +77,17 @@ async def serve(settings: Settings, ready: Callable[[dict[str, Any]], None] | No
         "topic_prefix": bridge.topics.prefix if bridge else None,
     }
     agent.layout.endpoints.write_text(json.dumps(endpoints, indent=2))
+    progress_log = ProgressLog(agent.layout.progress, agent.goal_space.categories())
     threads = agent.start_threads()
     if ready is not None:
         ready(endpoints)
     log.info("autotelic running: %s", json.dumps(endpoints))
     try:
-        await _supervise(agent, stop, settings)
+        await _supervise(agent, stop, settings, progress_log)
     finally:
-        code = await _shutdown(agent, threads, bridge, bridge_task, broker, server, settings)
+        code = await _shutdown(
+            agent, threads, bridge, bridge_task, broker, server, settings, progress_log
+        )
     return code
 
 
@@ -128,12 +132,20 @@ async def _start_mqtt(
             qos=0,
         )
     )
+    if agent.evaluator is not None:
+        # Retained: a dashboard that subscribes later still sees the latest evaluation.
+        agent.evaluator.listeners.append(
+            lambda report: bridge.publish(topics.evaluations, report.message(), retain=True)
+        )
     task = asyncio.create_task(bridge.run())
     return broker, bridge, task
 
 
-async def _supervise(agent: Agent, stop: asyncio.Event, settings: Settings) -> None:
-    """Wait for a stop; meanwhile refresh gauges, print progress, checkpoint periodically."""
+async def _supervise(
+    agent: Agent, stop: asyncio.Event, settings: Settings, progress_log: ProgressLog
+) -> None:
+    """Wait for a stop; meanwhile refresh gauges, print progress (and append it to the run's
+    progress.csv), checkpoint periodically."""
     loop = asyncio.get_running_loop()
     progress = ProgressLine()
     interval = settings.service.progress_interval_s
@@ -146,6 +158,10 @@ async def _supervise(agent: Agent, stop: asyncio.Event, settings: Settings) -> N
         now = time.monotonic()
         if now >= next_progress:
             progress.emit(agent.snapshot())
+            try:
+                progress_log.record(agent)
+            except OSError as err:  # the run's own data goes on; only this row is lost
+                log.warning("could not append to %s: %s", agent.layout.progress, err)
             next_progress = now + interval
         if now >= next_checkpoint and not agent.stopping.is_set():
             await loop.run_in_executor(None, lambda: agent.checkpoint(pause=True))
@@ -160,6 +176,7 @@ async def _shutdown(
     broker: EmbeddedBroker | None,
     server: MetricsServer | None,
     settings: Settings,
+    progress_log: ProgressLog,
 ) -> int:
     """Finish the step in hand, checkpoint, say offline, close everything."""
     loop = asyncio.get_running_loop()
@@ -180,6 +197,11 @@ async def _shutdown(
         log.exception("final checkpoint failed")
         code = 1
     agent.refresh_gauges()
+    try:
+        progress_log.record(agent)  # where the run stopped
+    except Exception:
+        log.exception("could not append the last progress row")
+    progress_log.close()
     if bridge is not None and bridge_task is not None:
         bridge.stop()
         try:

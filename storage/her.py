@@ -7,15 +7,26 @@ steps is twice as likely, and a relabel is always a different goal:
 
 * ``future``: events at a step >= t (the sampled step itself included: the action
   at t may be what achieved it);
-* ``final``: the goals of the episode's last step that achieved any;
+* ``final``: the goals of the episode's last step that achieved any, provided
+  that step is >= t: a row is never relabeled with a goal achieved before it,
+  which its action cannot have contributed to (the row would then learn that
+  any action "achieves" a goal already behind it: reward 0 forever after);
 * ``episode``: every event of the episode.
 
 Rewards and termination for the episode's own goal are the env's recorded ones;
 for a relabeled goal they are recomputed with the env's goal predicate: reward 1
 and termination exactly at the steps where the predicate holds. The n-step sum
-stops at the first termination or at the end of the episode; an episode that
-ended for another reason (its time limit, or its own goal when replayed under a
-relabel) is not terminated for that row, which bootstraps from the last state.
+stops at the first termination or at the end of the episode.
+
+How the end of an episode that is not a termination counts is the time-limit
+mode (:data:`TimeLimit`, DESIGN.md section 1 "Value scale", docs/learning.md):
+
+* an episode cut by its time limit (its last step ``truncated``) is terminal in
+  the ``terminal`` and ``observed`` modes (no bootstrap: what the authors'
+  LittleZoo does; ``observed`` also shows the steps left in the observation, so
+  the cut is a Markov event) and bootstraps from its last state in ``bootstrap``;
+* an episode that ended for its own goal, replayed under a relabel, bootstraps
+  from its last state in every mode: for the relabeled goal nothing ended there.
 """
 
 from __future__ import annotations
@@ -28,6 +39,15 @@ from autotelic.storage.records import EpisodeView
 
 Strategy = Literal["future", "final", "episode"]
 STRATEGIES: tuple[Strategy, ...] = ("future", "final", "episode")
+TimeLimit = Literal["terminal", "bootstrap", "observed"]
+"""How an episode cut by its time limit enters the targets (see the module docstring)."""
+TIME_LIMITS: tuple[TimeLimit, ...] = ("terminal", "bootstrap", "observed")
+DEFAULT_TIME_LIMIT: TimeLimit = "observed"
+"""The shipped mode. At gamma 0.99 a bootstrapped limit makes wandering worth more than
+the goal (alpha log|A| / (1 - gamma) > 1) and the soft-optimal policy avoids it; counting
+the limit as terminal without showing the time is non-Markov and fails the long Grow
+plans at alpha 0.05; showing the steps left reaches the goal in every measured case
+(tests/test_soft_optimal_policy.py, docs/learning.md)."""
 Predicate = Callable[[str, Collection[str]], bool]
 
 
@@ -44,7 +64,7 @@ def relabel_candidates(events: list[tuple[int, str]], t: int, strategy: Strategy
     if strategy == "episode":
         return [g for _, g in events]
     if strategy == "final":
-        if not events:
+        if not events or events[-1][0] < t:
             return []
         last = events[-1][0]
         return [g for j, g in events if j == last]
@@ -60,7 +80,8 @@ class NStep:
     discount: float
     """gamma^k."""
     terminated: bool
-    """The goal held within the k steps (or the last state offers no action)."""
+    """No bootstrap: the goal held within the k steps, the last state offers no action,
+    or the window reached a time-limit cut that the mode counts as terminal."""
     next_index: int
     """t + k: index of the state the target bootstraps from."""
 
@@ -73,8 +94,10 @@ def n_step(
     n: int,
     gamma: float,
     predicate: Predicate,
+    time_limit: TimeLimit = DEFAULT_TIME_LIMIT,
 ) -> NStep:
-    """The n-step return from step ``t`` of ``view`` for ``goal``."""
+    """The n-step return from step ``t`` of ``view`` for ``goal``, the time limit counted
+    as ``time_limit`` says."""
     total = 0.0
     scale = 1.0
     terminated = False
@@ -92,8 +115,13 @@ def n_step(
         j += 1
         if terminated:
             break
-    if not terminated and j == view.length and not view.state(j)[1]:
-        # A final state with no admissible action is absorbing: nothing to bootstrap
-        # from. (States acted in always have actions; the record validates that.)
-        terminated = True
+    if not terminated and j == view.length:
+        if time_limit != "bootstrap" and view.truncated[-1]:
+            # The time limit cut the episode here: terminal in these modes, for the
+            # episode's goal and for any relabel (the limit held whatever was pursued).
+            terminated = True
+        elif not view.state(j)[1]:
+            # A final state with no admissible action is absorbing: nothing to bootstrap
+            # from. (States acted in always have actions; the record validates that.)
+            terminated = True
     return NStep(total, scale, terminated, j)

@@ -17,6 +17,9 @@ class RunLayout:
     CHECKPOINTS = "checkpoints"
     CONFIG = "config.yaml"
     ENDPOINTS = "endpoints.json"
+    EVALUATIONS = "evaluations.csv"
+    PROGRESS = "progress.csv"
+    PLOTS = "plots"
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -40,6 +43,23 @@ class RunLayout:
     def endpoints(self) -> Path:
         """Where a running service listens (metrics, MQTT, topics)."""
         return self.root / self.ENDPOINTS
+
+    @property
+    def evaluations(self) -> Path:
+        """The periodic evaluations: one row per evaluation, split, way of acting and goal
+        category, appended as they finish (see docs/evaluation.md)."""
+        return self.root / self.EVALUATIONS
+
+    @property
+    def progress(self) -> Path:
+        """Counters, losses, throughput and curriculum figures, one row per progress
+        interval of the service."""
+        return self.root / self.PROGRESS
+
+    @property
+    def plots(self) -> Path:
+        """Where ``autotelic plot`` writes its PNG files by default."""
+        return self.root / self.PLOTS
 
     def require_run(self) -> None:
         """Raise :class:`FileNotFoundError` unless this looks like a run directory."""

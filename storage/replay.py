@@ -5,6 +5,11 @@ index (one ``searchsorted``, no database scan), then only the episodes drawn are
 read, in one read transaction. An episode evicted between the index snapshot and
 the read is simply absent from the read, and its rows are drawn again.
 
+How a time-limit cut enters each row's target is the sampler's ``time_limit``
+mode (:data:`~autotelic.storage.her.TimeLimit`): terminal (``terminal``,
+``observed``) or bootstrapped (``bootstrap``). The stored episodes keep the env's
+own ``terminated`` / ``truncated`` flags, so one store can be replayed in any mode.
+
 Random draws are made for the whole batch at once (positions, relabel coins,
 goal choices), so a seeded generator gives the same batch for the same store
 content, whatever the episodes contain.
@@ -20,9 +25,12 @@ import numpy as np
 from autotelic.core import TransitionBatch
 from autotelic.storage.errors import EmptyReplayError, StorageError
 from autotelic.storage.her import (
+    DEFAULT_TIME_LIMIT,
     STRATEGIES,
+    TIME_LIMITS,
     Predicate,
     Strategy,
+    TimeLimit,
     achievement_events,
     n_step,
     relabel_candidates,
@@ -49,7 +57,9 @@ class ReplaySampler:
     ``her_ratio`` is the probability that a row is relabeled (rows with nothing
     to relabel with keep their goal, ``relabeled`` False). ``predicate(goal,
     achieved_goals)`` is the env's goal test (its goal space's ``achieved``), used
-    for relabeled rows: storage knows no environment, so it is passed in. A sampler
+    for relabeled rows: storage knows no environment, so it is passed in.
+    ``time_limit`` says whether a row whose window reaches a time-limit cut
+    bootstraps (``bootstrap``) or not (``terminal``, ``observed``). A sampler
     owns its random generator: use one sampler per thread. Batch lists may share
     objects with the source's episodes; treat them as read-only.
     """
@@ -63,6 +73,7 @@ class ReplaySampler:
         strategy: Strategy = "future",
         n_step: int = 3,
         gamma: float = 0.99,
+        time_limit: TimeLimit = DEFAULT_TIME_LIMIT,
         rng: np.random.Generator | int | None = None,
         max_redraws: int = 16,
     ) -> None:
@@ -76,11 +87,16 @@ class ReplaySampler:
             raise ValueError(f"n_step must be >= 1, got {n_step}")
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        if time_limit not in TIME_LIMITS:
+            raise ValueError(
+                f"unknown time-limit mode {time_limit!r}; use one of {', '.join(TIME_LIMITS)}"
+            )
         self.source = source
         self.her_ratio = her_ratio
         self.strategy: Strategy = strategy
         self.n_step = n_step
         self.gamma = gamma
+        self.time_limit: TimeLimit = time_limit
         self.predicate = predicate
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.max_redraws = max_redraws
@@ -148,7 +164,14 @@ class ReplaySampler:
                     goal = options[int(choices[i] * len(options))]
                     relabeled[i] = True
             target = n_step(
-                view, t, goal, bool(relabeled[i]), self.n_step, self.gamma, self.predicate
+                view,
+                t,
+                goal,
+                bool(relabeled[i]),
+                self.n_step,
+                self.gamma,
+                self.predicate,
+                self.time_limit,
             )
             observation, admissible = view.state(t)
             next_observation, next_admissible = view.state(target.next_index)

@@ -136,7 +136,7 @@ class SimulationTrace:
 
 def uniform_config(goals: list[str] | None = None, *, seed: int = 0) -> CurriculumConfig:
     """A curriculum that samples uniformly (epsilon constant at 1), the baseline to beat."""
-    sampler = SamplerConfig(epsilon=EpsilonSchedule(kind="constant", start=1.0))
+    sampler = SamplerConfig(epsilon=EpsilonSchedule(kind="constant", start=1.0), unsolved_share=0.0)
     return CurriculumConfig(configured_goals=goals, sampler=sampler, seed=seed)
 
 

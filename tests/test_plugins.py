@@ -93,7 +93,7 @@ def test_the_real_service_runs_the_toy_pair_and_serves_its_goals(
         probe.publish(topics.inject, '{"goal": "Reach 7", "episodes": 2}')
         _, accepted, _ = probe.next(topic=topics.accepted, timeout=30)
         assert accepted["goal"] == "reach 7"
-        results = []
+        results: list[dict[str, Any]] = []
         while not results or results[-1]["status"] != "completed":
             _, report, _ = probe.next(topic=topics.results, timeout=60)
             results.append(report)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from autotelic.runtime.coordination import SafePoints, UpdateThrottle
+from autotelic.runtime.coordination import SafePoints, TimeShares, UpdateThrottle
 
 
 def test_updates_owed_follow_the_ratio_after_learning_starts():
@@ -104,3 +104,114 @@ def test_safe_points_pause_every_worker_between_iterations():
         t.join(timeout=5)
     assert points.pause(timeout=1)  # no workers left: trivially paused
     points.resume()
+
+
+def test_invalid_lag_policy_is_rejected():
+    with pytest.raises(ValueError, match="when_behind"):
+        UpdateThrottle(ratio=1.0, learning_starts=0, when_behind="auto")  # type: ignore[arg-type]
+
+
+def test_skip_never_blocks_the_collector_and_bounds_the_backlog():
+    """Under 'skip' a learner that never updates neither stops collection nor builds an
+    unbounded backlog: the updates owed beyond the lag are skipped."""
+    throttle = UpdateThrottle(ratio=0.5, learning_starts=0, max_lag_updates=3, when_behind="skip")
+    for _ in range(100):
+        assert throttle.wait_for_room(timeout=0)  # returns at once, every time
+        throttle.record_steps(2)
+        assert throttle.owed() <= 3 + 1  # one collection step of slack, as under 'wait'
+    assert throttle.target() == 101 and throttle.updates == 0
+    assert throttle.skipped > 90  # forgiven, not owed
+    # The learner then works off what is left and finds nothing more owed.
+    while throttle.owed():
+        assert throttle.wait_for_work(timeout=0)
+        throttle.record_update()
+    assert throttle.updates <= 4 and throttle.lag() == 0
+    assert not throttle.wait_for_work(timeout=0)
+
+
+def test_wait_blocks_the_collector_when_the_learner_is_behind():
+    throttle = UpdateThrottle(ratio=0.5, learning_starts=0, max_lag_updates=1, when_behind="wait")
+    throttle.record_steps(4)  # target 3, nothing done
+    assert not throttle.wait_for_room(timeout=0)
+    throttle.record_update()
+    assert not throttle.wait_for_room(timeout=0)  # backlog 2 > 1
+    throttle.record_update()
+    assert throttle.wait_for_room(timeout=0)  # backlog 1 <= 1
+    assert throttle.skipped == 0
+
+
+def test_micro_batch_progress_gives_the_collector_room_before_the_update_ends():
+    """A learner that reports progress after each micro-batch lets a waiting collector go on
+    mid-update; without reports it would wait for the whole update."""
+    throttle = UpdateThrottle(ratio=1.0, learning_starts=0, max_lag_updates=1, when_behind="wait")
+    throttle.record_steps(2)  # target 3, backlog 3 > 1
+    assert not throttle.wait_for_room(timeout=0)
+    throttle.record_update()  # backlog 2
+    assert not throttle.wait_for_room(timeout=0)
+    woke = threading.Event()
+    waiter = threading.Thread(target=lambda: woke.set() if throttle.wait_for_room(30) else None)
+    waiter.start()
+    throttle.record_progress(0.5)
+    assert not woke.wait(0.2)  # 1.5 behind: still waiting
+    throttle.record_progress(1.0)  # the update in hand is done but not yet applied
+    waiter.join(timeout=10)
+    assert woke.is_set()
+    assert throttle.lag() == 1.0 and throttle.updates == 1
+    throttle.record_update()  # applying it resets the share
+    assert throttle.progress == 0.0 and throttle.lag() == 1.0
+
+
+def test_restore_clears_skips_and_progress():
+    throttle = UpdateThrottle(ratio=1.0, learning_starts=0, max_lag_updates=0, when_behind="skip")
+    throttle.record_steps(10)
+    throttle.wait_for_room(timeout=0)
+    throttle.record_progress(0.5)
+    assert throttle.skipped > 0
+    throttle.restore(env_steps=10, updates=4)
+    assert (throttle.skipped, throttle.progress, throttle.owed()) == (0, 0.0, 7)
+
+
+def test_time_shares_add_up_across_threads():
+    shares = TimeShares()
+
+    def work() -> None:
+        for _ in range(5):
+            with shares.timing("learning"):
+                time.sleep(0.002)
+        shares.add("collector_waiting", 1.5)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    seen = shares.snapshot()
+    assert seen["collector_waiting"] == pytest.approx(4.5)
+    assert seen["learning"] >= 15 * 0.002  # sleeps never end early
+    with pytest.raises(RuntimeError), shares.timing("failing"):
+        raise RuntimeError("counted anyway")
+    assert "failing" in shares.snapshot()
+
+
+def test_time_shares_count_an_activity_still_in_progress():
+    """A window that ends mid-update is credited with the part already spent."""
+    shares = TimeShares()
+    inside, leave = threading.Event(), threading.Event()
+
+    def long_update() -> None:
+        with shares.timing("learning"):
+            inside.set()
+            leave.wait(10)
+
+    t = threading.Thread(target=long_update)
+    t.start()
+    assert inside.wait(10)
+    time.sleep(0.02)
+    first = shares.snapshot()["learning"]
+    time.sleep(0.02)
+    second = shares.snapshot()["learning"]
+    assert 0.02 <= first < second  # grows while it runs
+    leave.set()
+    t.join(timeout=10)
+    done = shares.snapshot()["learning"]
+    assert done >= second and shares.snapshot()["learning"] == done  # closed: stops growing

@@ -43,7 +43,17 @@ def service(
     broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
     config = deep_merge(
-        TINY_SERVICE, {"run": {"agent": AGENT}, "mqtt": {"url": broker.url, "reconnect_max_s": 1.0}}
+        TINY_SERVICE,
+        {
+            "run": {"agent": AGENT},
+            "mqtt": {"url": broker.url, "reconnect_max_s": 1.0},
+            # Evaluations often enough for the dashboard's evaluation panels to have data.
+            "eval": {
+                "interval_env_steps": 200,
+                "episodes_per_category": 1,
+                "max_cost_fraction": 0.5,
+            },
+        },
     )
     proc = ServiceProcess(tmp_path_factory.mktemp("service"), config)
     proc.start()
@@ -203,6 +213,10 @@ def test_prometheus_scrapes_and_every_dashboard_query_returns_data(
     service.wait_for(
         lambda: service.metrics().get("autotelic_learner_updates_total", 0) >= 3, what="updates"
     )
+    service.wait_for(
+        lambda: service.metrics().get("autotelic_evaluations_total", 0) >= 1,
+        what="a periodic evaluation",
+    )
     target = service.endpoints["metrics"].split("//")[1].split("/")[0]
     prometheus = Prometheus(tmp_path, [target])
     prometheus.start()
@@ -212,8 +226,15 @@ def test_prometheus_scrapes_and_every_dashboard_query_returns_data(
             time.sleep(0.5)
         time.sleep(4)  # a few scrapes, so rates have two points
         dashboard = json.loads(DASHBOARD.read_text())
-        queries = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
-        assert len(queries) >= 14
+        panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+        queries = [t["expr"] for panel in panels for t in panel["targets"]]
+        assert len(queries) >= 28
+        titles = [p["title"] for p in panels]
+        assert sum(t.startswith("Evaluation") for t in titles) >= 5
+        assert any(t.startswith("Generalisation gap") for t in titles)
+        training = [p for p in panels if "autotelic_episodes_total" in str(p["targets"])]
+        training += [p for p in panels if "autotelic_success_rate_ratio" in str(p["targets"])]
+        assert training and all(p["title"].startswith("Training episodes") for p in training)
         empty = []
         for expr in queries:
             promql = expr.replace("$__rate_interval", "1m").replace("$__range", "5m")
@@ -221,6 +242,12 @@ def test_prometheus_scrapes_and_every_dashboard_query_returns_data(
                 empty.append(expr)
         assert not empty, f"dashboard queries without data: {empty}"
         assert prometheus.query('autotelic_episodes_total{source="injected"}')
+        for split in ("train", "test"):
+            for acting in ("greedy", "sampled"):
+                found = prometheus.query(
+                    f'autotelic_eval_success_ratio{{split="{split}",acting="{acting}"}}'
+                )
+                assert {r["metric"]["category"] for r in found} >= {"grasp", "grow_plant"}
     finally:
         prometheus.stop()
 
@@ -238,6 +265,8 @@ def test_metric_names_follow_prometheus_conventions(service: ServiceProcess) -> 
         for sample in family.samples:
             assert set(sample.labels) <= {
                 "category",
+                "split",
+                "acting",
                 "source",
                 "outcome",
                 "status",

@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 from autotelic.core import TransitionBatch
 from autotelic.envs.playground import achieved as env_predicate
 from autotelic.storage import Episode, EpisodeStore, Predicate, ReplaySampler
-from autotelic.storage.her import achievement_events, n_step, relabel_candidates
+from autotelic.storage.her import (
+    TIME_LIMITS,
+    TimeLimit,
+    achievement_events,
+    n_step,
+    relabel_candidates,
+)
 from autotelic.storage.records import EpisodeView
 from autotelic.testing.memory_store import MemoryEpisodeStore
 from tests.storage_fixtures import hand_episode
@@ -42,7 +48,12 @@ def test_future_candidates_are_the_goals_achieved_at_or_after_the_step():
     assert relabel_candidates(events, 1, "future") == ["Grasp lion", "Grow carrot"]  # at t itself
     assert relabel_candidates(events, 2, "future") == ["Grow carrot"]
     assert relabel_candidates(events, 4, "future") == []
-    assert relabel_candidates(events, 4, "final") == ["Grow carrot"]
+    # final: the last achieving step's goals, only for rows at or before that step
+    # (the issue "Learning that holds": before, step 4 was relabeled with Grow carrot,
+    # achieved at step 3, which its action cannot have contributed to).
+    assert relabel_candidates(events, 3, "final") == ["Grow carrot"]
+    assert relabel_candidates(events, 0, "final") == ["Grow carrot"]
+    assert relabel_candidates(events, 4, "final") == []
     assert relabel_candidates(events, 4, "episode") == ["Grasp lion", "Grow carrot"]
     with pytest.raises(ValueError, match="unknown HER strategy 'past'"):
         relabel_candidates(events, 0, "past")  # type: ignore[arg-type]
@@ -68,14 +79,48 @@ def test_own_goal_is_never_a_relabel_candidate():
         (0, "Grow carrot", True, (0.0, 0.125, False, 3)),
         # Grasp lion no longer achievable after step 1: the window runs to the end.
         (3, "Grasp lion", True, (0.0, 0.25, False, 5)),
-        # Own goal, time limit at the last step: truncation is not termination.
+        # Own goal, time limit at the last step: under `bootstrap`, truncation is not
+        # termination.
         (4, "Grasp cow", False, (0.0, 0.5, False, 5)),
         (2, "Grasp cow", False, (0.0, 0.125, False, 5)),
     ],
 )
 def test_n_step_sums_discounts_and_termination_are_exact(t, goal, relabeled, expected):
-    got = n_step(EpisodeView.of(_five_steps()), t, goal, relabeled, 3, 0.5, env_predicate)
+    view = EpisodeView.of(_five_steps())
+    got = n_step(view, t, goal, relabeled, 3, 0.5, env_predicate, "bootstrap")
     assert (got.reward, got.discount, got.terminated, got.next_index) == expected
+    # Counting the cut as terminal changes exactly the rows whose window reaches it.
+    reaches_cut = expected[3] == 5 and not expected[2]
+    for mode in ("terminal", "observed"):
+        got = n_step(view, t, goal, relabeled, 3, 0.5, env_predicate, mode)
+        assert (got.reward, got.discount, got.next_index) == (*expected[:2], expected[3])
+        assert got.terminated == (expected[2] or reaches_cut)
+
+
+@pytest.mark.parametrize("mode", TIME_LIMITS)
+def test_a_time_limit_cut_is_terminal_unless_bootstrapped_for_own_goal_and_relabels(mode):
+    view = EpisodeView.of(_five_steps())  # cut by its time limit after step 4
+    bootstraps = mode == "bootstrap"
+    own = n_step(view, 3, "Grasp cow", False, 3, 0.9, env_predicate, mode)
+    assert (own.terminated, own.next_index) == (not bootstraps, 5)
+    relabel = n_step(view, 4, "Grasp lion", True, 3, 0.9, env_predicate, mode)
+    assert (relabel.terminated, relabel.next_index, relabel.reward) == (not bootstraps, 5, 0.0)
+    # A window that ends before the cut bootstraps in every mode.
+    early = n_step(view, 0, "Grow carrot", True, 3, 0.9, env_predicate, mode)
+    assert (early.terminated, early.next_index) == (False, 3)
+
+
+@pytest.mark.parametrize("mode", TIME_LIMITS)
+def test_an_episode_ended_by_its_own_goal_bootstraps_a_relabel_in_every_mode(mode):
+    """For the relabeled goal nothing ended there: no time limit, no termination."""
+    ep = hand_episode(
+        [["Grow deer"], [], ["Grasp cow"]],
+        goal="Grasp cow",
+        terminated_last=True,
+        truncated_last=False,
+    )
+    got = n_step(EpisodeView.of(ep), 1, "Grow deer", True, 3, 0.9, env_predicate, mode)
+    assert (got.terminated, got.next_index, got.reward) == (False, 3, 0.0)
 
 
 def test_own_goal_uses_the_recorded_reward_and_termination():
@@ -154,8 +199,11 @@ def expected_target(
     n: int,
     gamma: float,
     predicate: Predicate = env_predicate,
+    time_limit: TimeLimit = "bootstrap",
 ) -> tuple[float, float, bool, int]:
-    """Closed form: the window is cut at the first step where the goal holds."""
+    """Closed form: the window is cut at the first step where the goal holds; a window
+    that reaches the episode's time-limit cut is terminal unless ``time_limit`` is
+    ``bootstrap``."""
     steps = ep.steps
     horizon = min(n, ep.length - t)
     if relabeled:
@@ -166,7 +214,8 @@ def expected_target(
         rewards = [steps[j].reward for j in range(t, t + horizon)]
     k = hits.index(True) + 1 if any(hits) else horizon
     reward = sum(gamma**j * rewards[j] for j in range(k))
-    return reward, gamma**k, any(hits), t + k
+    cut = t + k == ep.length and steps[-1].truncated and time_limit != "bootstrap"
+    return reward, gamma**k, any(hits) or cut, t + k
 
 
 def strategy_goals(ep: Episode, t: int, strategy: str) -> set[str]:
@@ -176,22 +225,31 @@ def strategy_goals(ep: Episode, t: int, strategy: str) -> set[str]:
         return {g for goals in per_step[t:] for g in goals}
     if strategy == "episode":
         return {g for goals in per_step for g in goals}
-    nonempty = [goals for goals in per_step if goals]
-    return set(nonempty[-1]) if nonempty else set()
+    last = max((j for j, goals in enumerate(per_step) if goals), default=-1)
+    return set(per_step[last]) if last >= t else set()
 
 
-@given(spec=episode_specs(), n=st.integers(1, 5), gamma=st.floats(0.5, 1.0), data=st.data())
-def test_n_step_matches_the_closed_form(spec, n, gamma, data):
+@given(
+    spec=episode_specs(),
+    n=st.integers(1, 5),
+    gamma=st.floats(0.5, 1.0),
+    mode=st.sampled_from(TIME_LIMITS),
+    data=st.data(),
+)
+def test_n_step_matches_the_closed_form(spec, n, gamma, mode, data):
     (ep,) = _build([spec])
     view = EpisodeView.of(ep)
     t = data.draw(st.integers(0, ep.length - 1))
     goal = data.draw(st.sampled_from(GOALS))
     relabeled = goal != ep.goal
-    got = n_step(view, t, goal, relabeled, n, gamma, env_predicate)
-    reward, discount, terminated, nxt = expected_target(ep, t, goal, relabeled, n, gamma)
+    got = n_step(view, t, goal, relabeled, n, gamma, env_predicate, mode)
+    reward, discount, terminated, nxt = expected_target(
+        ep, t, goal, relabeled, n, gamma, time_limit=mode
+    )
     assert got.reward == pytest.approx(reward) and got.discount == pytest.approx(discount)
     assert (got.terminated, got.next_index) == (terminated, nxt)
-    if n == 1 and relabeled:  # reward 1 and termination exactly where the predicate holds
+    if n == 1 and relabeled and mode == "bootstrap":
+        # reward 1 and termination exactly where the predicate holds
         holds = goal in ep.steps[t].achieved_goals
         assert (got.reward == 1.0) == holds == got.terminated
 
@@ -216,6 +274,7 @@ def check_batch(
     n: int,
     gamma: float,
     predicate: Predicate = env_predicate,
+    time_limit: TimeLimit = "observed",
 ) -> None:
     for i in range(len(batch)):
         match = ROW.search(batch.observations[i])
@@ -232,7 +291,7 @@ def check_batch(
             if her_ratio == 1.0:
                 assert not strategy_goals(ep, t, strategy)  # nothing to relabel with
         reward, discount, terminated, nxt = expected_target(
-            ep, t, goal, bool(batch.relabeled[i]), n, gamma, predicate
+            ep, t, goal, bool(batch.relabeled[i]), n, gamma, predicate, time_limit
         )
         assert batch.rewards[i] == pytest.approx(reward, rel=1e-6, abs=1e-6)
         assert batch.discounts[i] == pytest.approx(discount, rel=1e-6)
@@ -250,10 +309,11 @@ def check_batch(
     strategy=st.sampled_from(["future", "final", "episode"]),
     n=st.integers(1, 4),
     gamma=st.floats(0.5, 1.0),
+    mode=st.sampled_from(TIME_LIMITS),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_sampled_batches_are_correct_relabels_with_exact_targets(
-    specs, her_ratio, strategy, n, gamma, seed
+    specs, her_ratio, strategy, n, gamma, mode, seed
 ):
     episodes = _build(specs)
     store = MemoryEpisodeStore()
@@ -265,11 +325,14 @@ def test_sampled_batches_are_correct_relabels_with_exact_targets(
         strategy=strategy,
         n_step=n,
         gamma=gamma,
+        time_limit=mode,
         rng=seed,
     )
     batch = sampler.sample(48)
     assert len(batch) == 48
-    check_batch(batch, episodes, her_ratio=her_ratio, strategy=strategy, n=n, gamma=gamma)
+    check_batch(
+        batch, episodes, her_ratio=her_ratio, strategy=strategy, n=n, gamma=gamma, time_limit=mode
+    )
     if her_ratio == 0.0:
         assert not batch.relabeled.any()
 
@@ -316,6 +379,40 @@ def test_a_custom_predicate_reaches_the_sampled_batch():
     assert (
         playground.relabeled.any() and playground.rewards.max() > 0 and playground.terminated.any()
     )
-    batch = ReplaySampler(store, her_ratio=1.0, predicate=never, rng=0).sample(64)
+    # Bootstrapped time limits: termination can then only come from the predicate.
+    batch = ReplaySampler(
+        store, her_ratio=1.0, predicate=never, time_limit="bootstrap", rng=0
+    ).sample(64)
     assert batch.relabeled.any() and batch.rewards.max() == 0 and not batch.terminated.any()
-    check_batch(batch, episodes, her_ratio=1.0, strategy="future", n=3, gamma=0.99, predicate=never)
+    check_batch(
+        batch,
+        episodes,
+        her_ratio=1.0,
+        strategy="future",
+        n=3,
+        gamma=0.99,
+        predicate=never,
+        time_limit="bootstrap",
+    )
+
+
+def test_final_never_relabels_a_row_with_a_goal_achieved_before_it():
+    """Grasp lion is achieved at step 1 of 5 and nothing after: rows 0 and 1 are relabeled
+    with it (row 1 earns the reward: its own action achieved it), rows 2-4 keep their goal."""
+    episodes = _build([Spec("Grasp cow", [[], ["Grasp lion"], [], [], []], False, True)])
+    store = MemoryEpisodeStore()
+    store.put_many(episodes)
+    batch = ReplaySampler(
+        store, predicate=env_predicate, her_ratio=1.0, strategy="final", n_step=1, rng=3
+    ).sample(200)
+    steps = np.array([int(ROW.search(o).group(2)) for o in batch.observations])  # type: ignore[union-attr]
+    assert set(steps.tolist()) == {0, 1, 2, 3, 4}
+    np.testing.assert_array_equal(batch.relabeled, steps <= 1)
+    assert all(g == "Grasp lion" for g in np.array(batch.goals)[steps <= 1])
+    np.testing.assert_array_equal(batch.rewards, (steps == 1).astype(np.float32))
+
+
+def test_the_sampler_refuses_an_unknown_time_limit_mode():
+    store = MemoryEpisodeStore()
+    with pytest.raises(ValueError, match="unknown time-limit mode 'ignore'"):
+        ReplaySampler(store, predicate=env_predicate, time_limit="ignore")  # type: ignore[arg-type]

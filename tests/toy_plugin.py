@@ -35,7 +35,7 @@ from autotelic.core import (
 )
 from autotelic.core.goals import achieved_rows
 
-ENV_ID = "toy/NumberLine-v0"
+ENV_ID: Literal["toy/NumberLine-v0"] = "toy/NumberLine-v0"
 CELLS = 10
 HELD_OUT = (3, 7)
 ACTIONS = ["step left", "step right", "stay"]

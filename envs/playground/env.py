@@ -135,7 +135,7 @@ class PlaygroundTextEnv(gym.Env[str, Any]):
             "feasible": self._feasible,
             "horizon": self._horizon,
             "admissible_actions": scene.admissible_actions(),
-            "action_mask": action_mask(int(self.action_space.n), len(scene.admissible_actions())),
+            "action_mask": action_mask(self.config.n_objects + 3, len(scene.admissible_actions())),
             "achieved_goals": achieved_now,
             "scene_seed": self._scene_seed,
             "episode_seed": self._scene_seed,
