@@ -117,6 +117,12 @@ class ModelConfig(BaseModel):
             "bf16, tiny models, CUDA, or `dtype` other than float32)."
         ),
     )
+    candidate_score: Literal["sum", "mean"] = Field(
+        "sum",
+        description="How a candidate action is scored: the sum of its tokens' log-probs (the "
+        "method's definition), or their mean, which does not favour short actions (a random "
+        "or small model otherwise all but always picks the candidate with fewest tokens).",
+    )
     finetune: Finetune = Field(
         default="lora",
         description=(

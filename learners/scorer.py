@@ -29,6 +29,7 @@ mask would be silently wrong), and padding positions attend to themselves
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -67,10 +68,17 @@ class Scores:
     """Token positions the model computed, padding included (what compute tracks)."""
     num_tokens: int
     """Real (non-padding) tokens among them."""
+    token_counts: Tensor | None = None
+    """[N] tokens of each candidate; with ``mean`` the policy reads per-token log-probs."""
+    mean: bool = False
+    """Score a candidate by its mean token log-prob (``model.candidate_score: mean``)."""
 
     @cached_property
     def log_pi(self) -> Tensor:
-        """[N] log pi(a|s): log_softmax of ``logprobs`` over each state's candidates."""
+        """[N] log pi(a|s): log_softmax over each state's candidates of their summed (or,
+        with ``mean``, per-token) log-probabilities."""
+        if self.mean and self.token_counts is not None:
+            return self.layout.log_softmax(self.logprobs / self.token_counts)
         return self.layout.log_softmax(self.logprobs)
 
     @property
@@ -187,8 +195,14 @@ class Scorer:
         # lm_log_probs); features and log-probs come out in float32 either way.
         with self.model.compute():
             if self.kind == "causal":
-                return _score_causal(hf, encoded, self.padding_side, self.pad_id, logprobs)
-            return _score_seq2seq(hf, encoded, self.padding_side, self.pad_id, logprobs)
+                scores = _score_causal(hf, encoded, self.padding_side, self.pad_id, logprobs)
+            else:
+                scores = _score_seq2seq(hf, encoded, self.padding_side, self.pad_id, logprobs)
+        if self.model.config.candidate_score == "mean":
+            counts = [len(c) for state in encoded.candidate_ids for c in state]
+            lengths = torch.tensor(counts, dtype=torch.float32, device=scores.logprobs.device)
+            scores = dataclasses.replace(scores, token_counts=lengths, mean=True)
+        return scores
 
 
 @dataclass

@@ -205,3 +205,18 @@ def test_layout_softmax_and_padding_properties(counts, seed):
     assert (entropy >= -1e-6).all()
     for count, h in zip(counts, entropy.tolist(), strict=True):
         assert h <= np.log(max(count, 1)) + 1e-5
+
+
+def test_mean_candidate_scores_divide_each_summed_log_prob_by_its_token_count():
+    """A random tiny LM puts nearly all mass on the candidate with the fewest tokens when
+    candidates are scored by summed log-probs; per-token means do not favour short ones."""
+    prompts = ["Goal: go to the red ball\nYou see a wall 3 steps forward.\nAction:"] * 2
+    candidates = [["turn left", "turn right", "go forward", "pick up", "drop", "toggle"]] * 2
+    with torch.no_grad():
+        summed = Scorer(tiny()).score(prompts, candidates)
+        mean = Scorer(tiny(candidate_score="mean")).score(prompts, candidates)
+    assert torch.allclose(summed.logprobs, mean.logprobs)  # same model, same numbers
+    assert mean.token_counts is not None and bool((mean.token_counts >= 1).all())
+    expected = summed.layout.log_softmax(summed.logprobs / mean.token_counts)
+    assert torch.allclose(mean.log_pi, expected)
+    assert float(summed.entropy().mean()) < 0.5 < 1.5 < float(mean.entropy().mean())
