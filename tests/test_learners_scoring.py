@@ -219,4 +219,5 @@ def test_mean_candidate_scores_divide_each_summed_log_prob_by_its_token_count():
     assert mean.token_counts is not None and bool((mean.token_counts >= 1).all())
     expected = summed.layout.log_softmax(summed.logprobs / mean.token_counts)
     assert torch.allclose(mean.log_pi, expected)
-    assert float(summed.entropy().mean()) < 0.5 < 1.5 < float(mean.entropy().mean())
+    assert float(summed.entropy().mean()) < 0.5
+    assert float(mean.entropy().mean()) > 1.5  # log 6 = 1.79 is uniform
