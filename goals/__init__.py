@@ -42,12 +42,13 @@ from autotelic.goals.estimators import (
 from autotelic.goals.injections import Injection, InjectionQueue, InjectionReport
 from autotelic.goals.registry import SOURCES, GoalRecord, GoalRegistry, Source
 from autotelic.goals.sampler import LPSampler, lp_probabilities
-from autotelic.goals.state import STATE_PREFIX, MemoryStateStore, StateStore
+from autotelic.goals.state import STATE_PREFIX, BatchStateStore, MemoryStateStore, StateStore
 from autotelic.goals.stats import CategoryStats, CurriculumStats, GoalStats
 
 __all__ = [
     "SOURCES",
     "STATE_PREFIX",
+    "BatchStateStore",
     "BucketLP",
     "CategoryStats",
     "CompetenceEstimator",

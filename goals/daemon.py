@@ -18,6 +18,14 @@ Persistence has two parts, each with one home:
   :meth:`GoalDaemon.load_state_dict`. The policy and the curriculum that
   chose its goals thus always come from the same moment; a daemon built from
   the store alone knows every goal and injection but learns afresh.
+
+With ``keep_results=True`` (and a :class:`BatchStateStore`) the reports owed to
+requesters are a durable outbox: each report is written under
+``curriculum/results/<n>`` in the same atomic write as the injection queue that
+produced it, stays there until the consumer calls :meth:`GoalDaemon.acknowledge`
+(the MQTT bridge does once the broker acknowledged it), and is handed out again
+by :meth:`GoalDaemon.owed_results` after a restart: delivered at least once,
+under a stable :attr:`InjectionReport.message_id`.
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ from autotelic.goals.estimators import (
 from autotelic.goals.injections import Injection, InjectionQueue, InjectionReport
 from autotelic.goals.registry import SOURCES, GoalRecord, GoalRegistry, Source
 from autotelic.goals.sampler import LPSampler
-from autotelic.goals.state import STATE_PREFIX, StateStore
+from autotelic.goals.state import STATE_PREFIX, BatchStateStore, StateStore
 from autotelic.goals.stats import CategoryStats, CurriculumStats, GoalStats
 
 log = logging.getLogger(__name__)
@@ -63,6 +71,8 @@ ReportCallback = Callable[[InjectionReport], None]
 
 REGISTRY_KEY = STATE_PREFIX + "registry"
 INJECTIONS_KEY = STATE_PREFIX + "injections"
+RESULTS_PREFIX = STATE_PREFIX + "results/"
+"""Store keys of owed injection reports: this prefix, then a 16-digit sequence number."""
 STATE_VERSION = 1
 
 
@@ -95,6 +105,7 @@ class GoalDaemon:
         estimator: CompetenceEstimator | None = None,
         clock: Callable[[], float] = time.time,
         on_report: ReportCallback | None = None,
+        keep_results: bool = False,
     ) -> None:
         self.config = config if config is not None else CurriculumConfig()
         self.goal_space = goal_space
@@ -116,6 +127,12 @@ class GoalDaemon:
         # Recent outcomes per category behind the success-rate metrics (keyed by category).
         self._category_windows = WindowedLP(self.config.stats_window)
         self._attempts: dict[str, list[int]] = {}
+        # The durable outbox: message id -> (store key, report as published).
+        self._outbox = store if keep_results and isinstance(store, BatchStateStore) else None
+        if keep_results and store is not None and self._outbox is None:
+            log.warning("injection results are not kept: the state store cannot batch writes")
+        self._owed: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._next_result = 0
         if store is not None:
             self._restore_from_store(store)
         self._add_configured()
@@ -169,7 +186,7 @@ class GoalDaemon:
             if len(assigned) < n:
                 assigned.extend(self._sample(n - len(assigned)))
             if reports:
-                self._put_injections()
+                self._put_injections(reports=reports)
         self._deliver(reports)
         return assigned
 
@@ -199,7 +216,7 @@ class GoalDaemon:
             if discovered:
                 self._put_registry()
             if reports:
-                self._put_injections()
+                self._put_injections(reports=reports)
         self._deliver(reports)
         return discovered
 
@@ -250,7 +267,7 @@ class GoalDaemon:
         with self._lock:
             reports = self.injections.expire(self.clock())
             if reports:
-                self._put_injections()
+                self._put_injections(reports=reports)
         self._deliver(reports)
         return reports
 
@@ -259,6 +276,32 @@ class GoalDaemon:
         with self._lock:
             found = self.injections.get(injection_id)
             return None if found is None else replace(found)
+
+    # -- the durable outbox of results --------------------------------------------------
+
+    @property
+    def results_pending(self) -> int:
+        """Reports kept in the durable outbox that no consumer has acknowledged yet."""
+        return len(self._owed)
+
+    def owed_results(self) -> list[dict[str, Any]]:
+        """The unacknowledged reports, oldest first, as published (with ``message_id``)."""
+        with self._lock:
+            return [dict(data) for _, data in sorted(self._owed.values(), key=lambda e: e[0])]
+
+    def acknowledge(self, message_id: str) -> bool:
+        """Drop a delivered report from the durable outbox; False if it was not there.
+
+        Raises if the store cannot write: the report stays owed and is offered
+        again after a restart.
+        """
+        with self._lock:
+            entry = self._owed.get(message_id)
+            if entry is None or self._outbox is None:
+                return False
+            self._outbox.put_states({}, delete=[entry[0]])
+            del self._owed[message_id]
+            return True
 
     # -- views -------------------------------------------------------------------------
 
@@ -501,12 +544,44 @@ class GoalDaemon:
         injections = store.get_state(INJECTIONS_KEY)
         if injections is not None:
             self.injections.load_state_dict(injections)
+        if self._outbox is not None:
+            for key in self._outbox.state_keys(RESULTS_PREFIX):
+                data = self._outbox.get_state(key)
+                if isinstance(data, dict) and isinstance(data.get("message_id"), str):
+                    self._owed[data["message_id"]] = (key, data)
+                self._next_result = int(key.removeprefix(RESULTS_PREFIX)) + 1
 
     def _put_registry(self, strict: bool = False) -> None:
         self._put(REGISTRY_KEY, self.registry.state_dict, strict)
 
-    def _put_injections(self, strict: bool = False) -> None:
-        self._put(INJECTIONS_KEY, self.injections.state_dict, strict)
+    def _put_injections(
+        self, strict: bool = False, reports: Sequence[InjectionReport] = ()
+    ) -> None:
+        """Write the injection queue; with the durable outbox, in the same atomic write
+        as the reports it owes for the change (a report replaces an older one of its id)."""
+        if self._outbox is None or not reports:
+            self._put(INJECTIONS_KEY, self.injections.state_dict, strict)
+            return
+        values: dict[str, Any] = {INJECTIONS_KEY: self.injections.state_dict()}
+        owed: dict[str, tuple[str, dict[str, Any]]] = {}
+        for report in reports:
+            key = f"{RESULTS_PREFIX}{self._next_result + len(values) - 1:016d}"
+            owed[report.message_id] = (key, report.to_dict())
+            values[key] = owed[report.message_id][1]
+        replaced = [self._owed[m][0] for m in owed if m in self._owed]
+        try:
+            self._outbox.put_states(values, delete=replaced)
+        except Exception:
+            if strict:
+                raise
+            log.exception(
+                "could not persist %s and %d owed results; they are sent from memory only",
+                INJECTIONS_KEY,
+                len(reports),
+            )
+            return
+        self._next_result += len(values) - 1
+        self._owed.update(owed)
 
     def _put(self, key: str, value: Callable[[], Any], strict: bool) -> None:
         if self.store is None:

@@ -90,6 +90,10 @@ class InjectionReport:
     it), then once ``completed`` (every requested episode reported) or
     ``expired`` (unserved episodes dropped at their expiry; outcomes of episodes
     already running still follow as ``episode`` reports).
+
+    :attr:`message_id` names the report for consumers that drop duplicates (results
+    are delivered at least once): ``<injection id>:<n>`` with ``n`` the episode
+    index, or ``episodes_requested`` for the one final report.
     """
 
     injection_id: str
@@ -105,10 +109,17 @@ class InjectionReport:
     episode_id: int | None = None
     achieved_goals: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def message_id(self) -> str:
+        """Stable id of this report: the same for every delivery of it, across restarts."""
+        n = self.episodes_requested if self.episode_index is None else self.episode_index
+        return f"{self.injection_id}:{n}"
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, ready to publish."""
+        """JSON-able form, ready to publish (``message_id`` included)."""
         data = asdict(self)
         data["achieved_goals"] = list(self.achieved_goals)
+        data["message_id"] = self.message_id
         return data
 
 

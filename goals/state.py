@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import math
 import threading
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import msgpack
@@ -33,6 +34,23 @@ class StateStore(Protocol):
 
     def put_state(self, key: str, value: Any) -> None:
         """Store ``value`` under ``key``; it is durable when this returns."""
+        ...
+
+
+@runtime_checkable
+class BatchStateStore(StateStore, Protocol):
+    """A :class:`StateStore` that also writes several keys at once and lists keys.
+
+    The daemon's durable outbox of injection results needs it: an outcome and the
+    results it owes are written in one step (see :mod:`autotelic.goals.daemon`).
+    """
+
+    def put_states(self, values: Mapping[str, Any], delete: Iterable[str] = ()) -> None:
+        """Put ``values`` and delete the keys ``delete`` atomically; durable when it returns."""
+        ...
+
+    def state_keys(self, prefix: str = "") -> list[str]:
+        """Stored keys that start with ``prefix``, sorted."""
         ...
 
 
@@ -57,6 +75,19 @@ class MemoryStateStore:
         raw = msgpack.packb(value)
         with self._lock:
             self._data[key] = raw
+
+    def put_states(self, values: Mapping[str, Any], delete: Iterable[str] = ()) -> None:
+        for key, value in values.items():
+            _check_finite(value, key)
+        raws = {key: msgpack.packb(value) for key, value in values.items()}
+        with self._lock:
+            for key in delete:
+                self._data.pop(key, None)
+            self._data.update(raws)
+
+    def state_keys(self, prefix: str = "") -> list[str]:
+        with self._lock:
+            return sorted(k for k in self._data if k.startswith(prefix))
 
 
 def _check_finite(value: Any, path: str) -> None:

@@ -88,7 +88,11 @@ class Agent:
         self.goal_space = self.env_spec.goal_space(s.env)
         self.store = self._open_store()
         self.daemon = GoalDaemon(
-            s.curriculum, goal_space=self.goal_space, store=self.store, on_report=self._on_report
+            s.curriculum,
+            goal_space=self.goal_space,
+            store=self.store,
+            on_report=self._on_report,
+            keep_results=s.service.mqtt_enabled,  # the MQTT bridge acknowledges them
         )
         self.learner = self.algorithm.build(s.model, s.algorithm)
         self.checkpoints = CheckpointManager(self.layout.checkpoints, keep=s.checkpoint.keep)
@@ -448,6 +452,7 @@ class Agent:
             env_steps=self.collector.env_steps,
             updates=self.learner.num_updates,
             episodes=self.collector.episodes,
+            results_pending=self.daemon.results_pending,
         )
 
     def refresh_gauges(self) -> None:
@@ -464,3 +469,4 @@ class Agent:
         for source, count in stats.goals_by_source.items():
             m.goals_known.labels(source=source).set(count)
         m.injected_pending.set(stats.injected_episodes_pending)
+        m.results_pending.set(self.daemon.results_pending)

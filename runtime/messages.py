@@ -82,6 +82,9 @@ class Status(BaseModel):
     env_steps: int | None = None
     updates: int | None = None
     episodes: int | None = None
+    results_pending: int | None = Field(
+        None, description="Injection results kept until the broker acknowledges them."
+    )
     time: float = Field(default_factory=time.time)
 
 

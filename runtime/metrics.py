@@ -154,6 +154,11 @@ class Metrics:
             "Accepted injected episodes not yet run.",
             registry=r,
         )
+        self.results_pending = Gauge(
+            "autotelic_results_pending",
+            "Injection results kept durably until the MQTT broker acknowledges them.",
+            registry=r,
+        )
         self.mqtt_connected = Gauge(
             "autotelic_mqtt_connected", "1 while connected to the MQTT broker.", registry=r
         )

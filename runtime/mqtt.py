@@ -3,7 +3,10 @@
 The bridge never stops the service. When the broker goes away it reconnects
 with capped exponential backoff and jitter; messages for the broker wait in a
 bounded outbox meanwhile and are removed only once the broker acknowledged them
-(QoS 1), so results are delivered at least once. The session is persistent
+(QoS 1). A message published with ``on_ack`` (an injection result the daemon
+keeps durably) is never dropped from the outbox, and ``on_ack`` runs, in a worker
+thread, once the broker acknowledged it: that is when it leaves the durable outbox,
+so results are delivered at least once, also across a crash. The session is persistent
 (fixed client id, clean session off), so goal requests published while the
 bridge was disconnected are queued by the broker and arrive on reconnect. The
 retained status is ``online`` while connected and the broker publishes the
@@ -61,6 +64,8 @@ class Outgoing:
     payload: bytes
     qos: int
     retain: bool
+    on_ack: Callable[[], object] | None = None
+    """Called once the broker acknowledged the message (QoS 1 PUBACK)."""
 
 
 def encode(message: BaseModel | dict[str, object] | str) -> bytes:
@@ -264,9 +269,17 @@ class MQTTBridge:
         message: BaseModel | dict[str, object] | str,
         qos: int = 1,
         retain: bool = False,
+        on_ack: Callable[[], object] | None = None,
     ) -> None:
-        """Queue a message for the broker; safe to call from any thread."""
-        item = Outgoing(topic, encode(message), qos, retain)
+        """Queue a message for the broker; safe to call from any thread.
+
+        ``on_ack`` marks a message kept durably elsewhere: it is never dropped, and
+        is called (in a worker thread) once the broker acknowledged it; ``qos`` must
+        then be 1 or 2.
+        """
+        if on_ack is not None and qos < 1:
+            raise ValueError("a message with on_ack needs qos 1 or 2: QoS 0 is never acknowledged")
+        item = Outgoing(topic, encode(message), qos, retain, on_ack)
         loop = self._loop
         if loop is None or loop.is_closed():
             self._enqueue(item)
@@ -282,10 +295,13 @@ class MQTTBridge:
 
     def _enqueue(self, item: Outgoing) -> None:
         if len(self._outbox) >= self.config.outbox_size:
-            self._outbox.popleft()
-            self.dropped += 1
-            if self._metrics:
-                self._metrics.mqtt_dropped.inc()
+            # The oldest message not kept durably elsewhere; durable ones are never dropped.
+            oldest = next((i for i, o in enumerate(self._outbox) if o.on_ack is None), None)
+            if oldest is not None:
+                del self._outbox[oldest]
+                self.dropped += 1
+                if self._metrics:
+                    self._metrics.mqtt_dropped.inc()
         self._outbox.append(item)
         if self._wakeup is not None:
             self._wakeup.set()
@@ -420,10 +436,24 @@ class MQTTBridge:
         await client.publish(self.topics.status, encode(offline), qos=1, retain=True)
 
     async def _flush(self, client: aiomqtt.Client) -> None:
+        acked = False
         while self._outbox:
             item = self._outbox[0]
+            # With QoS >= 1 this returns once the broker acknowledged the message.
             await client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
-            self._outbox.popleft()
+            if self._outbox and self._outbox[0] is item:
+                self._outbox.popleft()
+            else:  # moved while we waited (a drop when full): remove this very item
+                with contextlib.suppress(ValueError):
+                    self._outbox.remove(item)
+            if item.on_ack is not None:
+                acked = True
+                try:
+                    await asyncio.to_thread(item.on_ack)
+                except Exception:
+                    log.exception("MQTT: acknowledging a delivered message failed")
+        if acked:  # the retained status tells how many results are still owed
+            await client.publish(self.topics.status, encode(self._status()), qos=1, retain=True)
 
     async def _send(self, client: aiomqtt.Client) -> None:
         assert self._wakeup is not None

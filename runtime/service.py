@@ -115,7 +115,19 @@ async def _start_mqtt(
         client_id=f"autotelic-{settings.run.agent}",
         metrics=metrics,
     )
-    agent.report_listeners.append(lambda report: bridge.publish(topics.results, report.to_dict()))
+    daemon = agent.daemon
+
+    def publish_result(data: dict[str, Any]) -> None:
+        """A result stays in the daemon's durable outbox until the broker acknowledged it."""
+        message_id = str(data["message_id"])
+        bridge.publish(topics.results, data, on_ack=lambda: daemon.acknowledge(message_id))
+
+    owed = daemon.owed_results()  # from before a restart; the workers have not started yet
+    if owed:
+        log.info("MQTT: %d injection results owed from before the restart", len(owed))
+    for data in owed:
+        publish_result(data)
+    agent.report_listeners.append(lambda report: publish_result(report.to_dict()))
     agent.listeners.append(
         lambda done: bridge.publish(
             topics.episodes,

@@ -16,7 +16,8 @@ Store
     ``put_many(episodes) -> ids``, ``get(id)``, ``iter_episodes(start_id, end_id)``,
     ``ids()``, ``len()``, ``num_transitions``, ``stats() -> StoreStats``,
     ``export_jsonl(dest)``, ``get_state(key)``, ``put_state(key, value)``,
-    ``state_keys()``, ``sync()``, ``close()``.
+    ``put_states(values, delete)``, ``delete_state(key)``, ``state_keys(prefix)``,
+    ``sync()``, ``close()``.
     (an in-memory replay source for tests: :mod:`autotelic.testing.memory_store`)
 
 Replay

@@ -40,7 +40,7 @@ import shutil
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -392,6 +392,35 @@ class EpisodeStore:
         if not self._durable:
             self.sync()
 
+    def put_states(self, values: Mapping[str, Any], delete: Iterable[str] = ()) -> None:
+        """Store several state keys and delete others in one transaction: all or nothing.
+
+        Like :meth:`put_state`, durable when it returns. A key both put and deleted
+        is put; deleting an absent key is no error.
+        """
+        self._require_writable()
+        encoded: list[tuple[bytes, bytes]] = []
+        for key, value in values.items():
+            check_packable(value, f"state[{key!r}]")
+            encoded.append((self._state_key(key), frame({"v": 1, "value": value})))
+        written = {k for k, _ in encoded}
+        gone = [k for k in map(self._state_key, delete) if k not in written]
+
+        def write(txn: lmdb.Transaction[bytes]) -> None:
+            for key in gone:
+                txn.delete(key, db=self._state)
+            for key, data in encoded:
+                txn.put(key, data, db=self._state)
+
+        with self._write_lock:
+            self._commit(write)
+        if not self._durable:
+            self.sync()
+
+    def delete_state(self, key: str) -> None:
+        """Remove ``key`` from the state area (no error if absent); durable when it returns."""
+        self.put_states({}, delete=[key])
+
     def sync(self) -> None:
         """Flush every commit to disk (what ``durable=True`` does at each commit)."""
         self._require_open()
@@ -554,10 +583,17 @@ class EpisodeStore:
             raise CorruptRecordError(what, "no value field")
         return record["value"]
 
-    def state_keys(self) -> list[str]:
-        """Keys of the state area, sorted."""
+    def state_keys(self, prefix: str = "") -> list[str]:
+        """Keys of the state area that start with ``prefix``, sorted."""
+        start = prefix.encode("utf-8")
         with self._read() as txn:
-            keys = list(txn.cursor(db=self._state).iternext(keys=True, values=False))
+            cursor = txn.cursor(db=self._state)
+            keys = []
+            if cursor.set_range(start) if start else cursor.first():
+                for key in cursor.iternext(keys=True, values=False):
+                    if not key.startswith(start):
+                        break
+                    keys.append(key)
         return [k.decode("utf-8") for k in keys]
 
     @staticmethod

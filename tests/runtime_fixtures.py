@@ -242,7 +242,8 @@ class ServiceProcess:
 
         return str(Path(sys.executable).parent / "autotelic")
 
-    def start(self, timeout: float = 180.0) -> dict[str, Any]:
+    def start(self, timeout: float = 180.0, wait: bool = True) -> dict[str, Any]:
+        """Launch the service; unless ``wait`` is False, until it published its endpoints."""
         endpoints_file = self.run_dir / "endpoints.json"
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -252,6 +253,8 @@ class ServiceProcess:
                 cwd=self.workdir,
                 env=self.env,
             )
+        if not wait:
+            return {}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -13,12 +13,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_experiment(method: str, out: Path, budget: int, every: int) -> list[dict[str, str]]:
+def run_experiment(
+    method: str, out: Path, budget: int, every: int, config: str = "cpu.yaml", episodes: int = 2
+) -> list[dict[str, str]]:
     subprocess.run(
         [sys.executable, str(ROOT / "bench/experiment.py"), "--config",
-         str(ROOT / "bench/configs/cpu.yaml"), "--method", method, "--seed", "0",
-         "--budget", str(budget), "--eval-every", str(every), "--out", str(out)],
-        check=True, capture_output=True, text=True, timeout=1800,
+         str(ROOT / "bench/configs" / config), "--method", method, "--seed", "0",
+         "--budget", str(budget), "--eval-every", str(every), "--out", str(out),
+         "--eval-episodes", str(episodes)],
+        check=True, capture_output=True, text=True, timeout=2400,
     )  # fmt: skip
     with (out / f"{method}-s0.csv").open() as f:
         return list(csv.DictReader(f))
@@ -61,3 +64,33 @@ def test_a_short_sac_her_run_writes_a_complete_csv_and_beats_the_random_policy(
     learned = grasp(rows, points[-1], "greedy")
     assert learned > baseline + 0.15, (learned, baseline)
     assert learned > grasp(rows, 0, "greedy") + 0.15
+
+
+@pytest.mark.slow
+def test_a_short_babyai_go_to_run_stores_relabels_and_beats_the_random_policy(
+    tmp_path: Path,
+) -> None:
+    """BabyAI-Text go-to missions with the tiny model (bench/configs/babyai-cpu.yaml)."""
+    rows = run_experiment("sac-glam-her", tmp_path, 6000, 6000, "babyai-cpu.yaml", 4)
+    random_rows = run_experiment("random", tmp_path, 1, 1, "babyai-cpu.yaml", 4)
+
+    def go_to(table: list[dict[str, str]], acting: str) -> float:
+        last = max(int(r["env_steps"]) for r in table)
+        (value,) = [
+            float(r["success"])
+            for r in table
+            if int(r["env_steps"]) == last and r["split"] == "train"
+            and r["acting"] == acting and r["category"] == "go_to"
+        ]  # fmt: skip
+        return value
+
+    from autotelic.storage import EpisodeStore
+
+    with EpisodeStore(tmp_path / "runs" / "sac-glam-her-s0" / "store", readonly=True) as store:
+        episodes = list(store.iter_episodes())
+    assert len(episodes) > 300 and {e.env_id for e in episodes} == {"autotelic/BabyAIText-v0"}
+    relabelable = [
+        e for e in episodes if any(g != e.goal for s in e.steps for g in s.achieved_goals)
+    ]
+    assert len(relabelable) > len(episodes) // 2  # other goals were achieved: HER has data
+    assert go_to(rows, "greedy") > go_to(random_rows, "sampled") + 0.1

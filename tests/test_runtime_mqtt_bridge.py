@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import subprocess
@@ -167,6 +168,45 @@ def test_broker_outage_queues_messages_and_reconnects(mosquitto: Mosquitto) -> N
 
     asyncio.run(scenario())
     assert metrics.mqtt_reconnects._value.get() >= 1
+
+
+def test_durable_messages_are_never_dropped_and_acknowledged_only_once_the_broker_has_them(
+    mosquitto: Mosquitto,
+) -> None:
+    metrics = Metrics()
+    acked: list[int] = []
+
+    async def scenario() -> None:
+        bridge = make_bridge(
+            mosquitto.url, metrics, reconnect_min_s=1.5, reconnect_max_s=1.5, outbox_size=100
+        )
+        task = asyncio.create_task(bridge.run())
+        await asyncio.wait_for(bridge.connected.wait(), 10)
+        mosquitto.stop()
+        while bridge.connected.is_set():
+            await asyncio.sleep(0.05)
+        for i in range(5):
+            bridge.publish(TOPICS.results, {"n": i}, on_ack=functools.partial(acked.append, i))
+        for i in range(150):  # overflows the outbox: only these may be dropped
+            bridge.publish(TOPICS.episodes, {"e": i})
+        assert bridge.pending == 100 and bridge.dropped == 55
+        with pytest.raises(ValueError, match="qos 1 or 2"):
+            bridge.publish(TOPICS.results, {}, qos=0, on_ack=lambda: None)
+        await asyncio.sleep(0.5)
+        assert acked == []  # nothing acknowledged while the broker is away
+        mosquitto.start()
+        got = await collect(mosquitto.port, TOPICS.results, 5, timeout=20)
+        assert [json.loads(m.payload)["n"] for m in got] == [0, 1, 2, 3, 4]
+        for _ in range(100):
+            if len(acked) == 5:
+                break
+            await asyncio.sleep(0.05)
+        assert acked == [0, 1, 2, 3, 4]
+        bridge.stop()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+    assert metrics.mqtt_dropped._value.get() == 55
 
 
 def test_last_will_says_offline_when_the_process_is_killed(

@@ -155,6 +155,24 @@ def test_state_area_round_trips_values_and_survives_reopen(tmp_path):
         assert store.stats().state_keys == 2
 
 
+def test_several_state_keys_are_put_and_deleted_in_one_write_and_listed_by_prefix(tmp_path):
+    with EpisodeStore(tmp_path / "s") as store:
+        store.put_states({"q": 1, "out/0001": "a", "out/0002": "b", "outx": 0})
+        assert store.state_keys("out/") == ["out/0001", "out/0002"]
+        assert store.state_keys() == ["out/0001", "out/0002", "outx", "q"]
+        store.put_states({"q": 2, "out/0003": "c"}, delete=["out/0001", "never-there"])
+        store.delete_state("outx")
+        store.delete_state("outx")  # absent: no error
+        with pytest.raises(ValueError, match=r"state\[.bad.\]: nan is not a finite"):
+            store.put_states({"q": 3, "bad": float("nan")}, delete=["out/0002"])
+        assert store.state_keys("out/") == ["out/0002", "out/0003"]  # the failed write left all
+        assert store.get_state("q") == 2
+        assert store.state_keys("zzz") == []
+    with EpisodeStore(tmp_path / "s", readonly=True) as store:
+        assert store.state_keys() == ["out/0002", "out/0003", "q"]
+        assert [store.get_state(k) for k in store.state_keys("out/")] == ["b", "c"]
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
