@@ -96,14 +96,20 @@ def sample(minute: float, pid: int, layout: RunLayout, metrics_url: str) -> dict
     }
 
 
-def inject(run_dir: Path, goal: str) -> None:
+def inject(run_dir: Path, goal: str) -> bool:
+    """Inject ``goal`` with the CLI, as a person would; False if it was not accepted in time."""
     exe = Path(sys.executable).parent / "autotelic"
-    subprocess.run(
-        [str(exe), "inject", goal, "--run", str(run_dir), "--episodes", "2"],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            [str(exe), "inject", goal, "--run", str(run_dir), "--episodes", "2"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        print(f"inject {goal!r}: no answer within 120 s", flush=True)
+        return False
+    return done.returncode == 0
 
 
 def growth(rows: list[dict[str, Any]], field: str) -> float:
@@ -152,6 +158,9 @@ def main() -> None:
             [str(exe), "run", "-c", str(work / "soak.yaml")], stdout=log, stderr=log, cwd=work
         )
     rows: list[dict[str, Any]] = []
+    out = (args.out / "soak.csv").open("w", newline="")
+    writer = csv.DictWriter(out, FIELDS)
+    writer.writeheader()
     try:
         while not layout.endpoints.is_file():
             if proc.poll() is not None:
@@ -163,16 +172,15 @@ def main() -> None:
         while (elapsed := time.monotonic() - start) <= args.minutes * 60:
             minute = round(elapsed / 60, 2)
             rows.append(sample(minute, proc.pid, layout, metrics_url))
+            writer.writerow(rows[-1])  # row by row: an interrupted soak keeps what it saw
+            out.flush()
             print(json.dumps(rows[-1]), flush=True)
             inject(layout.root, goals[len(rows) % len(goals)])
             time.sleep(max(0.0, start + len(rows) * args.sample_s - time.monotonic()))
     finally:
+        out.close()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
-    with (args.out / "soak.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
     plot(rows, args.out / "soak.png")
     print(f"service exit code {code}; run directory {layout.root}")
     for field in ("rss_mib", "fds", "threads", "store_mib"):

@@ -346,8 +346,7 @@ class Agent:
                 body()
             except BaseException as err:  # reported by the supervisor, which stops the run
                 log.exception("%s thread failed", name)
-                self.error = err
-                self.stop()
+                self.fail(err)
             finally:
                 self.points.unregister(name)
 
@@ -373,6 +372,12 @@ class Agent:
         while not self.stopping.is_set():
             self.points.checkpoint("learner")
             self.schedule.learn_once(timeout=0.5)
+
+    def fail(self, err: BaseException) -> None:
+        """Stop because of ``err``: the service exits non-zero and says why when offline."""
+        if self.error is None:
+            self.error = err
+        self.stop()
 
     def stop(self) -> None:
         """Ask every loop to finish the step in hand and return."""
@@ -452,6 +457,7 @@ class Agent:
             env_steps=self.collector.env_steps,
             updates=self.learner.num_updates,
             episodes=self.collector.episodes,
+            reason=None if self.error is None else f"{type(self.error).__name__}: {self.error}",
             results_pending=self.daemon.results_pending,
         )
 

@@ -92,10 +92,16 @@ class UpdateThrottle:
         return self.target() - self.updates - self.skipped - self.progress
 
     def restore(self, env_steps: int, updates: int) -> None:
-        """Continue counting from a checkpoint."""
+        """Continue counting from a checkpoint, owing at most ``max_lag_updates``.
+
+        Skipped updates are not saved: a run that skipped thousands (``"skip"``), resumed
+        under ``"wait"`` or serially, must not first run them all before collecting.
+        """
         with self._cond:
             self.env_steps, self.updates = env_steps, updates
-            self.skipped, self.progress = 0, 0.0
+            self.progress = 0.0
+            self.skipped = 0
+            self.skipped = max(0, self.target() - updates - self.max_lag_updates)
             self._cond.notify_all()
 
     def record_steps(self, n: int) -> None:

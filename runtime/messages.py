@@ -85,6 +85,9 @@ class Status(BaseModel):
     results_pending: int | None = Field(
         None, description="Injection results kept until the broker acknowledges them."
     )
+    reason: str | None = Field(
+        None, description="Why the agent stopped when a failure stopped it (e.g. a full disk)."
+    )
     time: float = Field(default_factory=time.time)
 
 

@@ -26,7 +26,7 @@ from autotelic.runtime.messages import Topics
 from autotelic.runtime.metrics import Metrics, MetricsServer
 from autotelic.runtime.progress import ProgressLine
 from autotelic.runtime.run_logs import ProgressLog
-from autotelic.storage import RunLayout
+from autotelic.storage import RunLayout, StorageError
 
 if TYPE_CHECKING:
     from autotelic.runtime.broker import EmbeddedBroker
@@ -176,7 +176,12 @@ async def _supervise(
                 log.warning("could not append to %s: %s", agent.layout.progress, err)
             next_progress = now + interval
         if now >= next_checkpoint and not agent.stopping.is_set():
-            await loop.run_in_executor(None, lambda: agent.checkpoint(pause=True))
+            try:
+                await loop.run_in_executor(None, lambda: agent.checkpoint(pause=True))
+            except StorageError as err:  # e.g. a full disk: stop as a failed worker would
+                log.error("periodic checkpoint failed, stopping: %s", err)
+                agent.fail(err)
+                return
             next_checkpoint = time.monotonic() + settings.checkpoint.interval_s
 
 

@@ -35,7 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from autotelic.processes import pid_alive
-from autotelic.storage.errors import SchemaVersionError, StorageError
+from autotelic.storage.errors import (
+    FULL_ERRNOS,
+    SchemaVersionError,
+    StorageError,
+    StorageFullError,
+    out_of_space,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -187,8 +193,13 @@ class CheckpointManager:
             _fsync_dir(scratch)
             final = self.directory / f"{_PREFIX}{step:012d}"
             self._move_into_place(scratch, final)
-        except BaseException:
+        except BaseException as err:
             shutil.rmtree(scratch, ignore_errors=True)
+            if self._disk_full(err):
+                raise StorageFullError(
+                    f"cannot write a checkpoint in {self.directory} ({err}): the disk is full. "
+                    "Nothing was replaced: the newest complete checkpoint is intact"
+                ) from err
             raise
         checkpoint = Checkpoint(final, step, created, meta, files)
         self._verified[final] = ((final / MANIFEST).stat().st_mtime_ns, checkpoint)
@@ -215,6 +226,11 @@ class CheckpointManager:
                 )
             kind = "torch"
         return CheckpointFile(target.name, kind, target.stat().st_size, _sha256(target))
+
+    def _disk_full(self, err: BaseException) -> bool:
+        if isinstance(err, OSError) and err.errno in FULL_ERRNOS:
+            return True
+        return isinstance(err, OSError | RuntimeError) and out_of_space(self.directory)
 
     @staticmethod
     def _write_bytes(path: Path, data: bytes) -> None:

@@ -6,6 +6,21 @@ surface in a long-running service's logs, far from the code that caused them.
 
 from __future__ import annotations
 
+import errno
+import shutil
+from pathlib import Path
+
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""What an operating system says when a write does not fit."""
+LOW_SPACE_BYTES = 16 * 2**20
+"""Free space under which a failed write is put down to a full disk: libraries that hide the
+errno (LMDB's short writes as EIO, torch's zip writer) leave nothing better to go by."""
+
+
+def out_of_space(path: Path) -> bool:
+    """Whether the file system holding ``path`` has next to no free space left."""
+    return shutil.disk_usage(path).free < LOW_SPACE_BYTES
+
 
 class StorageError(RuntimeError):
     """Base class of every error the storage layer raises on purpose."""

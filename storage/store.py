@@ -36,7 +36,6 @@ import errno
 import fcntl
 import os
 import resource
-import shutil
 import struct
 import threading
 import time
@@ -50,12 +49,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autotelic.storage.codec import check_packable, check_version, frame, gc_paused, unframe
 from autotelic.storage.errors import (
+    FULL_ERRNOS,
     CorruptRecordError,
     EpisodeNotFoundError,
     StorageError,
     StorageFullError,
     StorageWriteError,
     StoreLockedError,
+    out_of_space,
 )
 from autotelic.storage.index import IndexSnapshot, TransitionIndex
 from autotelic.storage.records import (
@@ -80,7 +81,6 @@ _META_KEY = b"meta"
 _MAX_STATE_KEY_BYTES = 400
 _ITER_CHUNK = 64
 _WRITER_LOCK = "writer.lock"
-_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _MAX_READERS = 126  # LMDB reader slots: concurrent read transactions across all processes
 
 _open_paths: set[str] = set()
@@ -464,7 +464,7 @@ class EpisodeStore:
 
     def _write_failure(self, exc: lmdb.Error) -> StorageError:
         code = getattr(exc, "code", 0)
-        if code in _FULL_ERRNOS or (code == errno.EIO and self._space_exhausted()):
+        if code in FULL_ERRNOS or (code == errno.EIO and self._space_exhausted()):
             return StorageFullError(
                 f"writing to the store at {self._path} failed ({exc}): the disk is full or the "
                 "file reached its size limit. The write was rolled back; everything stored "
@@ -481,7 +481,7 @@ class EpisodeStore:
 
     def _space_exhausted(self) -> bool:
         # LMDB reports a short write (what a full disk usually causes) as EIO.
-        if shutil.disk_usage(self._path).free < 16 * 2**20:
+        if out_of_space(self._path):
             return True
         soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
         data = self._path / "data.mdb"

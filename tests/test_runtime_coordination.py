@@ -161,14 +161,21 @@ def test_micro_batch_progress_gives_the_collector_room_before_the_update_ends():
     assert throttle.progress == 0.0 and throttle.lag() == 1.0
 
 
-def test_restore_clears_skips_and_progress():
-    throttle = UpdateThrottle(ratio=1.0, learning_starts=0, max_lag_updates=0, when_behind="skip")
-    throttle.record_steps(10)
-    throttle.wait_for_room(timeout=0)
-    throttle.record_progress(0.5)
-    assert throttle.skipped > 0
-    throttle.restore(env_steps=10, updates=4)
-    assert (throttle.skipped, throttle.progress, throttle.owed()) == (0, 0.0, 7)
+def test_restore_owes_at_most_the_lag_bound():
+    """A restart does not bring back the updates a 'skip' run forgave (they are not saved):
+    resumed under either policy, the learner owes at most max_lag_updates."""
+    for policy in ("skip", "wait"):
+        throttle = UpdateThrottle(
+            ratio=1.0,
+            learning_starts=0,
+            max_lag_updates=2,
+            when_behind=policy,  # type: ignore[arg-type]
+        )
+        throttle.record_progress(0.5)
+        throttle.restore(env_steps=1000, updates=4)
+        assert (throttle.progress, throttle.owed(), throttle.lag()) == (0.0, 2, 2.0)
+        throttle.restore(env_steps=5, updates=4)  # within the bound: owed as counted
+        assert (throttle.skipped, throttle.owed()) == (0, 2)
 
 
 def test_time_shares_add_up_across_threads():

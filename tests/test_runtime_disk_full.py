@@ -1,0 +1,114 @@
+"""A disk that fills up under a running service: the store refuses cleanly, the service
+says offline with the reason and exits non-zero; once space returns it resumes with every
+stored episode."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from autotelic.runtime.config import deep_merge
+from autotelic.runtime.messages import Topics
+from autotelic.storage import EpisodeStore
+from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, ServiceProcess
+
+AGENT = "full"
+TOPICS = Topics(AGENT)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 MiB tmpfs (the test fills it), mounted for this test only."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Write a file that leaves ``leave`` bytes free on ``disk``."""
+    filler = disk / "filler"
+    free = shutil.disk_usage(disk).free
+    with filler.open("wb") as f:
+        f.truncate(0)
+        chunk = b"\0" * (1 << 20)
+        todo = max(0, free - leave)
+        while todo > 0:
+            todo -= f.write(chunk[: min(len(chunk), todo)])
+    return filler
+
+
+def test_a_full_disk_stops_the_service_cleanly_and_a_restart_loses_nothing(
+    small_disk: Path, mosquitto: Mosquitto
+) -> None:
+    run_dir = small_disk / "run"
+    config = deep_merge(
+        TINY_SERVICE,
+        {
+            "run": {"agent": AGENT, "dir": str(run_dir)},
+            "mqtt": {"url": mosquitto.url},
+            "replay": {"durable": True},
+            "checkpoint": {"interval_s": 1},
+        },
+    )
+    service = ServiceProcess(small_disk.parent, config)  # its log stays off the small disk
+    service.run_dir = run_dir
+    probe = Probe(mosquitto.port, [TOPICS.status, TOPICS.episodes])
+    try:
+        service.start()
+        service.wait_connected()
+        service.wait_for(
+            lambda: (
+                sum(
+                    v
+                    for k, v in service.metrics().items()
+                    if k.startswith("autotelic_episodes_total")
+                )
+                > 30
+            ),
+            what="episodes",
+        )
+        filler = fill(small_disk, leave=64 * 1024)
+        assert service.proc is not None
+        code = service.proc.wait(timeout=120)
+        assert code != 0, service.tail()
+        assert "full" in service.tail(80).lower()
+        offline = None
+        announced = set()
+        while True:
+            try:
+                topic, message, _ = probe.next(timeout=5)
+            except TimeoutError:
+                break
+            if topic == TOPICS.episodes:
+                announced.add(message["episode_id"])
+            elif message.get("state") == "offline":
+                offline = message
+        assert offline is not None and "StorageFullError" in (offline.get("reason") or "")
+        with EpisodeStore(run_dir / "store", readonly=True) as store:
+            stored = set(store.ids())
+        assert announced and announced <= stored  # announced only once durable
+
+        filler.unlink()  # space returns
+        service.start()
+        service.wait_connected()
+        with EpisodeStore(run_dir / "store", readonly=True) as store:
+            assert stored <= set(store.ids())
+        assert "restart 1 at" in service.tail(200)
+        assert service.terminate() == 0
+    finally:
+        probe.close()
+        if service.alive():
+            service.kill()
