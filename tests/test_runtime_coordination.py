@@ -169,7 +169,7 @@ def test_restore_owes_at_most_the_lag_bound():
             ratio=1.0,
             learning_starts=0,
             max_lag_updates=2,
-            when_behind=policy,  # type: ignore[arg-type]
+            when_behind=policy,
         )
         throttle.record_progress(0.5)
         throttle.restore(env_steps=1000, updates=4)
