@@ -121,6 +121,16 @@ def lm_log_probs(hf: PreTrainedModel, rows: Tensor) -> Tensor:
         return torch.log_softmax(logits.float(), dim=-1)
 
 
+def mask_dtype(hf: PreTrainedModel) -> torch.dtype:
+    """The dtype attention scores are computed in: the autocast dtype inside an autocast
+    region (attention kernels may refuse a mask of another dtype than the query's), else
+    the model's."""
+    device = hf.device.type
+    if torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return hf.dtype
+
+
 def additive_mask(allowed: Tensor, dtype: torch.dtype) -> Tensor:
     """Boolean [B, T, T] -> additive float [B, 1, T, T]: 0 where allowed, dtype min elsewhere."""
     mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
@@ -326,7 +336,7 @@ def run_packed(hf: PreTrainedModel, packed: PackedStates) -> Tensor:
     seg = torch.from_numpy(packed.segments).to(device)
     out = hf.base_model(
         input_ids=torch.from_numpy(packed.ids).to(device),
-        attention_mask=additive_mask(_block_allowed(seg), hf.dtype),
+        attention_mask=additive_mask(_block_allowed(seg), mask_dtype(hf)),
         position_ids=torch.from_numpy(packed.positions).to(device),
         use_cache=False,
     )
@@ -426,7 +436,7 @@ def _score_seq2seq(
     dec_valid_t = torch.from_numpy(dec_valid).to(device)
     hidden = hf.get_decoder()(  # type: ignore[no-untyped-call]
         input_ids=torch.from_numpy(dec_ids).to(device),
-        attention_mask=additive_mask(_causal_allowed(dec_valid_t), hf.dtype),
+        attention_mask=additive_mask(_causal_allowed(dec_valid_t), mask_dtype(hf)),
         encoder_hidden_states=memory.index_select(0, owner_t),
         encoder_attention_mask=enc_mask.index_select(0, owner_t),
         use_cache=False,

@@ -39,8 +39,9 @@ CPU_PROFILE: dict[str, Any] = {"batch_size": 16, "update_every": 4}
 """Off-policy settings of the ``cpu`` profile, for fields the configuration leaves unset.
 
 16 transitions every 4 env steps replays 4 transitions per env step, as the
-paper's 256 every 64 do, in updates short enough (~7 s for SmolLM2 in bfloat16 on
-one core) that the progress line shows updates in every 10-second interval.
+paper's 256 every 64 do, in updates short enough (4-5 s for SmolLM2 in bfloat16 on
+one core of a quiet 2-core machine, against 26 s for 64) that the progress line
+shows updates in every 10-second interval.
 """
 
 
