@@ -177,8 +177,10 @@ def test_durable_messages_are_never_dropped_and_acknowledged_only_once_the_broke
     acked: list[int] = []
 
     async def scenario() -> None:
+        # A reconnect delay well past the broker's restart, so the probe below subscribes
+        # before the bridge comes back and delivers (else a loaded machine can lose the race).
         bridge = make_bridge(
-            mosquitto.url, metrics, reconnect_min_s=1.5, reconnect_max_s=1.5, outbox_size=100
+            mosquitto.url, metrics, reconnect_min_s=4.0, reconnect_max_s=4.0, outbox_size=100
         )
         task = asyncio.create_task(bridge.run())
         await asyncio.wait_for(bridge.connected.wait(), 10)
@@ -202,8 +204,8 @@ def test_durable_messages_are_never_dropped_and_acknowledged_only_once_the_broke
                 break
             await asyncio.sleep(0.05)
         assert acked == [0, 1, 2, 3, 4]
-        bridge.stop()
-        await asyncio.wait_for(task, 10)
+        bridge.stop()  # flushes (bounded to 5 s) and says offline: generous for a loaded box
+        await asyncio.wait_for(task, 30)
 
     asyncio.run(scenario())
     assert metrics.mqtt_dropped._value.get() == 55
