@@ -125,7 +125,7 @@ def test_requests_get_replies_and_status_is_retained(mosquitto: Mosquitto) -> No
         assert status[0].retain and json.loads(status[0].payload)["state"] == "online"
 
         bridge.stop()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, 30)
         status = await collect(mosquitto.port, TOPICS.status, 1)
         assert json.loads(status[0].payload)["state"] == "offline"
 
@@ -164,7 +164,7 @@ def test_broker_outage_queues_messages_and_reconnects(mosquitto: Mosquitto) -> N
         reply = await collect(mosquitto.port, TOPICS.accepted, 1, inject)
         assert json.loads(reply[0].payload)["request_id"] == "after"
         bridge.stop()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, 30)
 
     asyncio.run(scenario())
     assert metrics.mqtt_reconnects._value.get() >= 1
