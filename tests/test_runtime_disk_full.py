@@ -4,6 +4,7 @@ stored episode."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -37,15 +38,19 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill(disk: Path, leave: int) -> Path:
-    """Write a file that leaves ``leave`` bytes free on ``disk``."""
+    """Write a file that leaves at most ``leave`` bytes free on ``disk`` (the running service
+    writes too: if it takes the last bytes first, the disk is just as full)."""
     filler = disk / "filler"
-    free = shutil.disk_usage(disk).free
-    with filler.open("wb") as f:
-        f.truncate(0)
-        chunk = b"\0" * (1 << 20)
-        todo = max(0, free - leave)
-        while todo > 0:
-            todo -= f.write(chunk[: min(len(chunk), todo)])
+    chunk = b"\0" * (1 << 16)
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        while (free := shutil.disk_usage(disk).free) > leave:
+            os.write(fd, chunk[: max(1, min(len(chunk), free - leave))])
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+    finally:
+        os.close(fd)
     return filler
 
 
