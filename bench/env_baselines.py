@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
+from autotelic.core import TextEnvBatch
 from autotelic.envs import babyai
 from autotelic.envs.playground import (
     GoalCategory,
@@ -60,13 +61,16 @@ def success_by_category(
     return {c: (statistics.mean(wins[c]), statistics.mean(lengths[c])) for c in wins}
 
 
-def steps_per_second(num_envs: int, steps: int, repeats: int) -> float:
-    """Median env steps per second with a random policy (includes resetting finished envs)."""
+def steps_per_second(
+    num_envs: int, steps: int, repeats: int, make: Callable[..., TextEnvBatch] = make_batch
+) -> float:
+    """Median env steps per second of the batches ``make`` builds, with a random policy
+    (includes resetting finished envs)."""
     rng = random.Random(0)
     rates = []
     every = list(range(num_envs))
     for r in range(repeats):
-        batch = make_batch(num_envs=num_envs)
+        batch = make(num_envs=num_envs)
         states = batch.reset(every, [None] * num_envs, seeds=[r * num_envs + i for i in every])
         start = time.perf_counter()
         for _ in range(steps // num_envs):
@@ -103,25 +107,6 @@ def babyai_success(
     return table
 
 
-def babyai_steps_per_second(num_envs: int, steps: int, repeats: int) -> float:
-    """Median BabyAI-Text steps per second, random actions, resets of finished envs included."""
-    rng = random.Random(0)
-    rates = []
-    every = list(range(num_envs))
-    for r in range(repeats):
-        batch = babyai.make_batch(num_envs=num_envs)
-        states = batch.reset(every, [None] * num_envs, seeds=[r * num_envs + i for i in every])
-        start = time.perf_counter()
-        for _ in range(steps // num_envs):
-            results = batch.step(every, [rng.randrange(len(s.actions)) for s in states])
-            states = [result.state for result in results]
-            ended = [i for i, result in enumerate(results) if result.done]
-            for i, state in zip(ended, batch.reset(ended, [None] * len(ended)), strict=True):
-                states[i] = state
-        rates.append((steps // num_envs) * num_envs / (time.perf_counter() - start))
-    return statistics.median(rates)
-
-
 def babyai_baselines(episodes: int, seed: int) -> None:
     """The BabyAI-Text rows: random policy and BabyAI bot per family and split, and speed."""
     print(f"\nBabyAI-Text: success rate (mean episode length), {episodes} episodes per cell\n")
@@ -136,8 +121,8 @@ def babyai_baselines(episodes: int, seed: int) -> None:
             table = babyai_success(policy, split, episodes, seed)
             cells = " ".join(f"{table[c][0]:>9.3f} ({table[c][1]:4.1f})" for c in babyai.Category)
             print(f"{split:6} {name:7} {cells}")
-    single = babyai_steps_per_second(1, 10_000, 3)
-    batched = babyai_steps_per_second(32, 10_000, 3)
+    single = steps_per_second(1, 10_000, 3, babyai.make_batch)
+    batched = steps_per_second(32, 10_000, 3, babyai.make_batch)
     print("\nBabyAI-Text speed (median of 3, random actions, resets of finished envs included):")
     print(f"  1 env:    {single:10,.0f} steps/s")
     print(f"  32 envs:  {batched:10,.0f} steps/s   (ratio batch/single {batched / single:.2f})")
