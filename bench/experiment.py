@@ -91,7 +91,7 @@ class RandomPolicy:
 
     policy_version = 0
 
-    def prompt(self, goal: str, observation: str) -> str:
+    def prompt(self, goal: str, observation: str, actions: Sequence[str]) -> str:
         return f"{goal}\n{observation}"  # never read
 
     def act(

@@ -119,9 +119,10 @@ class Learner(Protocol):
     num_updates: int
     """Completed calls of ``update``."""
 
-    def prompt(self, goal: str, observation: str) -> str:
-        """The text this policy reads for ``goal`` in ``observation``: prompts are built
-        where the policy lives, so acting, replay and evaluation agree."""
+    def prompt(self, goal: str, observation: str, actions: Sequence[str]) -> str:
+        """The text this policy reads for ``goal`` in ``observation`` whose admissible
+        actions are ``actions`` (a policy may list them or not): prompts are built where
+        the policy lives, so acting, replay and evaluation agree."""
         ...
 
     def act(

@@ -81,9 +81,10 @@ class LLMLearner:
     def device(self) -> torch.device:
         return self.model.device
 
-    def prompt(self, goal: str, observation: str) -> str:
-        """The text this policy reads (see :mod:`autotelic.learners.prompt`)."""
-        return build_prompt(goal, observation)
+    def prompt(self, goal: str, observation: str, actions: Sequence[str]) -> str:
+        """The text this policy reads (see :mod:`autotelic.learners.prompt`); the actions
+        are listed when the model's config says ``list_actions``."""
+        return build_prompt(goal, observation, actions if self.model.config.list_actions else ())
 
     def act(
         self,

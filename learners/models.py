@@ -123,6 +123,12 @@ class ModelConfig(BaseModel):
         "method's definition), or their mean, which does not favour short actions (a random "
         "or small model otherwise all but always picks the candidate with fewest tokens).",
     )
+    list_actions: bool = Field(
+        False,
+        description="Show the admissible actions in the prompt (a line 'Possible actions: "
+        "...' before 'Action:'). A pretrained model then reads what it may do; measured in "
+        "docs/learning.md, section 5.",
+    )
     finetune: Finetune = Field(
         default="lora",
         description=(

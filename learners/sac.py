@@ -46,7 +46,6 @@ from autotelic.learners.base import (
 from autotelic.learners.critic import QEnsemble, polyak_, target_twin, twin_parameters
 from autotelic.learners.layout import CandidateLayout
 from autotelic.learners.models import PolicyModel
-from autotelic.learners.prompt import build_prompt
 
 _SUMMED_STATS = frozenset({"tokens", "target_tokens"})
 """Statistics added up over micro-batches; the others are averaged."""
@@ -143,21 +142,33 @@ class _Rows:
     next_candidates: list[list[str]]
 
     @classmethod
-    def of(cls, batch: TransitionBatch, index: Sequence[int], device: torch.device) -> _Rows:
-        """Rows ``index`` of ``batch``, prompts built for each row's (possibly relabeled) goal."""
+    def of(
+        cls,
+        batch: TransitionBatch,
+        index: Sequence[int],
+        device: torch.device,
+        prompt: Callable[[str, str, Sequence[str]], str],
+    ) -> _Rows:
+        """Rows ``index`` of ``batch``, prompts built by ``prompt`` (the learner's) for each
+        row's (possibly relabeled) goal."""
         idx = np.asarray(index, dtype=np.int64)
 
         def tensor(values: np.ndarray, dtype: torch.dtype) -> Tensor:
             return torch.as_tensor(np.asarray(values)[idx], dtype=dtype, device=device)
 
         return cls(
-            prompts=[build_prompt(batch.goals[i], batch.observations[i]) for i in idx],
+            prompts=[
+                prompt(batch.goals[i], batch.observations[i], batch.candidates[i]) for i in idx
+            ],
             candidates=[list(batch.candidates[i]) for i in idx],
             actions=tensor(batch.actions, torch.long),
             rewards=tensor(batch.rewards, torch.float32),
             discounts=tensor(batch.discounts, torch.float32),
             terminated=tensor(batch.terminated, torch.bool),
-            next_prompts=[build_prompt(batch.goals[i], batch.next_observations[i]) for i in idx],
+            next_prompts=[
+                prompt(batch.goals[i], batch.next_observations[i], batch.next_candidates[i])
+                for i in idx
+            ],
             next_candidates=[list(batch.next_candidates[i]) for i in idx],
         )
 
@@ -246,7 +257,9 @@ class SACLearner(LLMLearner):
     def compute_targets(self, batch: TransitionBatch) -> Tensor:
         """[B] the TD targets y the next update would regress on."""
         check_batch(batch)
-        return self._targets(_Rows.of(batch, range(len(batch)), self.device), self.alpha)[0]
+        return self._targets(
+            _Rows.of(batch, range(len(batch)), self.device, self.prompt), self.alpha
+        )[0]
 
     def _target_q(
         self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]
@@ -326,7 +339,10 @@ class SACLearner(LLMLearner):
         for start in range(0, size, chunk):
             index = list(range(start, min(size, start + chunk)))
             part = self._accumulate(
-                _Rows.of(batch, index, self.device), alpha, len(index) / size, train_llm
+                _Rows.of(batch, index, self.device, self.prompt),
+                alpha,
+                len(index) / size,
+                train_llm,
             )
             for key, value in part.items():
                 share = 1.0 if key in _SUMMED_STATS else len(index) / size

@@ -19,18 +19,41 @@ terminal or as a truncation to bootstrap.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from autotelic.core import EnvStep, Learner, Lock, TextEnvBatch, TextState
-from autotelic.goals import GoalAssignment, GoalDaemon
+from autotelic.goals import EpisodeOutcome, GoalAssignment, GoalRecord
 from autotelic.runtime.metrics import Metrics, RateMeter
 from autotelic.runtime.rollout import RolloutRecorder
 from autotelic.runtime.time_limits import time_limited
-from autotelic.storage import EpisodeBuilder, EpisodeStore
+from autotelic.storage import Episode, EpisodeBuilder
 from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit
+
+
+class GoalService(Protocol):
+    """What the collector asks of the goal daemon: the in-process
+    :class:`~autotelic.goals.GoalDaemon`, or a client of one that lives elsewhere (the
+    Ray backend's shared goal actor)."""
+
+    def next_goals(self, n: int) -> list[GoalAssignment]:
+        """Goals for the next ``n`` episodes."""
+        ...
+
+    def report(self, outcome: EpisodeOutcome) -> list[GoalRecord]:
+        """Account for a finished episode."""
+        ...
+
+
+class EpisodeSink(Protocol):
+    """Where ended episodes become durable: the run's episode store."""
+
+    def put_many(self, episodes: Sequence[Episode]) -> list[int]:
+        """Store ``episodes`` in one transaction; their ids, once durable."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -63,6 +86,71 @@ def behaviour_sample(
     return actions, log_probs.astype(np.float32)
 
 
+class EpisodeCommitter:
+    """The tail of collection: ended episodes stored in one transaction (durable first),
+    then reported to the goal daemon, counted and announced to listeners.
+
+    Apart from the :class:`Collector` so that episodes gathered elsewhere (the Ray
+    backend's collector actors) go through the very same steps in the one process that
+    writes the store.
+    """
+
+    def __init__(
+        self, store: EpisodeSink, daemon: GoalService, metrics: Metrics | None = None
+    ) -> None:
+        self.store = store
+        self.daemon = daemon
+        self.metrics = metrics
+        self.listeners: list[EpisodeListener] = []
+        self.episodes = 0
+        self.successes = 0
+
+    def commit(
+        self, ended: Sequence[tuple[Episode, GoalAssignment]], version: int
+    ) -> list[FinishedEpisode]:
+        """Store ``ended`` (episode, the assignment it pursued) in one transaction, then
+        report, count and announce each; ``version`` is the policy version that acted last."""
+        episodes = [episode for episode, _ in ended]
+        ids = self.store.put_many(episodes)  # durable first
+        finished = []
+        for episode_id, episode, (_, assignment) in zip(ids, episodes, ended, strict=True):
+            achieved = episode.achieved_goals
+            self.daemon.report(
+                assignment.outcome(
+                    success=episode.success,
+                    steps=episode.length,
+                    achieved_goals=achieved,
+                    episode_id=episode_id,
+                )
+            )
+            self.episodes += 1
+            self.successes += int(episode.success)
+            done = FinishedEpisode(
+                episode_id=episode_id,
+                goal=assignment.goal,
+                category=assignment.category,
+                source=assignment.source,
+                injection_id=assignment.injection_id,
+                success=episode.success,
+                steps=episode.length,
+                achieved_goals=achieved,
+                policy_version=version,
+            )
+            self._count_episode(done)
+            finished.append(done)
+        return finished
+
+    def _count_episode(self, done: FinishedEpisode) -> None:
+        if self.metrics is not None:
+            outcome = "success" if done.success else "failure"
+            self.metrics.episodes.labels(
+                category=done.category, source=done.source, outcome=outcome
+            ).inc()
+            self.metrics.episode_steps.labels(category=done.category).observe(done.steps)
+        for listener in self.listeners:
+            listener(done)
+
+
 class Collector:
     """Steps a batch of envs with the learner's policy and stores what happens.
 
@@ -75,8 +163,8 @@ class Collector:
         self,
         envs: TextEnvBatch,
         learner: Learner,
-        daemon: GoalDaemon,
-        store: EpisodeStore,
+        daemon: GoalService,
+        store: EpisodeSink,
         *,
         env_id: str,
         rng: np.random.Generator,
@@ -104,14 +192,35 @@ class Collector:
         self.recorder = recorder
         self.inference_batch = inference_batch
         self.epsilon = epsilon
-        self.listeners: list[EpisodeListener] = []
+        self.committer = EpisodeCommitter(store, daemon, metrics)
         self.env_steps = 0
-        self.episodes = 0
-        self.successes = 0
         self._states: list[TextState] = []
         self._current: list[GoalAssignment | None] = [None] * envs.num_envs
         self._builders: list[EpisodeBuilder | None] = [None] * envs.num_envs
         self._steps_rate = RateMeter(metrics.env_steps_rate) if metrics is not None else None
+
+    # -- counters kept by the committer ------------------------------------------------------
+
+    @property
+    def listeners(self) -> list[EpisodeListener]:
+        """Called with every stored episode."""
+        return self.committer.listeners
+
+    @property
+    def episodes(self) -> int:
+        return self.committer.episodes
+
+    @episodes.setter
+    def episodes(self, value: int) -> None:
+        self.committer.episodes = value
+
+    @property
+    def successes(self) -> int:
+        return self.committer.successes
+
+    @successes.setter
+    def successes(self, value: int) -> None:
+        self.committer.successes = value
 
     # -- episodes ----------------------------------------------------------------------------
 
@@ -141,7 +250,7 @@ class Collector:
     @property
     def prompts(self) -> list[str]:
         """The policy's input for each env's current state."""
-        return [self.learner.prompt(s.goal, s.observation) for s in self._states]
+        return [self.learner.prompt(s.goal, s.observation, s.actions) for s in self._states]
 
     # -- stepping ----------------------------------------------------------------------------
 
@@ -215,7 +324,9 @@ class Collector:
             reward=result.reward,
             terminated=result.terminated,
             truncated=result.truncated,
-            final_prompt=self.learner.prompt(result.state.goal, result.state.observation)
+            final_prompt=self.learner.prompt(
+                result.state.goal, result.state.observation, result.state.actions
+            )
             if cut
             else None,
             policy_version=version,
@@ -248,46 +359,14 @@ class Collector:
     def _finish(
         self, ended: list[tuple[EpisodeBuilder, GoalAssignment]], version: int
     ) -> list[FinishedEpisode]:
-        """Store the episodes that ended in one transaction, then tell everyone about them."""
-        episodes = [builder.build() for builder, _ in ended]
-        ids = self.store.put_many(episodes)  # durable first
-        finished = []
-        for episode_id, episode, (_, assignment) in zip(ids, episodes, ended, strict=True):
-            achieved = episode.achieved_goals
-            self.daemon.report(
-                assignment.outcome(
-                    success=episode.success,
-                    steps=episode.length,
-                    achieved_goals=achieved,
-                    episode_id=episode_id,
-                )
-            )
-            self.episodes += 1
-            self.successes += int(episode.success)
-            done = FinishedEpisode(
-                episode_id=episode_id,
-                goal=assignment.goal,
-                category=assignment.category,
-                source=assignment.source,
-                injection_id=assignment.injection_id,
-                success=episode.success,
-                steps=episode.length,
-                achieved_goals=achieved,
-                policy_version=version,
-            )
-            self._count_episode(done)
-            finished.append(done)
-        return finished
+        """Hand the episodes that ended to the committer (store, then report and announce).
 
-    def _count_episode(self, done: FinishedEpisode) -> None:
-        if self.metrics is not None:
-            outcome = "success" if done.success else "failure"
-            self.metrics.episodes.labels(
-                category=done.category, source=done.source, outcome=outcome
-            ).inc()
-            self.metrics.episode_steps.labels(category=done.category).observe(done.steps)
-        for listener in self.listeners:
-            listener(done)
+        The seam where ended episodes leave the collector: the Ray backend's collector
+        actors override it to send them to the one process that writes the store.
+        """
+        return self.committer.commit(
+            [(builder.build(), assignment) for builder, assignment in ended], version
+        )
 
     def _count_steps(self) -> None:
         if self.metrics is None:

@@ -186,7 +186,8 @@ class EpisodeRunner:
         if not live:
             return 0
         prompts = [
-            self.learner.prompt(self._states[i].goal, self._states[i].observation) for i in live
+            self.learner.prompt(s.goal, s.observation, s.actions)
+            for s in (self._states[i] for i in live)
         ]
         candidates = [list(self._states[i].actions) for i in live]
         chosen = self.learner.act(

@@ -64,11 +64,40 @@ def toy_batch() -> TransitionBatch:
 # ---------------------------------------------------------------- formulas by hand
 
 
+def test_a_learner_told_to_list_actions_shows_each_states_own_actions_when_acting_and_replaying():
+    listing = SACLearner(tiny(list_actions=True), small())
+    plain = SACLearner(tiny(), small())
+    assert listing.prompt(GOAL, OBS_A, CA) == (
+        "Goal: Grasp carrot\nYou see: carrot, water\nYou are standing on: nothing\n"
+        "Possible actions: Go to carrot, Go to water\nAction:"
+    )
+    assert plain.prompt(GOAL, OBS_A, CA) == A
+    # Replay builds the prompts of s_t and s_t+k from each row's own candidate lists.
+    batch = toy_batch()
+    assert sac_prompts(listing, batch) == [
+        (listing.prompt(GOAL, o, c), listing.prompt(GOAL, n, nc))
+        for o, c, n, nc in zip(
+            batch.observations, batch.candidates, batch.next_observations,
+            batch.next_candidates, strict=True,
+        )
+    ]  # fmt: skip
+    assert "Possible actions: Release carrot, Release water" in sac_prompts(listing, batch)[0][1]
+    # Same weights, different text: the listed prompts give different targets.
+    assert not torch.allclose(listing.compute_targets(batch), plain.compute_targets(batch))
+
+
+def sac_prompts(learner: SACLearner, batch: TransitionBatch) -> list[tuple[str, str]]:
+    from autotelic.learners.sac import _Rows
+
+    rows = _Rows.of(batch, range(len(batch)), learner.device, learner.prompt)
+    return list(zip(rows.prompts, rows.next_prompts, strict=True))
+
+
 def test_the_learner_reads_each_row_as_the_prompt_of_its_goal_and_observation():
     learner = SACLearner(tiny(), small())
     assert isinstance(learner, OffPolicyLearner)
-    assert learner.prompt(GOAL, OBS_A) == build_prompt(GOAL, OBS_A) == A
-    assert learner.prompt(GOAL, OBS_B) == B
+    assert learner.prompt(GOAL, OBS_A, ["Grasp"]) == build_prompt(GOAL, OBS_A) == A
+    assert learner.prompt(GOAL, OBS_B, ["Grasp"]) == B
 
 
 def test_soft_value_uses_min_of_twin_heads_and_entropy():

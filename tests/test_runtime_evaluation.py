@@ -4,6 +4,7 @@ cadence and cost bound counted in env steps, serial determinism, and its history
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +181,8 @@ class PromptRecorder:
         self.policy_version = 0
         self.num_updates = 0
 
-    def prompt(self, goal: str, observation: str) -> str:
-        self.prompts.append(self.inner.prompt(goal, observation))
+    def prompt(self, goal: str, observation: str, actions: Sequence[str]) -> str:
+        self.prompts.append(self.inner.prompt(goal, observation, actions))
         return self.prompts[-1]
 
     def act(self, prompts: Any, candidates: Any, **kwargs: Any) -> Any:

@@ -171,7 +171,7 @@ class ToyQLearner:
         self.policy_version = 0
         self.num_updates = 0
 
-    def prompt(self, goal: str, observation: str) -> str:
+    def prompt(self, goal: str, observation: str, actions: Sequence[str]) -> str:
         return f"{goal} | {observation}"
 
     def _values(self, prompt: str, candidates: Sequence[str]) -> np.ndarray:
@@ -211,8 +211,10 @@ class ToyQLearner:
         errors = []
         with held(write_lock):
             for i in range(len(batch)):
-                prompt = self.prompt(batch.goals[i], batch.observations[i])
-                nxt = self.prompt(batch.goals[i], batch.next_observations[i])
+                prompt = self.prompt(batch.goals[i], batch.observations[i], batch.candidates[i])
+                nxt = self.prompt(
+                    batch.goals[i], batch.next_observations[i], batch.next_candidates[i]
+                )
                 bootstrap = 0.0
                 if not batch.terminated[i]:
                     bootstrap = float(self._values(nxt, batch.next_candidates[i]).max())
