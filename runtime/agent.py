@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -33,8 +33,15 @@ import yaml
 
 from autotelic import __version__
 from autotelic.core import OffPolicyConfig, OnPolicyConfig, algorithm_spec, env_spec
-from autotelic.goals import GoalDaemon, InjectionRejected, InjectionReport
-from autotelic.runtime.collector import Collector, FinishedEpisode
+from autotelic.goals import (
+    CurriculumStats,
+    GoalDaemon,
+    GoalRecord,
+    Injection,
+    InjectionRejected,
+    InjectionReport,
+)
+from autotelic.runtime.collector import Collector, EpisodeListener, FinishedEpisode, GoalService
 from autotelic.runtime.config import Settings, dump_settings
 from autotelic.runtime.coordination import SafePoints
 from autotelic.runtime.drivers import (
@@ -59,8 +66,91 @@ STARTS_KEY = "run/starts"
 """Store state key: how many times this run has started."""
 
 
+class CurriculumService(GoalService, Protocol):
+    """Everything the agent and the service ask of the goal daemon: the in-process
+    :class:`~autotelic.goals.GoalDaemon`, or a client of a daemon that lives elsewhere."""
+
+    @property
+    def results_pending(self) -> int:
+        """Reports kept until a consumer acknowledged them."""
+        ...
+
+    def goals(self) -> list[GoalRecord]:
+        """Every known goal."""
+        ...
+
+    def stats(self, detail: bool = False) -> CurriculumStats:
+        """Figures for metrics."""
+        ...
+
+    def inject(
+        self,
+        goal: str,
+        episodes: int = 1,
+        *,
+        priority: int = 0,
+        expires_at: float | None = None,
+        ttl: float | None = None,
+    ) -> Injection:
+        """Queue a goal people asked for."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """The curriculum's part of a checkpoint."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`."""
+        ...
+
+    def persist(self) -> None:
+        """Write the durable facts now."""
+        ...
+
+    def owed_results(self) -> list[dict[str, Any]]:
+        """Unacknowledged injection reports."""
+        ...
+
+    def acknowledge(self, message_id: str) -> bool:
+        """Drop a delivered report from the outbox."""
+        ...
+
+
+class Collection(Protocol):
+    """What collects experience for the agent: one :class:`Collector` here, or what
+    drives collectors elsewhere; the agent reads its counters and hears its episodes."""
+
+    env_steps: int
+    episodes: int
+    successes: int
+
+    @property
+    def listeners(self) -> list[EpisodeListener]:
+        """Called with every stored episode."""
+        ...
+
+    @property
+    def prompts(self) -> list[str]:
+        """The policy's input for each env's current state."""
+        ...
+
+    def start(self, seed: int) -> None:
+        """Start an episode in every env."""
+        ...
+
+    def step(self) -> list[FinishedEpisode]:
+        """One step of every env; the episodes that ended (stored)."""
+        ...
+
+
 class Agent:
     """Store, curriculum, learner and collector of one run, restored from its directory."""
+
+    collector: Collector
+    """The local collector (``run.backend: local``); code that serves every backend reads
+    :attr:`collection`."""
+    collection: Collection
+    """What collects: the local collector, or a backend's driver of remote collectors."""
 
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         # The hardware profile decides what the configuration leaves to it (drivers.py).
@@ -87,19 +177,40 @@ class Agent:
         self.algorithm = algorithm_spec(s.algorithm.name)
         self.goal_space = self.env_spec.goal_space(s.env)
         self.store = self._open_store()
-        self.daemon = GoalDaemon(
-            s.curriculum,
-            goal_space=self.goal_space,
-            store=self.store,
-            on_report=self._on_report,
-            keep_results=s.service.mqtt_enabled,  # the MQTT bridge acknowledges them
-        )
+        self.daemon = self._goal_daemon()
         self.learner = self.algorithm.build(s.model, s.algorithm)
         self.checkpoints = CheckpointManager(self.layout.checkpoints, keep=s.checkpoint.keep)
         counters = self._restore()
         self.restarts = self._count_start(counters)
         seeds = np.random.SeedSequence([s.run.seed, self.restarts])
         env_seed, act_seed, replay_seed = seeds.generate_state(3)
+        self.collection = self._collection(np.random.default_rng(act_seed))
+        self.collection.env_steps = int(counters.get("env_steps", 0))
+        self.collection.episodes = int(counters.get("episodes", 0))
+        self.collection.successes = int(counters.get("successes", 0))
+        self.collection.listeners.append(self._on_episode)
+        self.learner_loop = LearnerLoop(self.learner, lock=self.lock, metrics=self.metrics)
+        self.schedule = self._schedule(np.random.default_rng(replay_seed))
+        self.evaluator = self._evaluator()
+        self.collection.start(seed=int(env_seed))
+        self._announce()
+
+    def _goal_daemon(self) -> CurriculumService:
+        """The goal daemon: in this process, on the run's store (a backend may place it
+        elsewhere and return a client of it)."""
+        s = self.settings
+        return GoalDaemon(
+            s.curriculum,
+            goal_space=self.goal_space,
+            store=self.store,
+            on_report=self._on_report,
+            keep_results=s.service.mqtt_enabled,  # the MQTT bridge acknowledges them
+        )
+
+    def _collection(self, act_rng: np.random.Generator) -> Collection:
+        """What collects: one collector on this process's env batch (a backend may collect
+        elsewhere and return what drives it)."""
+        s = self.settings
         self.envs = self.env_spec.make_batch(s.env)
         on_policy = isinstance(s.algorithm, OnPolicyConfig)
         self.recorder = (
@@ -111,7 +222,7 @@ class Agent:
             self.daemon,
             self.store,
             env_id=s.env.id,
-            rng=np.random.default_rng(act_seed),
+            rng=act_rng,
             lock=self.lock,
             metrics=self.metrics,
             recorder=self.recorder,
@@ -119,15 +230,7 @@ class Agent:
             epsilon=s.collector.exploration_epsilon,
             time_limit=s.run.time_limit,
         )
-        self.collector.env_steps = int(counters.get("env_steps", 0))
-        self.collector.episodes = int(counters.get("episodes", 0))
-        self.collector.successes = int(counters.get("successes", 0))
-        self.collector.listeners.append(self._on_episode)
-        self.learner_loop = LearnerLoop(self.learner, lock=self.lock, metrics=self.metrics)
-        self.schedule = self._schedule(np.random.default_rng(replay_seed))
-        self.evaluator = self._evaluator()
-        self.collector.start(seed=int(env_seed))
-        self._announce()
+        return self.collector
 
     def _set_up_torch(self) -> None:
         s = self.settings
@@ -195,7 +298,7 @@ class Agent:
             self.learner,
             self.env_spec,
             s.env,
-            trained=lambda: self.collector.env_steps,
+            trained=lambda: self.collection.env_steps,
             path=self.layout.evaluations,
             metrics=self.metrics,
             lock=self.lock,
@@ -241,7 +344,7 @@ class Agent:
                 version=__version__, learner=s.algorithm.name, model=s.model.path
             ).set(1)
             self.metrics.policy_version.set(self.learner.policy_version)
-            self.metrics.env_steps.inc(self.collector.env_steps)
+            self.metrics.env_steps.inc(self.collection.env_steps)
             self.metrics.updates.inc(self.learner.num_updates)
         log.info(
             "run %s (%s, %s): restart %d at %d env steps, %d updates, policy v%d, "
@@ -250,7 +353,7 @@ class Agent:
             s.env.id,
             s.algorithm.name,
             self.restarts,
-            self.collector.env_steps,
+            self.collection.env_steps,
             self.learner.num_updates,
             self.learner.policy_version,
             self.store.num_transitions,
@@ -289,7 +392,7 @@ class Agent:
     @property
     def done(self) -> bool:
         limit = self.settings.run.max_env_steps
-        return self.stopping.is_set() or (limit is not None and self.collector.env_steps >= limit)
+        return self.stopping.is_set() or (limit is not None and self.collection.env_steps >= limit)
 
     def run_serial(self, hooks: list[tuple[int, StepHook]] | None = None) -> None:
         """Collect and learn in this thread, deterministically, until done.
@@ -297,18 +400,18 @@ class Agent:
         ``hooks`` are (every_env_steps, callback) pairs, e.g. evaluations or
         checkpoints; a checkpoint is also written at the end.
         """
-        marks = {i: self.collector.env_steps // every for i, (every, _) in enumerate(hooks or [])}
+        marks = {i: self.collection.env_steps // every for i, (every, _) in enumerate(hooks or [])}
         while not self.done:
             self.step_once()
             for i, (every, hook) in enumerate(hooks or []):
-                if self.collector.env_steps // every > marks[i]:
-                    marks[i] = self.collector.env_steps // every
+                if self.collection.env_steps // every > marks[i]:
+                    marks[i] = self.collection.env_steps // every
                     hook(self)
         self.checkpoint()
 
     def step_once(self) -> None:
         """One collection step and the learning it makes due (the serial unit of work)."""
-        self.collector.step()
+        self.collection.step()
         self.schedule.after_collect()
         if self.evaluator is not None:
             self.evaluator.advance()
@@ -363,7 +466,7 @@ class Agent:
         while not self.done:
             self.points.checkpoint("collector")
             if self.schedule.may_collect(timeout=0.5):
-                self.collector.step()
+                self.collection.step()
                 if inline:
                     self.schedule.after_collect()
         self.stop()
@@ -389,9 +492,9 @@ class Agent:
     def counters(self) -> dict[str, Any]:
         stored = self.store.index_snapshot().ids
         return {
-            "env_steps": self.collector.env_steps,
-            "episodes": self.collector.episodes,
-            "successes": self.collector.successes,
+            "env_steps": self.collection.env_steps,
+            "episodes": self.collection.episodes,
+            "successes": self.collection.successes,
             "updates": self.learner.num_updates,
             "policy_version": self.learner.policy_version,
             "last_episode_id": int(stored[-1]) if len(stored) else -1,
@@ -439,9 +542,9 @@ class Agent:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
-            env_steps=self.collector.env_steps,
-            episodes=self.collector.episodes,
-            successes=self.collector.successes,
+            env_steps=self.collection.env_steps,
+            episodes=self.collection.episodes,
+            successes=self.collection.successes,
             updates=self.learner.num_updates,
             policy_version=self.learner.policy_version,
             replay_transitions=self.store.num_transitions,
@@ -454,11 +557,12 @@ class Agent:
             pid=os.getpid(),
             learner=self.settings.algorithm.name,
             policy_version=self.learner.policy_version,
-            env_steps=self.collector.env_steps,
+            env_steps=self.collection.env_steps,
             updates=self.learner.num_updates,
-            episodes=self.collector.episodes,
+            episodes=self.collection.episodes,
             reason=None if self.error is None else f"{type(self.error).__name__}: {self.error}",
             results_pending=self.daemon.results_pending,
+            backend=self.settings.run.backend,
         )
 
     def refresh_gauges(self) -> None:

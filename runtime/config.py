@@ -64,6 +64,13 @@ class RunConfig(BaseModel):
         "concurrent",
         description="concurrent: collector and learner threads; serial: one deterministic loop.",
     )
+    backend: Literal["local", "ray"] = Field(
+        "local",
+        description="local: everything in this process (collector and learner threads); ray: "
+        "collector actors on a Ray cluster, the goal daemon as a named actor, the learner "
+        "and the episode store here (the `ray` section; docs/scale.md). ray needs "
+        "mode: concurrent.",
+    )
     max_env_steps: int | None = Field(
         None, ge=1, description="Stop after this many env steps (None: run until stopped)."
     )
@@ -255,6 +262,100 @@ class EvalConfig(BaseModel):
         return self
 
 
+class RayConfig(BaseModel):
+    """The Ray backend (``run.backend: ray``): which cluster, which actors, what they use.
+
+    The learner, the episode store and replay stay in the service process (the Ray
+    driver): one writer, on the device ``model.device`` names there. Start the service
+    on the node that should learn (the GPU head node, docs/scale.md).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(
+        None,
+        description="Cluster to join, 'host:port' of its head's GCS (as `ray start --head` "
+        "printed) or 'auto' (the cluster this node belongs to). None: start a private "
+        "single-node cluster inside the service.",
+    )
+    node_ip_address: str | None = Field(
+        None,
+        description="This node's address as the cluster knows it (Ray's "
+        "_node_ip_address); set it when the node was started with --node-ip-address, "
+        "e.g. a loopback address in tests. None: Ray's choice.",
+    )
+    num_collectors: int = Field(
+        2, ge=1, le=1024, description="Collector actors, each with its own env batch."
+    )
+    envs_per_collector: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="Envs each collector actor steps (None: env.num_envs, so the cluster "
+        "steps num_collectors * env.num_envs).",
+    )
+    collector_num_cpus: float = Field(
+        1.0, ge=0.0, description="CPUs Ray reserves for each collector actor."
+    )
+    collector_num_gpus: float = Field(
+        0.0, ge=0.0, description="GPUs Ray reserves for each collector actor."
+    )
+    collector_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources each collector actor needs, e.g. {collector: 1} "
+        "with `ray start --resources='{\"collector\": 8}'` on the collector nodes only, "
+        "so that collectors stay off the learner's node.",
+    )
+    collector_device: str = Field(
+        "cpu",
+        description="torch device of each collector's policy copy ('cuda' with "
+        "collector_num_gpus > 0).",
+    )
+    collector_torch_threads: int = Field(
+        1, ge=1, description="torch threads in each collector actor."
+    )
+    steps_per_call: int = Field(
+        4,
+        ge=1,
+        le=10_000,
+        description="Batch steps a collector takes per call before its finished episodes "
+        "travel to the store writer (fewer calls; episodes wait at most this long).",
+    )
+    max_restarts: int = Field(
+        -1,
+        ge=-1,
+        description="Times Ray restarts a collector actor whose process died (-1: always).",
+    )
+    goal_daemon_name: str | None = Field(
+        None,
+        description="Name of the goal-daemon actor. Runs that give the same name (and "
+        "namespace) draw from one curriculum; the first creates it. None: "
+        "'autotelic-goals-<run.agent>'.",
+    )
+    goal_daemon_detached: bool = Field(
+        False,
+        description="Keep the goal-daemon actor alive after the run that created it ends "
+        "(Ray's detached lifetime), for curricula shared by runs that come and go.",
+    )
+    namespace: str = Field("autotelic", description="Ray namespace of the named goal-daemon actor.")
+    goal_daemon_dir: Path | None = Field(
+        None,
+        description="Where the goal-daemon actor keeps its registry and injection queue "
+        "(LMDB, on the driver's node). None: <run.dir>/goals.",
+    )
+    learner: Literal["driver"] = Field(
+        "driver",
+        description="Where the learner runs: 'driver', the service process, on the node "
+        "where `autotelic run` starts, on model.device (a GPU when it says cuda).",
+    )
+    weights_every_updates: int = Field(
+        1,
+        ge=1,
+        description="Publish the trainable weights to the collectors after every this many "
+        "learner updates (each publication is one object in Ray's object store).",
+    )
+
+
 class Settings(BaseSettings):
     """Everything ``autotelic run`` reads."""
 
@@ -288,6 +389,7 @@ class Settings(BaseSettings):
     eval: EvalConfig = Field(
         default_factory=EvalConfig, description="Periodic evaluation while training."
     )
+    ray: RayConfig = Field(default_factory=RayConfig, description="Ray backend (run.backend: ray).")
 
     @model_validator(mode="before")
     @classmethod
@@ -313,6 +415,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        if self.run.backend == "ray" and self.run.mode != "concurrent":
+            raise ValueError(
+                "run.backend ray needs run.mode concurrent (serial runs are one process)"
+            )
         starts = getattr(self.algorithm, "learning_starts", 0)
         if (
             isinstance(self.algorithm, OffPolicyConfig)

@@ -71,6 +71,21 @@ class Rejection(BaseModel):
     time: float = Field(default_factory=time.time)
 
 
+class ActorStatus(BaseModel):
+    """One collector actor of a run on the Ray backend, as the service last saw it."""
+
+    actor: int = Field(description="The actor's number.")
+    pid: int = Field(description="Its process id (a new one after a restart).")
+    node: str = Field(description="Address of the node it runs on.")
+    alive: bool = Field(description="False while its last call was lost (restarting).")
+    env_steps: int = Field(description="Env steps it collected in this service's life.")
+    episodes: int = Field(description="Episodes of it that were stored.")
+    steps_per_s: float = Field(description="Recent env steps per second while collecting.")
+    policy_version: int = Field(description="Policy version that acted in its last step.")
+    lag: int = Field(description="Versions between the learner and that policy.")
+    restarts: int = Field(description="Calls it lost because its process died.")
+
+
 class Status(BaseModel):
     """The retained status message; ``state`` is ``offline`` in the last will."""
 
@@ -87,6 +102,10 @@ class Status(BaseModel):
     )
     reason: str | None = Field(
         None, description="Why the agent stopped when a failure stopped it (e.g. a full disk)."
+    )
+    backend: Literal["local", "ray"] | None = Field(None, description="run.backend.")
+    actors: list[ActorStatus] | None = Field(
+        None, description="Collector actors (backend ray), with their pid, node and lag."
     )
     time: float = Field(default_factory=time.time)
 

@@ -61,6 +61,32 @@ class Metrics:
         self.env_steps_rate = Gauge(
             "autotelic_env_steps_per_second", "Recent environment steps per second.", registry=r
         )
+        # Per collector actor (run.backend ray); the label is the actor's number.
+        self.actor_env_steps = Counter(
+            "autotelic_actor_env_steps_total",
+            "Environment steps taken by each collector actor (backend ray).",
+            ["actor"],
+            registry=r,
+        )
+        self.actor_steps_rate = Gauge(
+            "autotelic_actor_env_steps_per_second",
+            "Recent environment steps per second of each collector actor (backend ray).",
+            ["actor"],
+            registry=r,
+        )
+        self.actor_policy_lag = Gauge(
+            "autotelic_actor_policy_lag_versions",
+            "Policy versions between the learner and the copy that acted last in each "
+            "collector actor (backend ray).",
+            ["actor"],
+            registry=r,
+        )
+        self.actor_restarts = Counter(
+            "autotelic_actor_restarts_total",
+            "Calls a collector actor lost because its process died; Ray restarts it.",
+            ["actor"],
+            registry=r,
+        )
         self.goals_known = Gauge(
             "autotelic_goals_known", "Goals in the registry.", ["source"], registry=r
         )

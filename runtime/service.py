@@ -42,6 +42,16 @@ class ServiceError(RuntimeError):
 # -- the service ---------------------------------------------------------------------------
 
 
+def build_agent(settings: Settings, metrics: Metrics | None = None) -> Agent:
+    """The agent of ``run.backend``: everything in this process, or collectors and goal
+    daemon as Ray actors (imported only then: local runs need no Ray)."""
+    if settings.run.backend == "ray":
+        from autotelic.distributed.backend import RayAgent
+
+        return RayAgent(settings, metrics)
+    return Agent(settings, metrics)
+
+
 async def serve(settings: Settings, ready: Callable[[dict[str, Any]], None] | None = None) -> int:
     """Run the agent as a service until SIGTERM/SIGINT (or ``max_env_steps``).
 
@@ -63,7 +73,7 @@ async def serve(settings: Settings, ready: Callable[[dict[str, Any]], None] | No
                 "metrics.port (AUTOTELIC_METRICS__PORT, 0 picks a free one)"
             ) from None
     try:
-        agent = await loop.run_in_executor(None, Agent, settings, metrics)
+        agent = await loop.run_in_executor(None, build_agent, settings, metrics)
     except BaseException:
         if server is not None:
             server.close()
@@ -75,6 +85,7 @@ async def serve(settings: Settings, ready: Callable[[dict[str, Any]], None] | No
         "metrics": server.url if server else None,
         "mqtt": bridge.config.url if bridge else None,
         "topic_prefix": bridge.topics.prefix if bridge else None,
+        "backend": settings.run.backend,
     }
     agent.layout.endpoints.write_text(json.dumps(endpoints, indent=2))
     progress_log = ProgressLog(agent.layout.progress, agent.goal_space.categories())

@@ -19,7 +19,16 @@ def test_every_package_folder_is_mapped_under_autotelic():
     listed = set(config["packages"])
     assert set(mapping) == listed
     found = set()
-    for top in ["core", "envs", "learners", "storage", "goals", "runtime", "testing"]:
+    for top in [
+        "core",
+        "envs",
+        "learners",
+        "storage",
+        "goals",
+        "runtime",
+        "testing",
+        "distributed",
+    ]:
         for init in (ROOT / top).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT).as_posix()
             found.add("autotelic." + rel.replace("/", "."))

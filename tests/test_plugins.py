@@ -124,7 +124,7 @@ def imports_of(folder: str) -> dict[str, set[str]]:
     return found
 
 
-@pytest.mark.parametrize("folder", ["core", "runtime", "storage", "goals"])
+@pytest.mark.parametrize("folder", ["core", "runtime", "storage", "goals", "distributed"])
 def test_the_generic_layers_import_no_specific_environment_or_algorithm(folder: str) -> None:
     offending = {
         path: sorted(n for n in names if n.startswith(SPECIFIC))

@@ -1,0 +1,14 @@
+"""Scale-out on Ray: collector actors, the goal daemon as a shared named actor, one learner.
+
+``run.backend: ray`` (docs/scale.md) swaps the local collector thread for collector
+actors on a Ray cluster. Each actor steps its own env batch with its own copy of the
+policy (:mod:`autotelic.distributed.actors.collector`); after learner updates only the
+trainable weights travel to them, by policy version, through Ray's object store
+(:mod:`autotelic.distributed.weights`). The goal daemon runs as a named actor that
+every collector (and other runs) draws goals from
+(:mod:`autotelic.distributed.goal_actor`). The learner, the episode store and replay
+stay in the service process, the one store writer (:mod:`autotelic.distributed.backend`).
+
+Everything here reuses the runtime's collector, committer, schedules and daemon; Ray
+is imported only when this package is.
+"""

@@ -1,0 +1,1 @@
+"""Ray actor classes of the distributed backend."""

@@ -1,0 +1,246 @@
+"""The goal daemon as a named Ray actor, and the client every process talks to it through.
+
+One :class:`~autotelic.goals.GoalDaemon` (registry, learning-progress curriculum,
+injection queue) serves every collector actor: they ask it for next goals, the store
+writer reports each stored episode's outcome. Being named, it is found by name: runs
+that give the same ``ray.goal_daemon_name`` draw from one curriculum.
+
+Persistence is the daemon's own, unchanged: registry and injection queue (and, with
+the MQTT bridge, the durable outbox of results) are written as they change, to an
+LMDB state table in ``ray.goal_daemon_dir`` on the driver's node, where the actor is
+pinned; its learning state goes into the service's checkpoints through
+:meth:`GoalDaemonClient.state_dict`, as in local mode.
+
+Ray runs an actor's calls one at a time, so the daemon sees no concurrency. Reports
+on injections are queued in the actor and fetched by the service
+(:meth:`GoalDaemonClient.take_reports`), which relays them to MQTT.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from autotelic.core import EnvConfig, env_spec, load_plugins
+from autotelic.goals import (
+    CurriculumConfig,
+    CurriculumStats,
+    EpisodeOutcome,
+    GoalAssignment,
+    GoalDaemon,
+    GoalRecord,
+    Injection,
+    InjectionRejected,
+    InjectionReport,
+)
+from autotelic.storage import EpisodeStore
+
+log = logging.getLogger(__name__)
+
+STATE_CAPACITY = 1000
+"""Transitions the goal actor's store would keep: it holds only the daemon's state table."""
+
+
+class GoalActor:
+    """A :class:`GoalDaemon` in an actor of its own, on its own LMDB state table."""
+
+    def __init__(
+        self,
+        curriculum: CurriculumConfig,
+        env: EnvConfig,
+        plugins: list[str],
+        state_dir: str,
+        keep_results: bool,
+    ) -> None:
+        load_plugins(plugins)
+        goal_space = env_spec(env.id).goal_space(env)
+        self.store = EpisodeStore(Path(state_dir), capacity_transitions=STATE_CAPACITY)
+        self._reports: list[InjectionReport] = []
+        self.daemon = GoalDaemon(
+            curriculum,
+            goal_space=goal_space,
+            store=self.store,
+            on_report=self._reports.append,
+            keep_results=keep_results,
+        )
+        self.outcomes = 0
+        """Outcomes reported since this actor started."""
+
+    def next_goals(self, n: int) -> list[GoalAssignment]:
+        return self.daemon.next_goals(n)
+
+    def report(self, outcome: EpisodeOutcome) -> list[GoalRecord]:
+        found = self.daemon.report(outcome)
+        self.outcomes += 1
+        return found
+
+    def inject(
+        self,
+        goal: str,
+        episodes: int,
+        priority: int,
+        expires_at: float | None,
+        ttl: float | None,
+    ) -> Injection | tuple[str, object]:
+        """The accepted injection, or (reason, goal) of a rejection: a value rather than
+        the exception, whose arguments do not survive pickling."""
+        try:
+            return self.daemon.inject(
+                goal, episodes, priority=priority, expires_at=expires_at, ttl=ttl
+            )
+        except InjectionRejected as err:
+            return (err.reason, err.goal)
+
+    def take_reports(self) -> list[InjectionReport]:
+        """Injection reports since the last call (the service relays them)."""
+        reports, self._reports = self._reports, []
+        return reports
+
+    def goals(self) -> list[GoalRecord]:
+        return self.daemon.goals()
+
+    def stats(self, detail: bool) -> CurriculumStats:
+        return self.daemon.stats(detail)
+
+    def results_pending(self) -> int:
+        return self.daemon.results_pending
+
+    def owed_results(self) -> list[dict[str, Any]]:
+        return self.daemon.owed_results()
+
+    def acknowledge(self, message_id: str) -> bool:
+        return self.daemon.acknowledge(message_id)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.daemon.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.daemon.load_state_dict(state)
+
+    def persist(self) -> None:
+        self.daemon.persist()
+
+    def outcomes_received(self) -> int:
+        return self.outcomes
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+
+class GoalDaemonClient:
+    """The daemon's interface (:class:`~autotelic.runtime.agent.CurriculumService`),
+    each call a blocking call of the goal actor."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def next_goals(self, n: int) -> list[GoalAssignment]:
+        goals: list[GoalAssignment] = ray.get(self.handle.next_goals.remote(n))
+        return goals
+
+    def report(self, outcome: EpisodeOutcome) -> list[GoalRecord]:
+        found: list[GoalRecord] = ray.get(self.handle.report.remote(outcome))
+        return found
+
+    def inject(
+        self,
+        goal: str,
+        episodes: int = 1,
+        *,
+        priority: int = 0,
+        expires_at: float | None = None,
+        ttl: float | None = None,
+    ) -> Injection:
+        answer: Injection | tuple[str, object] = ray.get(
+            self.handle.inject.remote(goal, episodes, priority, expires_at, ttl)
+        )
+        if isinstance(answer, tuple):
+            reason, rejected = answer
+            raise InjectionRejected(str(reason), rejected)
+        assert isinstance(answer, Injection)
+        return answer
+
+    def take_reports(self) -> list[InjectionReport]:
+        reports: list[InjectionReport] = ray.get(self.handle.take_reports.remote())
+        return reports
+
+    def goals(self) -> list[GoalRecord]:
+        records: list[GoalRecord] = ray.get(self.handle.goals.remote())
+        return records
+
+    def stats(self, detail: bool = False) -> CurriculumStats:
+        stats: CurriculumStats = ray.get(self.handle.stats.remote(detail))
+        return stats
+
+    @property
+    def results_pending(self) -> int:
+        pending: int = ray.get(self.handle.results_pending.remote())
+        return pending
+
+    def owed_results(self) -> list[dict[str, Any]]:
+        owed: list[dict[str, Any]] = ray.get(self.handle.owed_results.remote())
+        return owed
+
+    def acknowledge(self, message_id: str) -> bool:
+        return bool(ray.get(self.handle.acknowledge.remote(message_id)))
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = ray.get(self.handle.state_dict.remote())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        ray.get(self.handle.load_state_dict.remote(state))
+
+    def persist(self) -> None:
+        ray.get(self.handle.persist.remote())
+
+    def outcomes_received(self) -> int:
+        """Outcomes the actor was told of since it started."""
+        received: int = ray.get(self.handle.outcomes_received.remote())
+        return received
+
+
+def goal_actor(
+    name: str,
+    namespace: str,
+    *,
+    curriculum: CurriculumConfig,
+    env: EnvConfig,
+    plugins: list[str],
+    state_dir: Path,
+    keep_results: bool,
+    detached: bool,
+) -> tuple[Any, bool]:
+    """The goal actor called ``name``, created on this node if no run made it yet;
+    returns its handle and whether this call created it."""
+    try:
+        return ray.get_actor(name, namespace=namespace), False
+    except ValueError:
+        pass
+    state_dir.mkdir(parents=True, exist_ok=True)
+    here = ray.get_runtime_context().get_node_id()
+    options: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "get_if_exists": True,
+        "num_cpus": 0,
+        "max_restarts": -1,
+        # Its state table is a folder on this node: it lives here.
+        "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=here, soft=False),
+    }
+    if detached:
+        options["lifetime"] = "detached"
+    handle: Any = (
+        ray.remote(GoalActor)
+        .options(**options)
+        .remote(curriculum, env, plugins, str(state_dir), keep_results)
+    )
+    ray.get(handle.pid.remote())  # built (or failed) before anyone uses it
+    log.info("goal daemon actor %r started in namespace %r", name, namespace)
+    return handle, True
