@@ -62,16 +62,21 @@ def read_experiment(config: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return data, algorithms
 
 
-def build_settings(config: Path, method: str, seed: int, budget: int, run_dir: Path) -> Settings:
+def build_settings(
+    config: Path, method: str, seed: int, budget: int, run_dir: Path, driver: str = "serial"
+) -> Settings:
     shared, algorithms = read_experiment(config)
     name = method_algorithm(method)
     overrides = deep_merge(
         deep_merge(shared, method_overrides(method)),
         {
-            "run": {"dir": run_dir, "seed": seed, "max_env_steps": budget, "mode": "serial"},
+            "run": {"dir": run_dir, "seed": seed, "max_env_steps": budget, "mode": driver},
             "curriculum": {"seed": seed},
             "algorithm": {**algorithms.get(name, {}), "name": name, "seed": seed},
             "model": {"seed": seed},
+            # The same run as the serial driver's: the update-to-data ratio holds (the
+            # collector waits when the learner falls behind), only the overlap differs.
+            **({"collector": {"when_learner_behind": "wait"}} if driver == "concurrent" else {}),
         },
     )
     return load_settings(None, **overrides)
@@ -132,10 +137,14 @@ class Recorder:
         steps = agent.collector.env_steps if agent else 0
         if steps == self.last_step:
             return
-        self.last_step = steps
         self.train_seconds += time.perf_counter() - self._mark
         learner = policy if policy is not None else agent.learner  # type: ignore[union-attr]
-        updates = agent.learner.num_updates if agent else 0
+        self.record(learner, steps, agent.learner.num_updates if agent else 0)
+        self._mark = time.perf_counter()
+
+    def record(self, learner: Any, steps: int, updates: int) -> None:
+        """Evaluate ``learner`` as the policy after ``steps`` env steps and write its rows."""
+        self.last_step = steps
         rows = []
         for split in ("train", "test"):
             for greedy in (True, False):
@@ -162,7 +171,6 @@ class Recorder:
             f"train {self.train_seconds:.0f}s {overall}",
             flush=True,
         )
-        self._mark = time.perf_counter()
 
     def _rows(self, result: EvalResult, steps: int, updates: int) -> list[dict[str, Any]]:
         base = {
@@ -182,6 +190,32 @@ class Recorder:
             {**base, "category": "all", "success": result.overall, "episodes": result.episodes}
         )
         return rows
+
+
+def run_concurrent(agent: Agent, recorder: Recorder, every: int) -> None:
+    """Train with the collector and learner threads of ``run.mode: concurrent``, and
+    evaluate afterwards the policies saved every ``every`` env steps, so evaluation takes
+    no CPU from training and ``train_seconds`` is the concurrent run's wall time."""
+    saved: list[tuple[int, int, float, dict[str, Any]]] = []
+    began = time.perf_counter()
+    threads = agent.start_threads()
+    mark = 0
+    while any(t.is_alive() for t in threads if not t.daemon):
+        time.sleep(0.05)
+        steps = agent.collector.env_steps
+        if steps // every > mark or agent.done:
+            mark = steps // every
+            with agent.lock:
+                state = agent.learner.state_dict()
+                steps, updates = agent.collector.env_steps, agent.learner.num_updates
+            saved.append((steps, updates, time.perf_counter() - began, state))
+    agent.stop()
+    for thread in threads:
+        thread.join(timeout=120)  # the learner finishes the update in hand
+    for steps, updates, seconds, state in saved:
+        agent.learner.load_state_dict(state)
+        recorder.train_seconds = seconds
+        recorder.record(agent.learner, steps, updates)
 
 
 def stop_after(seconds: float) -> Callable[[Agent], None]:
@@ -208,25 +242,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--max-minutes", type=float, default=None, help="also stop after this much wall time"
     )
+    parser.add_argument(
+        "--driver",
+        choices=["serial", "concurrent"],
+        default="serial",
+        help="serial: collect and learn in turn (a seed reproduces its curve); concurrent: "
+        "collector and learner threads, evaluated afterwards (wall time)",
+    )
     args = parser.parse_args(argv)
 
     budget = args.budget or (read_experiment(args.config)[0].get("run") or {}).get("max_env_steps")
     if budget is None:
         sys.exit("give --budget or run.max_env_steps in the config")
     args.out.mkdir(parents=True, exist_ok=True)
-    run_dir = args.out / "runs" / f"{args.method}-s{args.seed}"
+    label = args.method if args.driver == "serial" else f"{args.method}-concurrent"
+    run_dir = args.out / "runs" / f"{label}-s{args.seed}"
     shutil.rmtree(run_dir, ignore_errors=True)  # a rerun starts from scratch
-    settings = build_settings(args.config, args.method, args.seed, budget, run_dir)
-    recorder = Recorder(
-        args.out / f"{args.method}-s{args.seed}.csv", args.method, args.seed, settings, args
-    )
+    settings = build_settings(args.config, args.method, args.seed, budget, run_dir, args.driver)
+    recorder = Recorder(args.out / f"{label}-s{args.seed}.csv", label, args.seed, settings, args)
     if args.method == "random":
         recorder(None, RandomPolicy())
         return
     agent = Agent(settings)
     try:
         recorder(agent)
-        if args.method != "zero-shot":
+        if args.driver == "concurrent" and args.method != "zero-shot":
+            run_concurrent(agent, recorder, args.eval_every)
+        elif args.method != "zero-shot":
             hooks: list[tuple[int, Callable[[Agent], None]]] = [(args.eval_every, recorder)]
             if args.max_minutes is not None:
                 hooks.append((agent.settings.env.num_envs, stop_after(args.max_minutes * 60)))
