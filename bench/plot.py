@@ -9,7 +9,8 @@ Writes into the same folder:
 - ``generalisation.png``: training against held-out objects;
 - ``wall_time.png``: training wall time per 1k env steps;
 - ``table.md``: success at fixed budgets, steps to reach 50% and 80%, wall time
-  per 1k steps, with the references (random policy, untrained model) if present.
+  per 1k steps, with the references (random policy, untrained model) if present;
+  then the last evaluation's success per goal category.
 """
 
 from __future__ import annotations
@@ -29,9 +30,14 @@ import numpy as np
 from matplotlib.axes import Axes
 from scipy import stats
 
-LEARNERS = ("sac-glam-her", "sac-glam", "ppo-glam")
+LEARNERS = ("sac-glam-her", "sac-glam", "ppo-glam", "sac-glam-her-concurrent")
 REFERENCES = ("random", "zero-shot")
-COLORS = {"sac-glam-her": "tab:blue", "sac-glam": "tab:orange", "ppo-glam": "tab:green"}
+COLORS = {
+    "sac-glam-her": "tab:blue",
+    "sac-glam": "tab:orange",
+    "ppo-glam": "tab:green",
+    "sac-glam-her-concurrent": "tab:purple",
+}
 
 Row = dict[str, str]
 # (method, split, acting, category) -> seed -> sorted [(env_steps, success, train_seconds)]
@@ -204,6 +210,25 @@ def table(curves: Curves, acting: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def category_table(curves: Curves, acting: str) -> str:
+    """Success at the last evaluation per goal category (training objects), mean [95% CI]."""
+    cats = categories_of(curves)
+    header = "| method | " + " | ".join(cats) + " |"
+    lines = [header, "|" + " --- |" * (len(cats) + 1)]
+    for method in (*LEARNERS, *REFERENCES):
+        cells = []
+        for category in cats:
+            per_seed = curves.get((method, "train", acting, category))
+            if not per_seed:
+                cells.append("-")
+                continue
+            _, mean, low, high = band(per_seed)
+            cells.append(f"{mean[-1]:.2f} [{low[-1]:.2f}, {high[-1]:.2f}]")
+        if any(c != "-" for c in cells):
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, required=True, help="folder with the CSVs")
@@ -216,7 +241,8 @@ def main() -> None:
     if not curves:
         raise SystemExit(f"no CSV in {args.runs}")
     plot_all(curves, out, args.acting)
-    text = table(curves, args.acting)
+    text = table(curves, args.acting) + "\nPer category, last evaluation:\n\n"
+    text += category_table(curves, args.acting)
     (out / "table.md").write_text(text)
     print(text)
 

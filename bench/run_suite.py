@@ -1,10 +1,12 @@
 """Run every method over several seeds (in parallel processes), then plot.
 
     .venv/bin/python bench/run_suite.py --config bench/configs/cpu.yaml \
-        --seeds 0 1 2 --jobs 2 --out docs/results/cpu
+        --seeds 0 1 2 3 4 --jobs 2 --concurrent-seeds 0 --out docs/results/cpu
 
 Each run is ``bench/experiment.py`` in its own process (its log in
-``<out>/logs/``); the references (``random``, ``zero-shot``) run once. Finally
+``<out>/logs/``); the references (``random``, ``zero-shot``) run once;
+``--concurrent-seeds`` adds SAC-GLAM + HER under the concurrent driver
+(``sac-glam-her-concurrent``: the same run, collector and learner overlapping). Finally
 ``bench/plot.py`` draws the figures and the table from the CSVs.
 """
 
@@ -20,18 +22,24 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 LEARNING = ("sac-glam-her", "sac-glam", "ppo-glam")
+CONCURRENT = "-concurrent"
+"""A method name with this suffix runs under the concurrent driver (wall time)."""
 
 
 def run_one(method: str, seed: int, args: argparse.Namespace) -> tuple[str, int, float]:
-    log = args.out / "logs" / f"{method}-s{seed}.log"
+    driver = "serial"
+    if method.endswith(CONCURRENT):
+        method, driver = method.removesuffix(CONCURRENT), "concurrent"
+    log = args.out / "logs" / f"{method}{'-' + driver if driver != 'serial' else ''}-s{seed}.log"
     cmd = [
         sys.executable, str(HERE / "experiment.py"), "--config", str(args.config),
         "--method", method, "--seed", str(seed), "--out", str(args.out),
         "--eval-every", str(args.eval_every), "--eval-episodes", str(args.eval_episodes),
+        "--driver", driver,
     ]  # fmt: skip
     if args.budget:
         cmd += ["--budget", str(args.budget)]
-    if args.max_minutes and method in LEARNING:
+    if args.max_minutes and method in LEARNING:  # the serial name: concurrent runs too
         cmd += ["--max-minutes", str(args.max_minutes)]
     began = time.monotonic()
     with log.open("w") as out:
@@ -52,11 +60,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--eval-every", type=int, default=2000)
     parser.add_argument("--eval-episodes", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--concurrent-seeds",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also run sac-glam-her under the concurrent driver with these seeds (last)",
+    )
     args = parser.parse_args(argv)
     (args.out / "logs").mkdir(parents=True, exist_ok=True)
 
     runs = [(m, s) for m in args.methods if m in LEARNING for s in args.seeds]
     runs += [(m, args.seeds[0]) for m in args.methods if m not in LEARNING]
+    runs += [("sac-glam-her" + CONCURRENT, s) for s in args.concurrent_seeds]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(lambda run: run_one(run[0], run[1], args), runs))
     failed = [name for name, code, _ in results if code != 0]
