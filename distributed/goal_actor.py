@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from ray.exceptions import RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from autotelic.core import EnvConfig, env_spec, load_plugins
@@ -220,9 +221,13 @@ def goal_actor(
     """The goal actor called ``name``, created on this node if no run made it yet;
     returns its handle and whether this call created it."""
     try:
-        return ray.get_actor(name, namespace=namespace), False
-    except ValueError:
+        found = ray.get_actor(name, namespace=namespace)
+        ray.get(found.pid.remote())
+        return found, False
+    except ValueError:  # no actor of that name
         pass
+    except RayActorError:  # one that is gone for good (its run ended); start afresh
+        log.info("goal daemon actor %r had ended; starting it again", name)
     state_dir.mkdir(parents=True, exist_ok=True)
     here = ray.get_runtime_context().get_node_id()
     options: dict[str, Any] = {

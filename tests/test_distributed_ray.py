@@ -187,6 +187,35 @@ def test_a_collector_actor_killed_with_sigkill_is_restarted_and_ppo_goes_on(
         agent.close()
 
 
+def test_a_ray_run_that_died_after_a_checkpoint_resumes_from_it_as_a_local_run_does(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    settings = load_settings(None, **ray_config(cluster, tmp_path / "run"))
+    agent = RayAgent(settings)
+    try:
+        threads = agent.start_threads()
+        wait_until(agent, lambda: agent.learner.num_updates >= 2)
+        agent.checkpoint(pause=True)
+        saved = agent.counters()
+        curriculum = agent.daemon.state_dict()["learning"]["episodes"]
+        wait_until(agent, lambda: agent.collection.episodes > saved["episodes"] + 4)
+        stop(agent, threads)  # and no checkpoint: what was learned since is lost
+    finally:
+        agent.close()
+    resumed = RayAgent(settings)
+    try:
+        stored = list(resumed.store.iter_episodes())
+        assert resumed.restarts == 1
+        assert resumed.learner.policy_version == saved["policy_version"]
+        assert resumed.collection.episodes == len(stored) > saved["episodes"]
+        assert resumed.daemon.state_dict()["learning"]["episodes"] == curriculum
+        threads = resumed.start_threads()
+        wait_until(resumed, lambda: resumed.collection.episodes > len(stored))
+        stop(resumed, threads)
+    finally:
+        resumed.close()
+
+
 @pytest.fixture
 def mosquitto_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     broker = Mosquitto(tmp_path)
