@@ -98,7 +98,8 @@ class GoalActor:
 
     def take_reports(self) -> list[InjectionReport]:
         """Injection reports since the last call (the service relays them)."""
-        reports, self._reports = self._reports, []
+        reports = list(self._reports)
+        self._reports.clear()  # the same list: the daemon's callback appends to it
         return reports
 
     def goals(self) -> list[GoalRecord]:
