@@ -101,6 +101,14 @@ class ClusterCollection:
         }
         if c.collector_resources:
             options["resources"] = dict(c.collector_resources)
+        if self.metrics is not None:  # every actor's series from the start, at 0
+            actors = self.metrics.actors
+            for spec in self.specs:
+                label = str(spec.index)
+                actors.env_steps.labels(actor=label)
+                actors.restarts.labels(actor=label)
+                actors.steps_rate.labels(actor=label)
+                actors.policy_lag.labels(actor=label)
         remote = ray.remote(CollectorActor)
         self.actors = [remote.options(**options).remote(spec) for spec in self.specs]
         for view, (pid, ip) in zip(
@@ -140,7 +148,7 @@ class ClusterCollection:
             view.restarts += 1
             view.alive = False
             if self.metrics is not None:
-                self.metrics.actor_restarts.labels(actor=str(i)).inc()
+                self.metrics.actors.restarts.labels(actor=str(i)).inc()
             log.warning(
                 "collector actor %d lost its call (%s); Ray restarts it, its unfinished "
                 "episodes are lost",
@@ -195,9 +203,9 @@ class ClusterCollection:
         if m is not None:
             m.env_steps.inc(batch.env_steps)
             label = str(batch.actor)
-            m.actor_env_steps.labels(actor=label).inc(batch.env_steps)
-            m.actor_steps_rate.labels(actor=label).set(view.steps_per_s)
-            m.actor_policy_lag.labels(actor=label).set(view.lag)
+            m.actors.env_steps.labels(actor=label).inc(batch.env_steps)
+            m.actors.steps_rate.labels(actor=label).set(view.steps_per_s)
+            m.actors.policy_lag.labels(actor=label).set(view.lag)
             m.env_steps_rate.set(sum(v.steps_per_s for v in self.views))
 
     # -- on-policy ---------------------------------------------------------------------------

@@ -11,9 +11,43 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import cached_property
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class ActorMetrics:
+    """Per collector actor (``run.backend: ray``); the ``actor`` label is the actor's number
+    (a bounded set). Registered only when a Ray run asks for them (:attr:`Metrics.actors`),
+    so a local run exports no empty families."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.env_steps = Counter(
+            "autotelic_actor_env_steps_total",
+            "Environment steps taken by each collector actor (backend ray).",
+            ["actor"],
+            registry=r,
+        )
+        self.steps_rate = Gauge(
+            "autotelic_actor_env_steps_per_second",
+            "Recent environment steps per second of each collector actor (backend ray).",
+            ["actor"],
+            registry=r,
+        )
+        self.policy_lag = Gauge(
+            "autotelic_actor_policy_lag_versions",
+            "Policy versions between the learner and the copy that acted last in each "
+            "collector actor (backend ray).",
+            ["actor"],
+            registry=r,
+        )
+        self.restarts = Counter(
+            "autotelic_actor_restarts_total",
+            "Calls a collector actor lost because its process died; Ray restarts it.",
+            ["actor"],
+            registry=r,
+        )
 
 
 class Metrics:
@@ -60,32 +94,6 @@ class Metrics:
         )
         self.env_steps_rate = Gauge(
             "autotelic_env_steps_per_second", "Recent environment steps per second.", registry=r
-        )
-        # Per collector actor (run.backend ray); the label is the actor's number.
-        self.actor_env_steps = Counter(
-            "autotelic_actor_env_steps_total",
-            "Environment steps taken by each collector actor (backend ray).",
-            ["actor"],
-            registry=r,
-        )
-        self.actor_steps_rate = Gauge(
-            "autotelic_actor_env_steps_per_second",
-            "Recent environment steps per second of each collector actor (backend ray).",
-            ["actor"],
-            registry=r,
-        )
-        self.actor_policy_lag = Gauge(
-            "autotelic_actor_policy_lag_versions",
-            "Policy versions between the learner and the copy that acted last in each "
-            "collector actor (backend ray).",
-            ["actor"],
-            registry=r,
-        )
-        self.actor_restarts = Counter(
-            "autotelic_actor_restarts_total",
-            "Calls a collector actor lost because its process died; Ray restarts it.",
-            ["actor"],
-            registry=r,
         )
         self.goals_known = Gauge(
             "autotelic_goals_known", "Goals in the registry.", ["source"], registry=r
@@ -199,6 +207,11 @@ class Metrics:
         for status in ("accepted", "rejected", "completed", "expired"):
             self.injected_goals.labels(status=status)
         self.mqtt_connected.set(0)
+
+    @cached_property
+    def actors(self) -> ActorMetrics:
+        """The per-actor metrics, registered on first use."""
+        return ActorMetrics(self.registry)
 
 
 class RateMeter:
