@@ -138,13 +138,7 @@ class RayAgent(Agent):
             (f"collector-{i}", self._drive(i), False) for i in range(len(self.cluster.actors))
         ]
         workers.append(("learner", self._learn_forever, True))
-        threads = [
-            threading.Thread(target=self._guard(body), name=name, daemon=daemon)
-            for name, body, daemon in workers
-        ]
-        for t in threads:
-            self.points.register(t.name)
-            t.start()
+        threads = self._start_workers(workers)
         relay = threading.Thread(
             target=self._guard(self._relay_reports), name="goal-reports", daemon=True
         )

@@ -25,7 +25,11 @@ from autotelic.core import Rollout
 from autotelic.distributed.actors.collector import CollectorActor, CollectorSpec
 from autotelic.distributed.records import ActorView, CollectedBatch
 from autotelic.distributed.weights import WeightsBoard
-from autotelic.runtime.collector import EpisodeCommitter, EpisodeListener, FinishedEpisode
+from autotelic.runtime.collector import (
+    CommittedCounts,
+    EpisodeCommitter,
+    FinishedEpisode,
+)
 from autotelic.runtime.config import RayConfig
 from autotelic.runtime.metrics import Metrics
 
@@ -35,7 +39,7 @@ RATE_WINDOW = 8
 """Recent calls per actor its steps per second are measured over."""
 
 
-class ClusterCollection:
+class ClusterCollection(CommittedCounts):
     """Collector actors, the weights board they read, and the commit of what they collect."""
 
     def __init__(
@@ -63,26 +67,6 @@ class ClusterCollection:
         """Driver seconds spent waiting on calls beyond the actors' own collect time."""
 
     # -- the Collection protocol ---------------------------------------------------------------
-
-    @property
-    def episodes(self) -> int:
-        return self.committer.episodes
-
-    @episodes.setter
-    def episodes(self, value: int) -> None:
-        self.committer.episodes = value
-
-    @property
-    def successes(self) -> int:
-        return self.committer.successes
-
-    @successes.setter
-    def successes(self, value: int) -> None:
-        self.committer.successes = value
-
-    @property
-    def listeners(self) -> list[EpisodeListener]:
-        return self.committer.listeners
 
     @property
     def prompts(self) -> list[str]:

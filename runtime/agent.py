@@ -426,13 +426,7 @@ class Agent:
             workers = [("collector", self._collect_forever, False)]
             if self.schedule.learner_thread:
                 workers.append(("learner", self._learn_forever, True))
-        threads = [
-            threading.Thread(target=self._guard(body), name=name, daemon=daemon)
-            for name, body, daemon in workers
-        ]
-        for t in threads:
-            self.points.register(t.name)
-            t.start()
+        threads = self._start_workers(workers)
         if self.evaluator is not None and self.settings.run.mode == "concurrent":
             # Not a safe-point worker: it changes nothing a checkpoint saves.
             evaluator = self.evaluator
@@ -440,6 +434,20 @@ class Agent:
             thread = threading.Thread(target=body, name="evaluator", daemon=True)
             thread.start()
             threads.append(thread)
+        return threads
+
+    def _start_workers(
+        self, workers: list[tuple[str, Callable[[], None], bool]]
+    ) -> list[threading.Thread]:
+        """Start each (name, body, daemon) as a guarded thread that takes part in the
+        safe points a checkpoint pauses at."""
+        threads = [
+            threading.Thread(target=self._guard(body), name=name, daemon=daemon)
+            for name, body, daemon in workers
+        ]
+        for t in threads:
+            self.points.register(t.name)
+            t.start()
         return threads
 
     def _guard(self, body: Callable[[], None]) -> Callable[[], None]:

@@ -151,7 +151,35 @@ class EpisodeCommitter:
             listener(done)
 
 
-class Collector:
+class CommittedCounts:
+    """The episode counters and listeners of a collection, kept by its committer (so a
+    restore that sets them sets what the committer counts on)."""
+
+    committer: EpisodeCommitter
+
+    @property
+    def listeners(self) -> list[EpisodeListener]:
+        """Called with every stored episode."""
+        return self.committer.listeners
+
+    @property
+    def episodes(self) -> int:
+        return self.committer.episodes
+
+    @episodes.setter
+    def episodes(self, value: int) -> None:
+        self.committer.episodes = value
+
+    @property
+    def successes(self) -> int:
+        return self.committer.successes
+
+    @successes.setter
+    def successes(self, value: int) -> None:
+        self.committer.successes = value
+
+
+class Collector(CommittedCounts):
     """Steps a batch of envs with the learner's policy and stores what happens.
 
     ``envs`` is the environments' own batch: in the ``observed`` time-limit mode the
@@ -198,29 +226,6 @@ class Collector:
         self._current: list[GoalAssignment | None] = [None] * envs.num_envs
         self._builders: list[EpisodeBuilder | None] = [None] * envs.num_envs
         self._steps_rate = RateMeter(metrics.env_steps_rate) if metrics is not None else None
-
-    # -- counters kept by the committer ------------------------------------------------------
-
-    @property
-    def listeners(self) -> list[EpisodeListener]:
-        """Called with every stored episode."""
-        return self.committer.listeners
-
-    @property
-    def episodes(self) -> int:
-        return self.committer.episodes
-
-    @episodes.setter
-    def episodes(self, value: int) -> None:
-        self.committer.episodes = value
-
-    @property
-    def successes(self) -> int:
-        return self.committer.successes
-
-    @successes.setter
-    def successes(self, value: int) -> None:
-        self.committer.successes = value
 
     # -- episodes ----------------------------------------------------------------------------
 
