@@ -8,7 +8,7 @@ appends the results to a CSV (one row per evaluation, split, way of acting and
 goal category).
 
     .venv/bin/python bench/experiment.py --config bench/configs/cpu.yaml \
-        --method sac-glam-her --seed 0 --out docs/results/cpu
+        --method sac-glam-her --seed 0 --out docs/results/playground
 
 Methods: ``sac-glam-her`` (SAC-GLAM, HER on), ``sac-glam`` (HER off),
 ``ppo-glam``; and two references that do not learn: ``zero-shot`` (the

@@ -1,6 +1,6 @@
 """Plots and a summary table from the CSVs that bench/experiment.py writes.
 
-    .venv/bin/python bench/plot.py --runs docs/results/cpu [--acting sampled]
+    .venv/bin/python bench/plot.py --runs docs/results/playground [--acting sampled]
 
 Writes into the same folder:
 - ``success.png``: success on training objects against env steps, mean and a 95%

@@ -1,7 +1,7 @@
 """Run every method over several seeds (in parallel processes), then plot.
 
     .venv/bin/python bench/run_suite.py --config bench/configs/cpu.yaml \
-        --seeds 0 1 2 3 4 --jobs 2 --concurrent-seeds 0 --out docs/results/cpu
+        --seeds 0 1 2 3 4 --jobs 2 --concurrent-seeds 0 --out docs/results/playground
 
 Each run is ``bench/experiment.py`` in its own process (its log in
 ``<out>/logs/``); the references (``random``, ``zero-shot``) run once;
