@@ -54,7 +54,13 @@ class PPOConfig(OnPolicyConfig):
     minibatch_size: int = Field(
         default=64, ge=1, description="Steps per gradient step within an epoch."
     )
-    lr: float = Field(default=1e-6, gt=0.0, description="Adam learning rate of the LLM.")
+    lr: float = Field(
+        default=1e-4,
+        gt=0.0,
+        description="Adam learning rate of the LLM: SAC's actor rate for the same weights. "
+        "Carta et al.'s 1e-6 was for full fine-tuning of a large model; under LoRA it leaves "
+        "the adapter where it started (docs/learning.md, section 7).",
+    )
     value_lr: float = Field(
         default=1e-4, gt=0.0, description="Adam learning rate of the value head MLP."
     )
