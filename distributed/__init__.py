@@ -12,3 +12,10 @@ stay in the service process, the one store writer (:mod:`autotelic.distributed.b
 Everything here reuses the runtime's collector, committer, schedules and daemon; Ray
 is imported only when this package is.
 """
+
+import os
+
+# Ray's C++ crash handler also catches the SIGTERM that stops the service: it prints a
+# stack dump, and the process then ends with SIGABRT after a clean shutdown (exit -6, not
+# 0). The service handles SIGTERM itself. Read when ray is imported, so set before that.
+os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
