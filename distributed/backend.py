@@ -139,17 +139,12 @@ class RayAgent(Agent):
         ]
         workers.append(("learner", self._learn_forever, True))
         threads = self._start_workers(workers)
-        relay = threading.Thread(
-            target=self._guard(self._relay_reports), name="goal-reports", daemon=True
-        )
-        relay.start()
-        threads.append(relay)
+        threads.append(self._start_side_thread("goal-reports", self._relay_reports))
         if self.evaluator is not None:
             evaluator = self.evaluator
-            body = self._guard(lambda: evaluator.run(self.stopping))
-            thread = threading.Thread(target=body, name="evaluator", daemon=True)
-            thread.start()
-            threads.append(thread)
+            threads.append(
+                self._start_side_thread("evaluator", lambda: evaluator.run(self.stopping))
+            )
         return threads
 
     def _drive(self, i: int) -> Callable[[], None]:

@@ -428,13 +428,18 @@ class Agent:
                 workers.append(("learner", self._learn_forever, True))
         threads = self._start_workers(workers)
         if self.evaluator is not None and self.settings.run.mode == "concurrent":
-            # Not a safe-point worker: it changes nothing a checkpoint saves.
             evaluator = self.evaluator
-            body = self._guard(lambda: evaluator.run(self.stopping))
-            thread = threading.Thread(target=body, name="evaluator", daemon=True)
-            thread.start()
-            threads.append(thread)
+            threads.append(
+                self._start_side_thread("evaluator", lambda: evaluator.run(self.stopping))
+            )
         return threads
+
+    def _start_side_thread(self, name: str, body: Callable[[], None]) -> threading.Thread:
+        """Start a guarded daemon thread outside the safe points: it changes nothing a
+        checkpoint saves (the evaluator, a report relay)."""
+        thread = threading.Thread(target=self._guard(body), name=name, daemon=True)
+        thread.start()
+        return thread
 
     def _start_workers(
         self, workers: list[tuple[str, Callable[[], None], bool]]
