@@ -76,7 +76,8 @@ def test_a_short_babyai_run_stores_its_episodes_with_achieved_goals_for_hindsigh
     gamma 0.99), the budget of docs/results.md. Whether 4,000 steps learn differs by seed
     there (greedy go-to 0.00-0.30), so this asserts what every seed must do: the run
     completes, its CSV is whole, and the store holds BabyAI episodes whose steps achieved
-    other goals than the one pursued, which is what hindsight relabeling needs."""
+    other goals than the one pursued (a quarter or more), which is what hindsight
+    relabeling needs."""
     rows = run_experiment("sac-glam-her", tmp_path, 4000, 4000, "babyai-cpu.yaml", 2)
     points = sorted({int(r["env_steps"]) for r in rows})
     assert points == [0, 4000]
@@ -92,4 +93,6 @@ def test_a_short_babyai_run_stores_its_episodes_with_achieved_goals_for_hindsigh
     relabelable = [
         e for e in episodes if any(g != e.goal for s in e.steps for g in s.achieved_goals)
     ]
-    assert len(relabelable) > len(episodes) // 2  # other goals were achieved: HER has data
+    # Other goals were achieved, so HER has data: 129 of 339 episodes for seed 0 (go-to and
+    # pick-up; a go-to-only run had more than half).
+    assert len(relabelable) > len(episodes) // 4
