@@ -67,11 +67,16 @@ class RayAgent(Agent):
 
     # -- seams of the local agent --------------------------------------------------------------
 
+    @property
+    def goal_actor_name(self) -> str:
+        """The goal actor's name: configured, or one per agent."""
+        s = self.settings
+        return s.ray.goal_daemon_name or f"autotelic-goals-{s.run.agent}"
+
     def _goal_daemon(self) -> CurriculumService:
         s = self.settings
-        name = s.ray.goal_daemon_name or f"autotelic-goals-{s.run.agent}"
         handle, created = goal_actor(
-            name,
+            self.goal_actor_name,
             s.ray.namespace,
             curriculum=s.curriculum,
             env=s.env,
@@ -97,7 +102,7 @@ class RayAgent(Agent):
             "epsilon": s.collector.exploration_epsilon,
             "inference_batch": s.collector.inference_batch,
             "torch_threads": s.ray.collector_torch_threads,
-            "goal_actor": s.ray.goal_daemon_name or f"autotelic-goals-{s.run.agent}",
+            "goal_actor": self.goal_actor_name,
             "namespace": s.ray.namespace,
         }
         entropy = [int(x) for x in act_rng.integers(0, 2**31, size=2)]

@@ -156,17 +156,11 @@ class ClusterCollection(CommittedCounts):
         them (the committer), count its steps and update the actor's view."""
         finished: list[FinishedEpisode] = []
         with self._commit_lock:
-            by_version: dict[int, list[Any]] = {}
-            for e in batch.ended:
-                by_version.setdefault(e.version, []).append((e.episode, e.assignment))
-            if len(by_version) == 1:
-                ((version, ended),) = by_version.items()
-                finished = self.committer.commit(ended, version)
-            elif by_version:
-                # One transaction still: the committer takes one acting version, the
-                # newest, for the announcement; each stored step keeps its own.
+            if batch.ended:
+                # One transaction: the committer takes one acting version, the newest,
+                # for the announcement; each stored step keeps its own.
                 ended = [(e.episode, e.assignment) for e in batch.ended]
-                finished = self.committer.commit(ended, max(by_version))
+                finished = self.committer.commit(ended, max(e.version for e in batch.ended))
             self.env_steps += batch.env_steps
             self.rollout_steps[batch.actor] = batch.rollout_steps
         self._account(batch, len(finished))
