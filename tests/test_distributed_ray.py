@@ -216,30 +216,22 @@ def test_a_ray_run_that_died_after_a_checkpoint_resumes_from_it_as_a_local_run_d
         resumed.close()
 
 
-@pytest.fixture
-def mosquitto_broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    broker = Mosquitto(tmp_path)
-    broker.start()
-    yield broker
-    broker.stop()
-
-
 def test_the_service_on_ray_serves_an_mqtt_injection_from_an_actor_and_shows_its_actors(
-    cluster: LocalCluster, tmp_path: Path, mosquitto_broker: Mosquitto
+    cluster: LocalCluster, tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     config = ray_config(
         cluster,
         tmp_path / "run",
         run={"agent": "rayservice"},
         service={"mqtt_enabled": True, "progress_interval_s": 2},
-        mqtt={"url": mosquitto_broker.url, "status_interval_s": 1},
+        mqtt={"url": mosquitto.url, "status_interval_s": 1},
         metrics={"port": 0},
         checkpoint={"interval_s": 5},
     )
     config["run"].pop("dir")
     service = ServiceProcess(tmp_path, config)
     topics = Topics("rayservice")
-    probe = Probe(mosquitto_broker.port, [topics.accepted, topics.results, topics.status])
+    probe = Probe(mosquitto.port, [topics.accepted, topics.results, topics.status])
     try:
         service.start()
         service.wait_connected()
