@@ -13,6 +13,21 @@ steps is twice as likely, and a relabel is always a different goal:
   any action "achieves" a goal already behind it: reward 0 forever after);
 * ``episode``: every event of the episode.
 
+Relabeling only with achieved goals removes the rows that bind a goal to its
+object: at ratio 0.8, among Grasp rows where the agent grasped something, the
+wrong-object rows (reward 0) fall from 67% to 16%, and the policy grasps what it
+stands on whatever the goal names (DESIGN.md section 1). Hence *hindsight
+negatives*: a row relabeled with a goal the episode never achieved (the goal
+space's predicate is false at every step), of the category of a goal achieved in
+the row's future (another object's Grasp where a Grasp happened), so its reward
+is 0 exactly where a positive relabel would have earned 1. With ``balance``
+the negative goals are drawn from the batch's own positive relabels, so each
+goal gets negatives in proportion to its positives (see :func:`negative_goal`).
+
+Held-out goals (the goal space's ``test`` split) never appear in a training
+row: :func:`trainable` filters both kinds of relabel candidate, and the sampler
+never draws rows of an episode pursued under one.
+
 Rewards and termination for the episode's own goal are the env's recorded ones;
 for a relabeled goal they are recomputed with the env's goal predicate: reward 1
 and termination exactly at the steps where the predicate holds. The n-step sum
@@ -49,6 +64,8 @@ the limit as terminal without showing the time is non-Markov and fails the long 
 plans at alpha 0.05; showing the steps left reaches the goal in every measured case
 (tests/test_soft_optimal_policy.py, docs/learning.md)."""
 Predicate = Callable[[str, Collection[str]], bool]
+GoalTest = Callable[[str], bool]
+"""A property of a goal alone, e.g. "is held out"."""
 
 
 def achievement_events(view: EpisodeView) -> list[tuple[int, str]]:
@@ -69,6 +86,44 @@ def relabel_candidates(events: list[tuple[int, str]], t: int, strategy: Strategy
         last = events[-1][0]
         return [g for j, g in events if j == last]
     raise ValueError(f"unknown HER strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+
+
+def trainable(goals: list[str], held_out: GoalTest | None) -> list[str]:
+    """``goals`` without the held-out ones: a test-split goal never trains the policy."""
+    if held_out is None:
+        return goals
+    return [g for g in goals if not held_out(g)]
+
+
+def never_achieved(view: EpisodeView, goal: str, predicate: Predicate) -> bool:
+    """Whether ``goal`` held after no step of the episode, by the env's own predicate.
+
+    The whole episode, not the row's window: a negative must be a goal the episode
+    did not achieve, so no row of it can teach that its actions lead there.
+    """
+    if goal == view.goal and view.terminated and view.terminated[-1]:
+        return False
+    return not any(predicate(goal, achieved) for achieved in view.achieved)
+
+
+def negative_goal(
+    view: EpisodeView,
+    pool: list[str],
+    draws: list[float],
+    predicate: Predicate,
+) -> str | None:
+    """A goal of ``pool`` (repeats weight it) the episode never achieved, or None.
+
+    ``draws`` are uniform numbers in [0, 1), one per try: rejection keeps the cost at a
+    few predicate scans of the episode, however large the pool.
+    """
+    if not pool:
+        return None
+    for u in draws:
+        goal = pool[int(u * len(pool))]
+        if goal != view.goal and never_achieved(view, goal, predicate):
+            return goal
+    return None
 
 
 @dataclass(frozen=True, slots=True)

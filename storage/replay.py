@@ -13,27 +13,38 @@ own ``terminated`` / ``truncated`` flags, so one store can be replayed in any mo
 Random draws are made for the whole batch at once (positions, relabel coins,
 goal choices), so a seeded generator gives the same batch for the same store
 content, whatever the episodes contain.
+
+Held-out goals (the goal space's ``test`` split) never train: an episode pursued
+under one (an injected test goal, say) stays stored and reported but its rows
+are never drawn, and relabeling never produces one (storage/her.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
-from autotelic.core import TransitionBatch
+from autotelic.core import GoalSpace, InvalidGoalError, TransitionBatch
 from autotelic.storage.errors import EmptyReplayError, StorageError
 from autotelic.storage.her import (
     DEFAULT_TIME_LIMIT,
     STRATEGIES,
     TIME_LIMITS,
+    GoalTest,
     Predicate,
     Strategy,
     TimeLimit,
     achievement_events,
     n_step,
+    negative_goal,
     relabel_candidates,
+    trainable,
 )
 from autotelic.storage.index import IndexSnapshot
 from autotelic.storage.records import EpisodeView
@@ -51,17 +62,84 @@ class EpisodeSource(Protocol):
         ...
 
 
+NEGATIVE_TRIES = 4
+"""Draws per negative row before it keeps its own goal (storage/her.py negative_goal)."""
+
+Bools = npt.NDArray[np.bool_]
+Floats = npt.NDArray[np.float64]
+
+
+def _categoriser(space: GoalSpace) -> Callable[[str], str]:
+    """Category of a goal, cached (the sampler asks for the same goals every batch); a
+    goal the grammar refuses is its own category, so it has no kin."""
+
+    @lru_cache(maxsize=65536)
+    def category(goal: str) -> str:
+        try:
+            return space.parse(goal).category
+        except InvalidGoalError:
+            return f"\0{goal}"
+
+    return category
+
+
+@dataclass(frozen=True)
+class GoalKnowledge:
+    """What the sampler needs of a goal space: categories, held-out goals, kin pools."""
+
+    category: Callable[[str], str]
+    """A goal's category: negatives are of the category of the goal achieved."""
+    held_out: GoalTest | None
+    """True for a test-split goal (None: nothing is held out)."""
+    pool: dict[str, list[str]]
+    """Feasible training goals by category: negatives when the batch offers none."""
+
+    @staticmethod
+    def of(space: GoalSpace | None) -> GoalKnowledge:
+        """The knowledge of ``space`` (None: one category, nothing held out, no pool)."""
+        if space is None:
+            return GoalKnowledge(lambda goal: "", None, {})
+        category = _categoriser(space)
+        pool: dict[str, list[str]] = defaultdict(list)
+        for goal in space.goals("train"):
+            if space.feasible(goal) is not False:
+                pool[category(goal)].append(goal)
+        return GoalKnowledge(category, frozenset(space.goals("test")).__contains__, dict(pool))
+
+
+@dataclass(frozen=True)
+class RowDraws:
+    """The random numbers of one batch, drawn at once (see the module docstring)."""
+
+    relabel: Bools
+    """[B] the row is relabeled (probability ``her_ratio``)."""
+    negative: Bools
+    """[B] a relabeled row gets a goal not achieved (probability ``her_negatives``)."""
+    choice: Floats
+    """[B] which candidate (achieved goal, or anchor of a negative)."""
+    tries: Floats
+    """[B, NEGATIVE_TRIES] the draws of a negative goal."""
+
+
 class ReplaySampler:
     """Uniform n-step transition batches with a share of hindsight-relabeled goals.
 
     ``her_ratio`` is the probability that a row is relabeled (rows with nothing
-    to relabel with keep their goal, ``relabeled`` False). ``predicate(goal,
-    achieved_goals)`` is the env's goal test (its goal space's ``achieved``), used
-    for relabeled rows: storage knows no environment, so it is passed in.
-    ``time_limit`` says whether a row whose window reaches a time-limit cut
-    bootstraps (``bootstrap``) or not (``terminal``, ``observed``). A sampler
-    owns its random generator: use one sampler per thread. Batch lists may share
-    objects with the source's episodes; treat them as read-only.
+    to relabel with keep their goal, ``relabeled`` False). Of the relabeled rows,
+    a share ``her_negatives`` get a goal the episode never achieved, of the
+    category of a goal achieved in the row's future (a hindsight negative, reward
+    0); with ``her_balance`` that goal is drawn from the batch's positive
+    relabels, so every goal gets negatives in proportion to its positives, else
+    from the goal space's training goals of that category. ``predicate(goal,
+    achieved_goals)`` is the env's goal test (its goal space's ``achieved``),
+    used for relabeled rows: storage knows no environment, so it is passed in.
+    ``goal_space`` gives categories and the held-out (``test``) goals, which
+    never enter a batch; without it nothing is held out and negatives come only
+    from the batch. ``time_limit`` says whether a row whose window reaches a
+    time-limit cut bootstraps (``bootstrap``) or not (``terminal``,
+    ``observed``). A sampler owns its random generator: use one sampler per
+    thread. Batch lists may share objects with the source's episodes; treat
+    them as read-only.
     """
 
     def __init__(
@@ -71,102 +149,190 @@ class ReplaySampler:
         predicate: Predicate,
         her_ratio: float = 0.8,
         strategy: Strategy = "future",
+        her_negatives: float = 0.0,
+        her_balance: bool = True,
+        goal_space: GoalSpace | None = None,
         n_step: int = 3,
         gamma: float = 0.99,
         time_limit: TimeLimit = DEFAULT_TIME_LIMIT,
         rng: np.random.Generator | int | None = None,
         max_redraws: int = 16,
     ) -> None:
-        if not 0.0 <= her_ratio <= 1.0:
-            raise ValueError(f"her_ratio must be in [0, 1], got {her_ratio}")
-        if strategy not in STRATEGIES:
-            raise ValueError(
-                f"unknown HER strategy {strategy!r}; use one of {', '.join(STRATEGIES)}"
-            )
-        if n_step < 1:
-            raise ValueError(f"n_step must be >= 1, got {n_step}")
-        if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-        if time_limit not in TIME_LIMITS:
-            raise ValueError(
-                f"unknown time-limit mode {time_limit!r}; use one of {', '.join(TIME_LIMITS)}"
-            )
+        _check_options(her_ratio, strategy, her_negatives, n_step, gamma, time_limit)
         self.source = source
         self.her_ratio = her_ratio
         self.strategy: Strategy = strategy
+        self.her_negatives = her_negatives
+        self.her_balance = her_balance
+        self.goals = GoalKnowledge.of(goal_space)
         self.n_step = n_step
         self.gamma = gamma
         self.time_limit: TimeLimit = time_limit
         self.predicate = predicate
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.max_redraws = max_redraws
+        self._skipped: set[int] = set()
+        """Ids of episodes pursued under a held-out goal: never drawn (ids are not reused)."""
 
     def sample(self, batch_size: int) -> TransitionBatch:
-        """``batch_size`` rows drawn uniformly over the stored transitions."""
+        """``batch_size`` rows drawn uniformly over the stored trainable transitions."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         views, rows, steps = self._draw(batch_size)
-        coins = self.rng.random(batch_size)
-        choices = self.rng.random(batch_size)
-        return self._assemble(views, rows, steps, coins < self.her_ratio, choices)
+        draws = RowDraws(
+            self.rng.random(batch_size) < self.her_ratio,
+            self.rng.random(batch_size) < self.her_negatives,
+            self.rng.random(batch_size),
+            self.rng.random((batch_size, NEGATIVE_TRIES)),
+        )
+        return self._assemble(views, rows, steps, draws)
+
+    # -- which rows --------------------------------------------------------------------------
 
     def _draw(self, batch_size: int) -> tuple[dict[int, EpisodeView], list[int], list[int]]:
-        """Episode id and step of each row, with the views read for them."""
+        """Episode id and step of each row, with the views read for them.
+
+        A row that lands in an evicted episode, or in one first seen to be pursued
+        under a held-out goal (then skipped for good), is drawn again; only evictions
+        count against ``max_redraws``, since each held-out discovery shrinks what is left.
+        """
         row_ids = np.full(batch_size, -1, dtype=np.int64)
         row_steps = np.zeros(batch_size, dtype=np.int64)
         views: dict[int, EpisodeView] = {}
         pending = np.arange(batch_size)
-        for _ in range(self.max_redraws + 1):
-            snapshot = self.source.index_snapshot()
-            total = snapshot.num_transitions
-            if total == 0:
-                raise EmptyReplayError("the replay holds no transitions yet: store episodes first")
-            positions = self.rng.integers(0, total, size=len(pending), dtype=np.int64)
-            index_rows, steps = snapshot.locate(positions)
-            ids = snapshot.ids[index_rows]
+        redraws = 0
+        while redraws <= self.max_redraws:
+            ids, steps = self._positions(len(pending))
             missing = {int(i) for i in ids} - views.keys()
-            if missing:
-                views.update(self.source.fetch_views(sorted(missing)))
+            fetched = self.source.fetch_views(sorted(missing)) if missing else {}
+            held = self._hold_out(fetched)
+            views.update(fetched)
             found = np.fromiter((int(i) in views for i in ids), dtype=np.bool_, count=len(ids))
             row_ids[pending[found]] = ids[found]
             row_steps[pending[found]] = steps[found]
             pending = pending[~found]
             if len(pending) == 0:
                 return views, row_ids.tolist(), row_steps.tolist()
+            redraws += 0 if held else 1
         raise StorageError(
             f"episodes were evicted faster than they could be read ({self.max_redraws} redraws); "
             "the store's capacity is too small for the write rate"
         )
+
+    def _hold_out(self, fetched: dict[int, EpisodeView]) -> bool:
+        """Remove from ``fetched`` the episodes pursued under a held-out goal and skip them
+        from now on; whether there were any."""
+        test = self.goals.held_out
+        if test is None:
+            return False
+        held = [i for i, v in fetched.items() if test(v.goal)]
+        for i in held:
+            del fetched[i]
+            self._skipped.add(i)
+        return bool(held)
+
+    def _positions(self, count: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """``count`` (episode id, step) drawn uniformly over the transitions of the live
+        episodes not skipped."""
+        snapshot = self.source.index_snapshot()
+        if snapshot.num_transitions == 0:
+            raise EmptyReplayError("the replay holds no transitions yet: store episodes first")
+        if not self._skipped:
+            positions = self.rng.integers(0, snapshot.num_transitions, size=count, dtype=np.int64)
+            index_rows, steps = snapshot.locate(positions)
+            return snapshot.ids[index_rows], steps
+        self._skipped.intersection_update(snapshot.ids.tolist())  # forget evicted ones
+        skipped = np.fromiter(self._skipped, dtype=np.int64, count=len(self._skipped))
+        lengths = np.where(np.isin(snapshot.ids, skipped), 0, snapshot.lengths)
+        ends = np.cumsum(lengths)
+        if ends[-1] == 0:
+            raise EmptyReplayError(
+                "every stored episode was pursued under a held-out goal: nothing to train on"
+            )
+        positions = self.rng.integers(0, int(ends[-1]), size=count, dtype=np.int64)
+        index_rows = np.searchsorted(ends, positions, side="right")
+        steps = positions - (ends[index_rows] - lengths[index_rows])
+        return snapshot.ids[index_rows], steps.astype(np.int64)
+
+    # -- which goal each row is trained on ---------------------------------------------------
+
+    def _goals(
+        self,
+        views: dict[int, EpisodeView],
+        rows: list[int],
+        steps: list[int],
+        draws: RowDraws,
+    ) -> tuple[list[str], Bools]:
+        """Each row's goal and whether it is a relabel: positives first, then negatives,
+        which may draw on the positives (``her_balance``)."""
+        n = len(rows)
+        goals = [views[r].goal for r in rows]
+        relabeled = np.zeros(n, dtype=np.bool_)
+        if not self.her_ratio:
+            return goals, relabeled
+        events = {i: achievement_events(v) for i, v in views.items()}
+        anchors: dict[int, tuple[str]] = {}
+        positives: dict[str, list[str]] = defaultdict(list)
+        for i in np.flatnonzero(draws.relabel):
+            found = relabel_candidates(events[rows[i]], steps[i], self.strategy)
+            options = trainable(found, self.goals.held_out)
+            if not options:
+                continue
+            pick = options[int(draws.choice[i] * len(options))]
+            if draws.negative[i]:
+                anchors[int(i)] = (pick,)
+                continue
+            goals[i] = pick
+            relabeled[i] = True
+            positives[self.goals.category(pick)].append(pick)
+        for row, (anchor,) in anchors.items():
+            goal = self._negative(views[rows[row]], anchor, positives, draws.tries[row])
+            if goal is not None:
+                goals[row] = goal
+                relabeled[row] = True
+        return goals, relabeled
+
+    def _negative(
+        self,
+        view: EpisodeView,
+        anchor: str,
+        positives: dict[str, list[str]],
+        tries: Floats,
+    ) -> str | None:
+        """A goal of ``anchor``'s category that ``view`` never achieved: from the batch's
+        positives under ``her_balance`` (the goal space's training goals when they give
+        none), else from the training goals."""
+        category = self.goals.category(anchor)
+        draws = tries.tolist()
+        if self.her_balance:
+            found = negative_goal(view, positives.get(category, []), draws, self.predicate)
+            if found is not None:
+                return found
+        return negative_goal(view, self.goals.pool.get(category, []), draws, self.predicate)
+
+    # -- the batch ---------------------------------------------------------------------------
 
     def _assemble(
         self,
         views: dict[int, EpisodeView],
         rows: list[int],
         steps: list[int],
-        relabel: np.ndarray[tuple[int], np.dtype[np.bool_]],
-        choices: np.ndarray[tuple[int], np.dtype[np.float64]],
+        draws: RowDraws,
     ) -> TransitionBatch:
         n = len(rows)
-        events = {i: achievement_events(v) for i, v in views.items()} if self.her_ratio else {}
-        observations, candidates, next_observations, next_candidates, goals = [], [], [], [], []
+        goals, relabeled = self._goals(views, rows, steps, draws)
+        observations, candidates, next_observations, next_candidates = [], [], [], []
         actions = np.zeros(n, dtype=np.int64)
         rewards = np.zeros(n, dtype=np.float32)
         discounts = np.zeros(n, dtype=np.float32)
         terminated = np.zeros(n, dtype=np.bool_)
-        relabeled = np.zeros(n, dtype=np.bool_)
         versions = np.zeros(n, dtype=np.int64)
         for i in range(n):
             view, t = views[rows[i]], steps[i]
-            goal = view.goal
-            if relabel[i]:
-                options = relabel_candidates(events[rows[i]], t, self.strategy)
-                if options:
-                    goal = options[int(choices[i] * len(options))]
-                    relabeled[i] = True
             target = n_step(
                 view,
                 t,
-                goal,
+                goals[i],
                 bool(relabeled[i]),
                 self.n_step,
                 self.gamma,
@@ -179,7 +345,6 @@ class ReplaySampler:
             candidates.append(admissible)
             next_observations.append(next_observation)
             next_candidates.append(next_admissible)
-            goals.append(goal)
             actions[i] = view.actions[t]
             rewards[i] = target.reward
             discounts[i] = target.discount
@@ -197,4 +362,29 @@ class ReplaySampler:
             terminated=terminated,
             relabeled=relabeled,
             policy_versions=versions,
+        )
+
+
+def _check_options(
+    her_ratio: float,
+    strategy: Strategy,
+    her_negatives: float,
+    n_step: int,
+    gamma: float,
+    time_limit: TimeLimit,
+) -> None:
+    """Refuse a sampler configuration that could only fail later, with the reason."""
+    if not 0.0 <= her_ratio <= 1.0:
+        raise ValueError(f"her_ratio must be in [0, 1], got {her_ratio}")
+    if not 0.0 <= her_negatives <= 1.0:
+        raise ValueError(f"her_negatives must be in [0, 1], got {her_negatives}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown HER strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    if n_step < 1:
+        raise ValueError(f"n_step must be >= 1, got {n_step}")
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    if time_limit not in TIME_LIMITS:
+        raise ValueError(
+            f"unknown time-limit mode {time_limit!r}; use one of {', '.join(TIME_LIMITS)}"
         )
