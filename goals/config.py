@@ -53,8 +53,9 @@ class SamplerConfig(BaseModel):
         ge=0.0,
         lt=1.0,
         description=(
-            "Every known goal keeps at least this fraction of its uniform share (floor / "
-            "number of goals), whatever its LP and the exploration schedule: none starves."
+            "Every training goal keeps at least this fraction of its uniform share (floor / "
+            "number of goals; under balance: category, of its category's share), whatever "
+            "its LP and the exploration schedule: none starves."
         ),
     )
     unsolved_share: float = Field(
@@ -69,6 +70,16 @@ class SamplerConfig(BaseModel):
             "spread evenly over them; every goal keeps its floor. A goal impossible in ways "
             "the goal space cannot tell stays unsolved and keeps taking part of it. 0: off "
             "(the sampling before this option)."
+        ),
+    )
+    balance: Literal["goal", "category"] = Field(
+        "goal",
+        description=(
+            "goal: LP sampling over every goal of the training pool at once (a category "
+            "with many goals gets many episodes). category: draw a category uniformly "
+            "among those with a goal that may be achieved, then a goal within it by LP, "
+            "with exploration, floor and unsolved reserve per category; it matches "
+            "results reported as the mean over categories."
         ),
     )
 

@@ -26,6 +26,13 @@ produced it, stays there until the consumer calls :meth:`GoalDaemon.acknowledge`
 (the MQTT bridge does once the broker acknowledged it), and is handed out again
 by :meth:`GoalDaemon.owed_results` after a restart: delivered at least once,
 under a stable :attr:`InjectionReport.message_id`.
+
+Held-out goals (the goal space's test split, see :mod:`.splits`) are known like
+any other (discovered, injected, listed in the stats with their attempts) but
+never enter the *training pool* the curriculum samples from, and their outcomes
+never reach the LP estimator or the per-category success windows: an injected
+held-out goal runs the episodes it asked for and is reported, and nothing the
+agent does with it steers what it practises.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ from autotelic.goals.estimators import (
 from autotelic.goals.injections import Injection, InjectionQueue, InjectionReport
 from autotelic.goals.registry import SOURCES, GoalRecord, GoalRegistry, Source
 from autotelic.goals.sampler import LPSampler
+from autotelic.goals.splits import HeldOutGoals
 from autotelic.goals.state import STATE_PREFIX, BatchStateStore, StateStore
 from autotelic.goals.stats import CategoryStats, CurriculumStats, GoalStats
 
@@ -117,6 +125,7 @@ class GoalDaemon:
         self.injections = InjectionQueue(self.config.injections)
         self._categories: dict[str, str] = {}
         self._feasible: dict[str, bool] = {}
+        self.held_out = HeldOutGoals(goal_space)
         self.estimator = (
             estimator
             if estimator is not None
@@ -161,9 +170,14 @@ class GoalDaemon:
             return record
 
     def goals(self) -> list[GoalRecord]:
-        """Every known goal, in arrival order."""
+        """Every known goal, in arrival order (held-out ones included)."""
         with self._lock:
             return list(self.registry)
+
+    def training_goals(self) -> list[str]:
+        """The training pool: the known goals self-chosen episodes are drawn from."""
+        with self._lock:
+            return self._pool()
 
     # -- the collector's side ----------------------------------------------------
 
@@ -174,10 +188,10 @@ class GoalDaemon:
         with self._lock:
             reports = self.injections.expire(self.clock())
             waiting = self.injections.pending_episodes()
-            if n > waiting and len(self.registry) == 0:
+            if n > waiting and not self._pool():
                 raise NoGoalsError(
-                    "no known goal to choose from: configure goals, turn discovery on, "
-                    "or inject a goal"
+                    "no known training goal to choose from (held-out goals are never "
+                    "practised): configure goals, turn discovery on, or inject a goal"
                 )
             assigned = [
                 GoalAssignment(i.goal, i.category, "injected", i.id)
@@ -200,7 +214,6 @@ class GoalDaemon:
                 discovered = self.registry.discover(
                     outcome.achieved_goals, time=now, episode=outcome.episode_id
                 )
-            self.estimator.update(parsed.text, bool(outcome.success))
             self._count(parsed, bool(outcome.success))
             reports: list[InjectionReport] = []
             if outcome.injection_id is not None:
@@ -248,6 +261,8 @@ class GoalDaemon:
                 parsed, episodes=episodes, priority=priority, expires_at=deadline, now=now
             )
             _, added = self.registry.add(parsed.text, "injected", time=now)
+            if self.held_out(parsed.text):
+                log.info("injected goal %r is held out: served, never practised", parsed.text)
             try:
                 self._put_injections(strict=True)
                 if added:
@@ -306,9 +321,10 @@ class GoalDaemon:
     # -- views -------------------------------------------------------------------------
 
     def probabilities(self) -> dict[str, float]:
-        """The distribution the next self-chosen goal is drawn from."""
+        """The distribution the next self-chosen goal is drawn from, over the training pool
+        (held-out goals are never drawn, so they are not listed)."""
         with self._lock:
-            goals = self.registry.goals()
+            goals = self._pool()
             probs = self._probabilities(goals) if goals else np.zeros(0)
             return {g: float(p) for g, p in zip(goals, probs, strict=True)}
 
@@ -397,13 +413,19 @@ class GoalDaemon:
         now = self.clock()
         added = False
         for text in texts:
-            _, new = self.registry.add(text, "configured", time=now)
+            record, new = self.registry.add(text, "configured", time=now)
             added = added or new
+            if new and self.held_out(record.text):
+                log.warning("configured goal %r is held out: known, never practised", text)
         if added:
             self._put_registry()
 
+    def _pool(self) -> list[str]:
+        """Known goals that are not held out, in arrival order."""
+        return [g for g in self.registry.goals() if not self.held_out(g)]
+
     def _sample(self, n: int) -> list[GoalAssignment]:
-        goals = self.registry.goals()
+        goals = self._pool()
         picks = self.sampler.sample(self._probabilities(goals), n)
         out = []
         for index in picks:
@@ -413,8 +435,21 @@ class GoalDaemon:
         return out
 
     def _probabilities(self, goals: Sequence[str], lp: FloatArray | None = None) -> FloatArray:
+        """The sampling distribution over ``goals``: 0 for held-out ones, the sampler's over
+        the others (which must then be the training pool, so that they sum to one)."""
         lp = self.estimator.lp(goals) if lp is None else lp
-        return self.sampler.probabilities(lp, self.episodes, self._unsolved(goals))
+        train = np.array([not self.held_out(g) for g in goals], dtype=bool)
+        pool = [g for g, keep in zip(goals, train, strict=True) if keep]
+        probs = np.zeros(len(goals))
+        if pool:
+            probs[train] = self.sampler.probabilities(
+                lp[train],
+                self.episodes,
+                self._unsolved(pool),
+                categories=[self.category_of(g) for g in pool],
+                possible=[self._possible(g) for g in pool],
+            )
+        return probs
 
     def _unsolved(self, goals: Sequence[str]) -> npt.NDArray[np.bool_]:
         """Goals never achieved when pursued (untried ones included) that the goal space does
@@ -463,8 +498,13 @@ class GoalDaemon:
         return parsed
 
     def _count(self, parsed: ParsedGoal, success: bool) -> None:
+        """Count an episode; a held-out goal's outcome stays out of the estimator and the
+        category windows, so it neither steers the curriculum nor mixes into the
+        training success rates (it still counts as an attempt of its goal)."""
         self.episodes += 1
-        self._category_windows.update(parsed.category, success)
+        if not self.held_out(parsed.text):
+            self.estimator.update(parsed.text, success)
+            self._category_windows.update(parsed.category, success)
         counts = self._attempts.setdefault(parsed.text, [0, 0])
         counts[0] += 1
         counts[1] += int(success)
@@ -505,6 +545,7 @@ class GoalDaemon:
             probability=float(probability),
             attempts=attempts,
             successes=successes,
+            held_out=self.held_out(goal),
         )
 
     def _learning_state(self) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 The registry is the autotelic part of the curriculum: every goal the agent
 achieves enters it (once), so the space it practises grows from what it
 manages to do. It is small (hundreds of goals), so it persists as one value.
+It holds held-out goals too (known and reported like the others); the daemon
+keeps them out of the training pool it samples from.
 """
 
 from __future__ import annotations

@@ -19,6 +19,17 @@ are unsolved is the caller's (the daemon's) to say; a goal that cannot be
 achieved in ways nobody can tell stays unsolved forever and takes part of the
 reserve: its size bounds what that costs.
 
+*Category balance* (``balance: category``) matches the sampling to what is
+measured: results are the mean success over goal categories, so a category of
+six goals weighs as much as one of twenty-four, while per-goal sampling gives it
+a quarter of the episodes (measured: Grow plant got ~13% of the pursued
+episodes and is half of the headline metric). A category is drawn uniformly
+among those with a goal that may be achieved, then a goal within it by the
+same rule as above, applied to that category's goals alone: LP normalised
+within the category, exploration, floor and unsolved reserve all per category,
+so the unsolved goals of one category no longer share a reserve with those of
+another.
+
 All randomness comes from one seeded numpy Generator.
 """
 
@@ -93,6 +104,52 @@ def _reserve(
     return topped
 
 
+def balanced_probabilities(
+    lp: Sequence[float] | FloatArray,
+    categories: Sequence[str],
+    epsilon: float,
+    floor: float,
+    unsolved: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
+    unsolved_share: float = 0.0,
+    possible: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
+) -> FloatArray:
+    """Each category that ``possible`` allows gets ``1 / K`` of the mass, spread over its
+    goals by :func:`lp_probabilities` on them alone (reserve and floor per category).
+
+    ``possible`` marks the goals that may be achieved (None: all); a category with
+    none of them gets nothing, since no episode of it can ever succeed and it would
+    otherwise take ``1 / K`` of them. When no goal is possible at all every
+    category counts, so the result is still a distribution.
+    """
+    values = np.asarray(lp, dtype=np.float64)
+    if len(categories) != values.size:
+        raise ValueError(f"{len(categories)} categories for {values.size} goals")
+    labels = np.asarray(categories, dtype=object)
+    flags = _flags(unsolved, values.size)
+    allowed = np.ones(values.size, dtype=bool) if possible is None else np.asarray(possible, bool)
+    names = [c for c in dict.fromkeys(categories) if allowed[labels == c].any()]
+    if not names:
+        names = list(dict.fromkeys(categories))
+    probs = np.zeros(values.size)
+    for name in names:
+        mask = labels == name
+        inner = lp_probabilities(values[mask], epsilon, floor, flags[mask], unsolved_share)
+        probs[mask] = inner / len(names)
+    return probs
+
+
+def _flags(
+    unsolved: Sequence[bool] | npt.NDArray[np.bool_] | None, n: int
+) -> npt.NDArray[np.bool_]:
+    """The unsolved marks as an array of ``n`` (all False when there are none)."""
+    if unsolved is None:
+        return np.zeros(n, dtype=bool)
+    flags = np.asarray(unsolved, dtype=bool)
+    if flags.shape != (n,):
+        raise ValueError(f"{flags.size} unsolved flags for {n} goals")
+    return flags
+
+
 class LPSampler:
     """Seeded LP-proportional sampler with the exploration schedule of its config."""
 
@@ -109,12 +166,17 @@ class LPSampler:
         lp: Sequence[float] | FloatArray,
         episode: int,
         unsolved: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
+        categories: Sequence[str] | None = None,
+        possible: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
     ) -> FloatArray:
         """Probability of each goal, aligned with ``lp``; ``unsolved`` marks the goals the
-        reserve is for (None: no reserve)."""
-        return lp_probabilities(
-            lp, self.epsilon(episode), self.config.floor, unsolved, self.config.unsolved_share
-        )
+        reserve is for (None: no reserve). Under ``balance: category`` the goals'
+        ``categories`` (and which goals are ``possible``) set the per-category shares;
+        without ``categories`` every goal is its own pool member, as under ``goal``."""
+        epsilon, floor, share = self.epsilon(episode), self.config.floor, self.config.unsolved_share
+        if self.config.balance == "category" and categories is not None:
+            return balanced_probabilities(lp, categories, epsilon, floor, unsolved, share, possible)
+        return lp_probabilities(lp, epsilon, floor, unsolved, share)
 
     def sample(self, probabilities: FloatArray, n: int) -> npt.NDArray[np.int64]:
         """``n`` goal indices drawn independently (with replacement)."""

@@ -43,6 +43,8 @@ class GoalStats:
     probability: float
     attempts: int
     successes: int
+    held_out: bool = False
+    """In the goal space's test split: known and reported, never practised (probability 0)."""
 
 
 @dataclass(frozen=True, slots=True)
