@@ -12,6 +12,7 @@ runtime finds it through the registry by the id or name the configuration gives.
 - :mod:`autotelic.core.batch`, :mod:`autotelic.core.rollout`: the data the two learner
   kinds consume.
 - :mod:`autotelic.core.registry`: the registries and plug-in loading.
+- :mod:`autotelic.core.vocabulary`: the words an environment's text uses.
 """
 
 from autotelic.core.batch import TransitionBatch, check_rows
@@ -50,6 +51,7 @@ from autotelic.core.registry import (
     registered_envs,
 )
 from autotelic.core.rollout import Rollout, Trajectory
+from autotelic.core.vocabulary import TextVocabulary
 
 __all__ = [
     "ActResult",
@@ -76,6 +78,7 @@ __all__ = [
     "Split",
     "TextEnvBatch",
     "TextState",
+    "TextVocabulary",
     "Trajectory",
     "TransitionBatch",
     "algorithm_spec",

@@ -29,6 +29,7 @@ from autotelic.core.learner import (
     OffPolicyConfig,
     OnPolicyConfig,
 )
+from autotelic.core.vocabulary import TextVocabulary
 
 BUILTIN_PLUGINS = ("autotelic.envs", "autotelic.learners.algorithms")
 ENTRY_POINT_GROUP = "autotelic.plugins"
@@ -37,6 +38,9 @@ MakeBatch = Callable[..., TextEnvBatch]
 """``make(config, *, num_envs, split) -> TextEnvBatch``; ``split`` None: as configured."""
 MakeGoalSpace = Callable[[Any], GoalSpace]
 """``goal_space(config) -> GoalSpace``."""
+MakeVocabulary = Callable[[], TextVocabulary]
+"""``vocabulary() -> TextVocabulary``: every word the env's text may use, whatever its
+configuration (a tokenizer built from it must not change with a run's settings)."""
 BuildLearner = Callable[[Any, Any], Learner]
 """``build(model_config, algorithm_config) -> Learner``."""
 
@@ -54,6 +58,8 @@ class EnvSpec:
     config: type[EnvConfig]
     make: MakeBatch
     goal_space: MakeGoalSpace
+    vocabulary: MakeVocabulary | None = None
+    """The words of the env's text, for word-level tokenizers (None: not declared)."""
 
     def make_batch(
         self, config: EnvConfig, *, num_envs: int | None = None, split: Split | None = None
@@ -94,9 +100,14 @@ def register_env(
     goal_space: MakeGoalSpace,
     description: str,
     default: bool = False,
+    vocabulary: MakeVocabulary | None = None,
 ) -> EnvSpec:
-    """Register an environment; registering the same id again with another spec fails."""
-    spec = EnvSpec(id, description, config, make, goal_space)
+    """Register an environment; registering the same id again with another spec fails.
+
+    ``vocabulary`` declares the words its text uses, so the ``tiny-words`` model's
+    tokenizer fits it (see :mod:`autotelic.core.vocabulary`).
+    """
+    spec = EnvSpec(id, description, config, make, goal_space, vocabulary)
     _check_discriminator(config, "id", id)
     _put(_envs, id, spec, "environment")
     if default:

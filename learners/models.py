@@ -48,13 +48,14 @@ from transformers import (
 
 from autotelic.learners.cache import build_atomically, default_cache_dir
 from autotelic.learners.packaged import convert_smollm2, smollm2_entry_name, smollm2_gguf
+from autotelic.learners.tiny import TINY_NAMES, TinyName, tiny_model
+
+__all__ = ["TINY_NAMES", "TinyName"]  # re-exported: older code imports them from here
 
 ModelKind = Literal["causal", "seq2seq"]
 Finetune = Literal["lora", "full", "frozen"]
 DTypeName = Literal["float32", "bfloat16", "float16"]
-TinyName = Literal["tiny-causal", "tiny-gpt2", "tiny-seq2seq"]
-TINY_NAMES: tuple[TinyName, ...] = ("tiny-causal", "tiny-gpt2", "tiny-seq2seq")
-"""Tiny random models (:mod:`autotelic.testing.tiny_models`) for tests and dry runs."""
+CandidateScore = Literal["auto", "sum", "mean"]
 
 PACKAGED = "smollm2"
 AutocastName = Literal["auto", "off", "bfloat16"]
@@ -85,8 +86,18 @@ class ModelConfig(BaseModel):
         default=PACKAGED,
         description=(
             "A local Hugging Face model folder, or 'smollm2' (the packaged "
-            "SmolLM2-135M-Instruct), or 'tiny-causal' / 'tiny-gpt2' / 'tiny-seq2seq' "
-            "(tiny random models for tests and dry runs)."
+            "SmolLM2-135M-Instruct), or 'tiny-words' (a tiny random model over a "
+            "word-level tokenizer built from the environment's vocabulary: what CPU "
+            "experiments use), or 'tiny-causal' / 'tiny-gpt2' / 'tiny-seq2seq' (tiny "
+            "random models over a byte-level BPE, for tests and older runs)."
+        ),
+    )
+    vocabulary: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "For 'tiny-words': the ids of the environments whose declared vocabularies "
+            "its tokenizer holds. Empty: the run's environment (every registered one "
+            "when the model is loaded outside a run)."
         ),
     )
     kind: Literal["auto", "causal", "seq2seq"] = Field(
@@ -117,11 +128,13 @@ class ModelConfig(BaseModel):
             "bf16, tiny models, CUDA, or `dtype` other than float32)."
         ),
     )
-    candidate_score: Literal["sum", "mean"] = Field(
-        "sum",
-        description="How a candidate action is scored: the sum of its tokens' log-probs (the "
-        "method's definition), or their mean, which does not favour short actions (a random "
-        "or small model otherwise all but always picks the candidate with fewest tokens).",
+    candidate_score: CandidateScore = Field(
+        "auto",
+        description="How a candidate action is scored: 'sum' of its tokens' log-probs (the "
+        "method's definition; a pretrained model's prior), or their 'mean', which does not "
+        "favour short actions (under 'sum' a randomly initialised model all but always "
+        "picks the candidate with fewest tokens: initial policy entropy near 0). 'auto': "
+        "'mean' for the tiny random models, 'sum' for pretrained folders.",
     )
     list_actions: bool = Field(
         False,
@@ -198,6 +211,11 @@ class PolicyModel:
     """Checksum of the frozen weights as loaded, before any is stored in lower precision,
     so a checkpoint fits its base whatever the precision of the run that resumes it."""
 
+    @property
+    def candidate_score(self) -> Literal["sum", "mean"]:
+        """The score in force: ``auto`` resolved (see :func:`resolve_candidate_score`)."""
+        return resolve_candidate_score(self.config)
+
     def compute(self) -> contextlib.AbstractContextManager[object]:
         """The context the LLM's forward passes run in: autocast, or nothing.
 
@@ -224,6 +242,14 @@ class PolicyModel:
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """The LLM weights the learner optimises (LoRA matrices, all, or none)."""
         return [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
+
+
+def resolve_candidate_score(config: ModelConfig) -> Literal["sum", "mean"]:
+    """``auto``: the mean for randomly initialised models, which start near uniform
+    under it (docs/learning.md), the sum for pretrained ones, which keep their prior."""
+    if config.candidate_score == "auto":
+        return "mean" if config.path in TINY_NAMES else "sum"
+    return config.candidate_score
 
 
 def hf_model(module: nn.Module) -> PreTrainedModel:
@@ -298,9 +324,8 @@ def load_model(config: ModelConfig) -> PolicyModel:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     if config.path in TINY_NAMES:
-        from autotelic.testing.tiny_models import tiny_model  # test doubles, loaded on demand
-
-        model, tokenizer = tiny_model(config.path, seed=config.seed)
+        name: TinyName = config.path
+        model, tokenizer = tiny_model(name, seed=config.seed, vocabulary=config.vocabulary)
         nn.Module.to(model, dtype=config.torch_dtype)
     else:
         folder = resolve_model_dir(config)

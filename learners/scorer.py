@@ -208,11 +208,16 @@ class Scorer:
                 scores = _score_causal(hf, encoded, self.padding_side, self.pad_id, logprobs)
             else:
                 scores = _score_seq2seq(hf, encoded, self.padding_side, self.pad_id, logprobs)
-        if self.model.config.candidate_score == "mean":
-            counts = [len(c) for state in encoded.candidate_ids for c in state]
-            lengths = torch.tensor(counts, dtype=torch.float32, device=scores.logprobs.device)
-            scores = dataclasses.replace(scores, token_counts=lengths, mean=True)
+        return apply_candidate_score(scores, encoded, self.model)
+
+
+def apply_candidate_score(scores: Scores, encoded: EncodedStates, model: PolicyModel) -> Scores:
+    """``scores`` policy read as ``model``'s candidate score asks (sum or per-token mean)."""
+    if model.candidate_score != "mean":
         return scores
+    counts = [len(c) for state in encoded.candidate_ids for c in state]
+    lengths = torch.tensor(counts, dtype=torch.float32, device=scores.logprobs.device)
+    return dataclasses.replace(scores, token_counts=lengths, mean=True)
 
 
 @dataclass

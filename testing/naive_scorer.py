@@ -23,7 +23,14 @@ from transformers import PreTrainedModel
 from autotelic.learners.encoding import EncodedStates, StateEncoder, padding_id
 from autotelic.learners.layout import CandidateLayout
 from autotelic.learners.models import PolicyModel, hf_model
-from autotelic.learners.scorer import PaddingSide, Scores, _decoder_start, _pad_rows, lm_log_probs
+from autotelic.learners.scorer import (
+    PaddingSide,
+    Scores,
+    _decoder_start,
+    _pad_rows,
+    apply_candidate_score,
+    lm_log_probs,
+)
 
 
 @dataclass
@@ -93,7 +100,7 @@ def naive_score(
         [i == 0 or pairs[i - 1].state != pairs[i].state for i in range(len(pairs))],
         device=summed.device,
     )
-    return Scores(
+    scores = Scores(
         logprobs=summed[has_cand],
         features=features[has_cand],
         state_features=state_feat[first_of_state],
@@ -101,6 +108,7 @@ def naive_score(
         num_positions=sum(p[3] for p in parts),
         num_tokens=sum(p[4] for p in parts),
     )
+    return apply_candidate_score(scores, encoded, model)
 
 
 def _pairs(encoded: EncodedStates) -> list[_Pair]:

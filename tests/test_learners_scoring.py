@@ -213,7 +213,7 @@ def test_mean_candidate_scores_divide_each_summed_log_prob_by_its_token_count():
     prompts = ["Goal: go to the red ball\nYou see a wall 3 steps forward.\nAction:"] * 2
     candidates = [["turn left", "turn right", "go forward", "pick up", "drop", "toggle"]] * 2
     with torch.no_grad():
-        summed = Scorer(tiny()).score(prompts, candidates)
+        summed = Scorer(tiny(candidate_score="sum")).score(prompts, candidates)
         mean = Scorer(tiny(candidate_score="mean")).score(prompts, candidates)
     assert torch.allclose(summed.logprobs, mean.logprobs)  # same model, same numbers
     assert mean.token_counts is not None and bool((mean.token_counts >= 1).all())
@@ -221,3 +221,24 @@ def test_mean_candidate_scores_divide_each_summed_log_prob_by_its_token_count():
     assert torch.allclose(mean.log_pi, expected)
     assert float(summed.entropy().mean()) < 0.5
     assert float(mean.entropy().mean()) > 1.5  # log 6 = 1.79 is uniform
+
+
+@pytest.mark.parametrize("name", ["tiny-words", "tiny-causal"])
+def test_the_default_candidate_score_starts_a_random_model_near_uniform(name: str) -> None:
+    """``candidate_score: auto`` scores a tiny random model by the per-token mean, so its
+    first policy explores; under the sum it all but always picks the shortest action."""
+    prompts = ["Goal: Grasp carrot\nYou see: carrot seed, water, door\nYou are standing on: "
+               "nothing\nInventory (0/2): empty\nAction:"]
+    candidates = [["Go to carrot seed", "Go to water", "Go to door"]]
+    with torch.no_grad():
+        auto = Scorer(tiny(name)).score(prompts, candidates)
+    assert auto.mean
+    assert float(auto.entropy().mean()) > 0.8 * np.log(3)
+
+
+def test_the_default_candidate_score_keeps_a_pretrained_models_summed_prior() -> None:
+    from autotelic.learners.models import ModelConfig, resolve_candidate_score
+
+    assert resolve_candidate_score(ModelConfig()) == "sum"  # the packaged SmolLM2
+    assert resolve_candidate_score(ModelConfig(path="tiny-words")) == "mean"
+    assert resolve_candidate_score(ModelConfig(path="tiny-words", candidate_score="sum")) == "sum"

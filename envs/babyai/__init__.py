@@ -31,6 +31,7 @@ from autotelic.envs.babyai.levels import DoorRoomLevel, GoalLevel, ObjectRoomLev
 from autotelic.envs.babyai.oracle import BotAdvisor, OracleError, oracle_action
 from autotelic.envs.babyai.splits import HELD_OUT, all_goals, split_of
 from autotelic.envs.babyai.text import describe
+from autotelic.envs.babyai.vocabulary import vocabulary
 
 __all__ = [
     "ACTIONS",
@@ -61,6 +62,7 @@ __all__ = [
     "oracle_action",
     "parse_goal",
     "split_of",
+    "vocabulary",
 ]
 
 register_env(
@@ -68,6 +70,7 @@ register_env(
     config=BabyAIConfig,
     make=make_batch,
     goal_space=goal_space,
+    vocabulary=vocabulary,
     description="BabyAI-Text: go to, pick up, open, put next to, in text (GLAM, Carta et al.)",
 )
 if ENV_ID not in gym.registry:

@@ -37,6 +37,7 @@ from autotelic.envs.playground.objects import (
 )
 from autotelic.envs.playground.oracle import NoPlanError, oracle_action
 from autotelic.envs.playground.scene import Scene
+from autotelic.envs.playground.vocabulary import vocabulary
 
 __all__ = [
     "ENV_ID",
@@ -70,6 +71,7 @@ __all__ = [
     "parse_goal",
     "reward",
     "split_of",
+    "vocabulary",
 ]
 
 register_env(
@@ -77,6 +79,7 @@ register_env(
     config=PlaygroundConfig,
     make=make_batch,
     goal_space=goal_space,
+    vocabulary=vocabulary,
     description="Playground-Text: grasp objects, grow plants and animals (Colas et al.)",
     default=True,
 )

@@ -1,0 +1,36 @@
+"""The names of the tiny models and the one architecture most of them share."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+TinyName = Literal["tiny-words", "tiny-causal", "tiny-gpt2", "tiny-seq2seq"]
+TINY_NAMES: tuple[TinyName, ...] = ("tiny-words", "tiny-causal", "tiny-gpt2", "tiny-seq2seq")
+WORDS: TinyName = "tiny-words"
+
+HIDDEN = 64
+"""Width of every tiny model (two layers, four heads)."""
+
+
+def tiny_llama(tokenizer: PreTrainedTokenizerFast, seed: int) -> LlamaForCausalLM:
+    """A two-layer Llama of width :data:`HIDDEN` over ``tokenizer``'s vocabulary."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=HIDDEN,
+                intermediate_size=2 * HIDDEN,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                max_position_embeddings=512,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                bos_token_id=None,
+                tie_word_embeddings=False,
+            )
+        )
