@@ -61,20 +61,54 @@ def main(
     """An LLM agent that sets its own goals in text environments and learns online."""
 
 
-def _settings(config: Path | None) -> Any:
-    from autotelic.runtime.config import ConfigError, load_settings
+SetOption = typer.Option(
+    None,
+    "--set",
+    "-s",
+    metavar="KEY=VALUE",
+    help="Override one setting, e.g. --set algorithm.batch_size=32 (repeatable; the value "
+    "is read as YAML; wins over the file and AUTOTELIC_* variables).",
+)
+RunDirOption = typer.Option(
+    None, "--run-dir", help="Run directory (run.dir); wins over --set and the file."
+)
+SeedOption = typer.Option(
+    None,
+    "--seed",
+    help="run.seed, which also seeds the model, curriculum and algorithm unless they set "
+    "their own; wins over --set and the file.",
+)
+
+
+def _settings(
+    config: Path | None,
+    sets: list[str] | None = None,
+    run_dir: Path | None = None,
+    seed: int | None = None,
+) -> Any:
+    """The effective settings, strongest first: --run-dir/--seed, --set, AUTOTELIC_*
+    variables, the file, the defaults; a bad one exits 2 with the field named."""
+    from autotelic.runtime.config import ConfigError, deep_merge, load_settings, parse_overrides
 
     try:
-        return load_settings(config)
+        flags = {k: v for k, v in (("dir", run_dir), ("seed", seed)) if v is not None}
+        overrides = deep_merge(parse_overrides(sets or []), {"run": flags} if flags else {})
+        return load_settings(config, **overrides)
     except ConfigError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from None
 
 
 @app.command()
-def run(config: Path | None = ConfigOption, log_level: str = "INFO") -> None:
+def run(
+    config: Path | None = ConfigOption,
+    sets: list[str] | None = SetOption,
+    run_dir: Path | None = RunDirOption,
+    seed: int | None = SeedOption,
+    log_level: str = "INFO",
+) -> None:
     """Start the agent as a service (stop it with Ctrl-C or SIGTERM; it resumes on restart)."""
-    settings = _settings(config)
+    settings = _settings(config, sets, run_dir, seed)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -88,12 +122,16 @@ def run(config: Path | None = ConfigOption, log_level: str = "INFO") -> None:
 @config_app.command("show")
 def config_show(
     config: Path | None = ConfigOption,
+    sets: list[str] | None = SetOption,
+    run_dir: Path | None = RunDirOption,
+    seed: int | None = SeedOption,
     as_json: bool = typer.Option(False, "--json", help="JSON instead of YAML."),
 ) -> None:
-    """Print the effective configuration (file + AUTOTELIC_* variables + defaults)."""
+    """Print the effective configuration (flags + --set + AUTOTELIC_* variables + file +
+    defaults), exactly what `autotelic run` with the same options would use."""
     from autotelic.runtime.config import dump_settings
 
-    data = dump_settings(_settings(config))
+    data = dump_settings(_settings(config, sets, run_dir, seed))
     typer.echo(json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False))
 
 

@@ -17,11 +17,14 @@ sections, ``env.playground``) is read and converted, with a warning.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -40,7 +43,14 @@ from pydantic_settings import (
 )
 
 from autotelic.core import AlgorithmConfig, EnvConfig, OffPolicyConfig
-from autotelic.core.registry import RegistryError, algorithm_config, env_config, load_plugins
+from autotelic.core.registry import (
+    RegistryError,
+    algorithm_config,
+    env_config,
+    load_plugins,
+    registered_algorithms,
+    registered_envs,
+)
 from autotelic.goals import CurriculumConfig
 from autotelic.learners.models import ModelConfig
 from autotelic.runtime.mqtt_config import MQTTConfig
@@ -59,7 +69,12 @@ class RunConfig(BaseModel):
 
     dir: Path = Field(Path("runs/default"), description="Run directory: store, checkpoints, log.")
     agent: str = Field("default", description="Agent name; MQTT topics live under it.")
-    seed: int = Field(0, description="Seed of env scenes, action sampling and replay sampling.")
+    seed: int = Field(
+        0,
+        description="Seed of env scenes, action sampling and replay sampling; also the seed "
+        "of model.seed, curriculum.seed and algorithm.seed wherever those are not set "
+        "explicitly (eval.seed stays apart: every seed is measured on the same evaluation set).",
+    )
     mode: Literal["concurrent", "serial"] = Field(
         "concurrent",
         description="concurrent: collector and learner threads; serial: one deterministic loop.",
@@ -411,6 +426,10 @@ class Settings(BaseSettings):
     @field_validator("algorithm", mode="before")
     @classmethod
     def _algorithm_by_name(cls, value: Any) -> AlgorithmConfig:
+        if isinstance(value, AlgorithmConfig):
+            # Only what was set travels on, so a seed left unset is still derived from
+            # run.seed (_derive_seeds) after the section is validated again.
+            value = {**value.model_dump(exclude_unset=True), "name": value.name}
         return algorithm_config(value)
 
     @model_validator(mode="after")
@@ -428,6 +447,21 @@ class Settings(BaseSettings):
                 "replay.capacity_transitions must be >= algorithm.learning_starts "
                 f"({self.replay.capacity_transitions} < {starts})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _derive_seeds(self) -> Settings:
+        """One ``run.seed`` seeds the whole run, as SB3's ``seed=`` does: each component
+        seed left unset takes it, so ``--seed 3`` alone gives a new run; one set explicitly
+        (file, environment or ``--set``) wins."""
+        seed = self.run.seed
+        if "seed" not in self.model.model_fields_set:
+            self.model = self.model.model_copy(update={"seed": seed})
+        if "seed" not in self.curriculum.model_fields_set:
+            self.curriculum = self.curriculum.model_copy(update={"seed": seed})
+        algo = self.algorithm
+        if "seed" in type(algo).model_fields and "seed" not in algo.model_fields_set:
+            self.algorithm = algo.model_copy(update={"seed": seed})
         return self
 
     @classmethod
@@ -535,14 +569,80 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
 
 
 def describe_errors(err: ValidationError) -> str:
-    """One line per bad field: where, what was given, and pydantic's reason."""
+    """One line per bad field: where, what was given, and pydantic's reason; an unknown
+    key also gets the closest known one (a typo is the usual cause). A single bad field
+    makes a single line, so a command line error reads as one."""
     lines = []
     for e in err.errors(include_url=False):
         where = ".".join(str(x) for x in e["loc"]) or "config"
         given = e.get("input")
         shown = "" if isinstance(given, dict) else f" (got {given!r})"
+        if e["type"] == "extra_forbidden":
+            shown = f" (no such setting{_did_you_mean(e['loc'])})"
         lines.append(f"{where}: {e['msg']}{shown}")
+    if len(lines) == 1:
+        return f"invalid configuration: {lines[0]}"
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """``; did you mean section.key?`` for the known key closest to the unknown one."""
+    names = _known_keys(loc[:-1])
+    match = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    if not match:
+        return ""
+    return "; did you mean " + ".".join([*(str(x) for x in loc[:-1]), match[0]]) + "?"
+
+
+def _known_keys(section: tuple[int | str, ...]) -> list[str]:
+    """The keys allowed at ``section`` of the configuration tree; for ``env`` and
+    ``algorithm`` those of every registered environment or algorithm."""
+    models: list[type[BaseModel]] = [Settings]
+    for depth, part in enumerate(section):
+        if depth == 0 and part in ("env", "algorithm"):
+            specs = registered_envs() if part == "env" else registered_algorithms()
+            models = [spec.config for spec in specs]
+            continue
+        key = str(part)
+        inner = [m.model_fields[key].annotation for m in models if key in m.model_fields]
+        models = [t for t in inner if isinstance(t, type) and issubclass(t, BaseModel)]
+    return sorted({name for m in models for name in m.model_fields})
+
+
+def parse_overrides(assignments: Iterable[str]) -> dict[str, Any]:
+    """``--set`` pairs (``algorithm.batch_size=32``) as nested data for :func:`load_settings`.
+
+    Each value is read as YAML (``32`` an int, ``0.5`` a float, ``true`` a bool, ``null``
+    or nothing None, ``[train, test]`` a list, anything else a string), so the settings
+    models type and validate it exactly as they do a file's. A later pair for the same key
+    wins. Raises :class:`ConfigError` for a pair that is not ``KEY=VALUE``.
+    """
+    data: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        path = key.strip().split(".")
+        if not sep or not all(path):
+            raise ConfigError(
+                f"--set {item!r}: expected KEY=VALUE with a dotted KEY, "
+                "e.g. --set algorithm.batch_size=32"
+            )
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({err})") from None
+        _put_nested(data, path, value, item)
+    return data
+
+
+def _put_nested(data: dict[str, Any], path: list[str], value: Any, item: str) -> None:
+    node = data
+    for depth, part in enumerate(path[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            where = ".".join(path[: depth + 1])
+            raise ConfigError(f"--set {item!r}: {where} was set to a value, not a section")
+        node = child
+    node[path[-1]] = value
 
 
 def dump_settings(settings: Settings) -> dict[str, Any]:
