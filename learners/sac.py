@@ -4,15 +4,20 @@ One update, on a :class:`~autotelic.learners.batch.TransitionBatch`:
 
 1. targets (no gradient): the online policy scores each non-terminated row's
    next state in one pass (pi(a'|s')); the target heads read features from the
-   target LLM twin (Polyak-averaged LoRA adapter) or, without one, from that
-   same pass; y = R + discount * (1 - terminated) * V(s');
+   target LLM twin (a Polyak-averaged copy of the LoRA adapter, or of the whole
+   body under full fine-tuning) or, without one, from that same pass;
+   y = R + discount * (1 - terminated) * V(s');
 2. one pass over the current states gives log pi for every candidate and the
    features of every candidate; the twin Q heads evaluate all of them: the
    chosen ones enter the critic loss, all of them (detached) the actor loss;
-3. one backward of critic loss + actor loss: the heads get the critic's
-   gradient, the LLM (LoRA) the actor's plus, by default, the critic's (the
-   critic reads the LLM's hidden states, as in the authors' code);
-4. under the write lock: gradient clipping, the optimizer steps (heads, LLM,
+3. backward: the heads get the critic's gradient, the LLM the actor's plus, by
+   default, a share of the critic's (the critic reads the LLM's hidden states,
+   as in the authors' code). Under ``grad_clip: per_loss`` the actor's and the
+   critic's gradients on the LLM are computed by two backward passes, clipped
+   each on its own and summed with ``critic_body_grad_scale`` on the critic's,
+   so a large critic gradient cannot shrink the actor's step; ``joint`` is one
+   backward of their sum, clipped once;
+4. under the write lock: the heads' clip, the optimizer steps (heads, LLM,
    log alpha: separate optimisers), the Polyak updates, the counters.
 
 During the first ``critic_warmup_updates`` updates only the heads learn: the
@@ -50,6 +55,10 @@ from autotelic.learners.models import PolicyModel
 _SUMMED_STATS = frozenset({"tokens", "target_tokens"})
 """Statistics added up over micro-batches; the others are averaged."""
 
+ALPHA_LR = 1e-3
+ALPHA_OPTIMIZER: Literal["adam", "sgd"] = "adam"
+CRITIC_BODY_GRAD_SCALE = 1.0
+
 
 class SACConfig(OffPolicyConfig):
     """SAC-GLAM hyper-parameters; defaults follow the authors' reference settings."""
@@ -61,7 +70,18 @@ class SACConfig(OffPolicyConfig):
         default=1e-4, gt=0.0, description="Adam learning rate of the LLM (LoRA or full)."
     )
     critic_lr: float = Field(default=1e-4, gt=0.0, description="Adam learning rate of the Q heads.")
-    alpha_lr: float = Field(default=1e-3, gt=0.0, description="Adam learning rate of log alpha.")
+    alpha_lr: float = Field(
+        default=ALPHA_LR,
+        gt=0.0,
+        description="Learning rate of log alpha (its optimizer: alpha_optimizer).",
+    )
+    alpha_optimizer: Literal["adam", "sgd"] = Field(
+        default=ALPHA_OPTIMIZER,
+        description=(
+            "sgd: log alpha moves by alpha_lr times the entropy gap (fast when far from the "
+            "target, still near it); adam: by about alpha_lr per update whatever the gap."
+        ),
+    )
     initial_log_alpha: float = Field(
         default=-3.0,
         description=(
@@ -100,7 +120,25 @@ class SACConfig(OffPolicyConfig):
     max_grad_norm: float | None = Field(
         default=1.0,
         gt=0.0,
-        description="Gradient-norm clip, applied to heads and LLM separately; None: no clipping.",
+        description=(
+            "Gradient-norm clip of the heads, and of the LLM's gradient as grad_clip says; "
+            "None: no clipping."
+        ),
+    )
+    grad_clip: Literal["per_loss", "joint"] = Field(
+        default="per_loss",
+        description=(
+            "per_loss: the actor's and the critic's gradients on the LLM are clipped each to "
+            "max_grad_norm, then summed (two backward passes); joint: their sum is clipped once."
+        ),
+    )
+    critic_body_grad_scale: float = Field(
+        default=CRITIC_BODY_GRAD_SCALE,
+        ge=0.0,
+        description=(
+            "Factor on the critic's gradient into the LLM (after its clip under per_loss); "
+            "1.0 weighs it like the actor's, 0.0 trains the LLM by the actor loss only."
+        ),
     )
     critic_trains_llm: bool = Field(
         default=True,
@@ -112,9 +150,10 @@ class SACConfig(OffPolicyConfig):
     target_llm: bool = Field(
         default=True,
         description=(
-            "Under LoRA, read target features from a Polyak-averaged copy of the adapter "
-            "(one more forward of the next states per update). False, or without LoRA, "
-            "reads them from the online pass that gives pi(a'|s')."
+            "Read target features from a Polyak-averaged (tau) copy of the trained LLM "
+            "weights: the LoRA adapter, or the whole body under finetune: full (a second copy "
+            "of the weights); one more forward of the next states per update. False reads them "
+            "from the online pass that gives pi(a'|s')."
         ),
     )
     micro_batch_size: int | None = Field(
@@ -195,6 +234,13 @@ def check_batch(batch: TransitionBatch) -> None:
         )
 
 
+def alpha_optimizer(log_alpha: Tensor, cfg: SACConfig) -> torch.optim.Optimizer:
+    """The optimizer of log alpha that ``cfg.alpha_optimizer`` names."""
+    if cfg.alpha_optimizer == "sgd":
+        return torch.optim.SGD([log_alpha], lr=cfg.alpha_lr)
+    return torch.optim.Adam([log_alpha], lr=cfg.alpha_lr)
+
+
 class SACLearner(LLMLearner):
     """SAC-GLAM learner: LLM actor, twin Q heads on its hidden states, learned alpha."""
 
@@ -214,7 +260,7 @@ class SACLearner(LLMLearner):
         self.twin: nn.Module | None = None
         self._twin_params: list[nn.Parameter] = []
         """The twin's copies of ``llm_params``, in the same order."""
-        if cfg.target_llm and model.config.finetune == "lora" and self.llm_params:
+        if cfg.target_llm and self.llm_params:
             self.twin = target_twin(model.module)
             self._twin_params = twin_parameters(self.twin, self._llm_names)
         self.log_alpha = torch.tensor(
@@ -224,7 +270,10 @@ class SACLearner(LLMLearner):
         self.actor_opt = (
             torch.optim.Adam(self.llm_params, lr=cfg.actor_lr) if self.llm_params else None
         )
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self.alpha_opt = alpha_optimizer(self.log_alpha, cfg)
+        self._actor_grads: list[Tensor | None] = [None] * len(self.llm_params)
+        """The actor loss's gradient on ``llm_params`` under ``grad_clip: per_loss``, kept
+        apart from ``.grad`` (which then holds the critic's) until they are combined."""
 
     @property
     def alpha(self) -> float:
@@ -349,6 +398,8 @@ class SACLearner(LLMLearner):
                 totals[key] = totals.get(key, 0.0) + value * share
             if progress is not None:
                 progress((index[-1] + 1) / size)
+        if self._per_loss(train_llm):
+            totals |= self._combine_llm_grads()
         return totals
 
     def zero_grad(self) -> None:
@@ -356,6 +407,48 @@ class SACLearner(LLMLearner):
         for opt in (self.critic_opt, self.actor_opt, self.alpha_opt):
             if opt is not None:
                 opt.zero_grad(set_to_none=True)
+        self._actor_grads = [None] * len(self.llm_params)
+
+    def _per_loss(self, train_llm: bool) -> bool:
+        """Whether this update keeps the actor's and the critic's LLM gradients apart."""
+        return train_llm and self.config.grad_clip == "per_loss"
+
+    def _critic_feeds_llm(self, train_llm: bool) -> bool:
+        """Whether the critic loss's gradient reaches the LLM in this update."""
+        cfg = self.config
+        return train_llm and cfg.critic_trains_llm and cfg.critic_body_grad_scale > 0.0
+
+    def _accumulate_actor_grads(self, actor_loss: Tensor, retain_graph: bool) -> None:
+        """Add the actor loss's gradient on the LLM to ``_actor_grads``, leaving ``.grad``
+        (where the critic's accumulates) alone."""
+        grads = torch.autograd.grad(
+            actor_loss, self.llm_params, retain_graph=retain_graph, allow_unused=True
+        )
+        for i, grad in enumerate(grads):
+            if grad is None:
+                continue
+            held_grad = self._actor_grads[i]
+            self._actor_grads[i] = grad if held_grad is None else held_grad.add_(grad)
+
+    def _combine_llm_grads(self) -> dict[str, float]:
+        """Replace the LLM's ``.grad`` (the critic's) by the per-loss clipped sum with the
+        actor's; the statistics say how the two compared."""
+        cfg = self.config
+        combined = sac_math.combine_gradients(
+            self._actor_grads,
+            [p.grad for p in self.llm_params],
+            cfg.max_grad_norm,
+            cfg.critic_body_grad_scale if cfg.critic_trains_llm else 0.0,
+        )
+        for param, grad in zip(self.llm_params, combined.grads, strict=True):
+            param.grad = grad
+        self._actor_grads = [None] * len(self.llm_params)
+        return {
+            "actor_llm_grad_norm": combined.actor_norm,
+            "critic_llm_grad_norm": combined.critic_norm,
+            "llm_grad_cosine": combined.cosine,
+            "actor_llm_share": combined.actor_share,
+        }
 
     def _accumulate(
         self, rows: _Rows, alpha: float, weight: float, train_llm: bool
@@ -366,9 +459,7 @@ class SACLearner(LLMLearner):
         with torch.set_grad_enabled(train_llm), record_function("sac/scores"):
             scores = self.scorer.score(rows.prompts, rows.candidates)
         layout = scores.layout
-        feats = scores.features
-        if not (train_llm and self.config.critic_trains_llm):
-            feats = feats.detach()
+        feats = self._critic_features(scores.features, train_llm)
         q_all = self.critic(feats)
         taken = layout.flat_index(rows.actions)
         q_taken = q_all[:, taken]
@@ -380,9 +471,14 @@ class SACLearner(LLMLearner):
             layout.counts, self.config.target_entropy_ratio, y.device
         )
         alpha_loss = sac_math.alpha_loss(self.log_alpha, entropy, target_h)
-        total = (critic_loss + actor_loss) if train_llm else critic_loss
         with record_function("sac/backward"):
-            (total * weight + alpha_loss * weight).backward()  # type: ignore[no-untyped-call]
+            if self._per_loss(train_llm):
+                # The actor's gradient first, kept apart; then the critic's lands in .grad.
+                self._accumulate_actor_grads(actor_loss * weight, self._critic_feeds_llm(True))
+                ((critic_loss + alpha_loss) * weight).backward()  # type: ignore[no-untyped-call]
+            else:
+                total = (critic_loss + actor_loss) if train_llm else critic_loss
+                (total * weight + alpha_loss * weight).backward()  # type: ignore[no-untyped-call]
         return {
             "critic_loss": float(critic_loss.detach()),
             "actor_loss": float(actor_loss.detach()),
@@ -397,6 +493,16 @@ class SACLearner(LLMLearner):
             **info,
         }
 
+    def _critic_features(self, features: Tensor, train_llm: bool) -> Tensor:
+        """The features the heads read: cut from the LLM's graph when the critic must not
+        train it, and under ``joint`` with the critic's gradient into the LLM scaled."""
+        if not self._critic_feeds_llm(train_llm):
+            return features.detach()
+        scale = self.config.critic_body_grad_scale
+        if not self._per_loss(train_llm) and scale != 1.0:
+            features.register_hook(lambda grad: grad * scale)  # type: ignore[no-untyped-call]
+        return features
+
     def _step(self, warmup: bool) -> dict[str, float]:
         """Apply the accumulated gradients; call with the write lock held."""
         cfg = self.config
@@ -405,7 +511,9 @@ class SACLearner(LLMLearner):
         llm_norm = 0.0
         actor_opt = None if warmup else self.actor_opt
         if actor_opt is not None:
-            llm_norm = clip_and_norm(self.llm_params, cfg.max_grad_norm)
+            # Under per_loss each loss's part was clipped already (compute_gradients).
+            joint_clip = cfg.max_grad_norm if cfg.grad_clip == "joint" else None
+            llm_norm = clip_and_norm(self.llm_params, joint_clip)
             actor_opt.step()
             self.policy_version += 1
         if not warmup:
@@ -448,12 +556,19 @@ class SACLearner(LLMLearner):
                 self.log_alpha.copy_(state["log_alpha"])
             optimizers = state["optimizers"]
             self.critic_opt.load_state_dict(optimizers["critic"])
-            self.alpha_opt.load_state_dict(optimizers["alpha"])
+            saved_alpha_opt = state.get("config", {}).get("alpha_optimizer", "adam")
+            if saved_alpha_opt == self.config.alpha_optimizer:
+                self.alpha_opt.load_state_dict(optimizers["alpha"])
             if self.actor_opt is not None and optimizers["actor"] is not None:
                 self.actor_opt.load_state_dict(optimizers["actor"])
 
     def _load_target_llm(self, saved: Mapping[str, Tensor] | None) -> None:
         if self.twin is None:
+            return
+        if saved is None and self.model.config.finetune == "full":
+            # Saved before full fine-tuning had a target body: start it at the online one,
+            # as a new learner does.
+            self._copy_named(self._twin_params, self._named(self.llm_params))
             return
         if saved is None or sorted(saved) != sorted(self._llm_names):
             raise CheckpointError("checkpoint has no target adapter matching this learner's")
