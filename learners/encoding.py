@@ -5,8 +5,10 @@ uses one, the ``</s>`` a T5 encoder expects) except a trailing EOS for
 decoder-only models, which would end the text before the action. Candidates are
 tokenised alone with their leading space (see :mod:`autotelic.learners.prompt`),
 which for decoder-only models equals tokenising prompt and action together.
-Candidate ids are cached: a Playground-Text run uses a few hundred distinct
-actions over millions of steps.
+Prompt and candidate ids are cached by their text: a Playground-Text run uses a
+few hundred distinct actions over millions of steps, and replay reads the same
+prompts again and again (a state is replayed many times, under its own goal and
+relabeled ones). The cache returns the very ids a fresh tokenisation gives.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 from autotelic.learners.prompt import candidate_text
 
 _CACHE_LIMIT = 65536
+"""Entries each cache keeps before it starts afresh (bounded memory, no LRU upkeep)."""
 
 
 class ScoringInputError(ValueError):
@@ -51,6 +54,9 @@ class StateEncoder:
         self.tokenizer = tokenizer
         self.seq2seq = seq2seq
         self._candidates: dict[str, list[int]] = {}
+        self._prompts: dict[str, list[int]] = {}
+        self.cache_prompts = True
+        """Off: every prompt is tokenised afresh (benchmarks measure what the cache saves)."""
         eos = tokenizer.eos_token_id
         probe = self._ids("x", special=True)
         plain = self._ids("x", special=False)
@@ -62,11 +68,18 @@ class StateEncoder:
         return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
     def prompt(self, text: str) -> list[int]:
+        cached = self._prompts.get(text) if self.cache_prompts else None
+        if cached is not None:
+            return cached
         ids = self._ids(text, special=True)
         if self._strip_eos:
             ids = ids[:-1]
         if not ids:
             raise ScoringInputError(f"prompt {text!r} tokenises to nothing")
+        if self.cache_prompts:
+            if len(self._prompts) >= _CACHE_LIMIT:
+                self._prompts.clear()
+            self._prompts[text] = ids
         return ids
 
     def candidate(self, action: str) -> list[int]:

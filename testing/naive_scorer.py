@@ -24,12 +24,19 @@ from autotelic.learners.encoding import EncodedStates, StateEncoder, padding_id
 from autotelic.learners.layout import CandidateLayout
 from autotelic.learners.models import PolicyModel, hf_model
 from autotelic.learners.scorer import (
+    PackedStates,
     PaddingSide,
     Scores,
     _decoder_start,
     _pad_rows,
     apply_candidate_score,
     lm_log_probs,
+)
+from autotelic.learners.scorer import (
+    _offset as offset,
+)
+from autotelic.learners.scorer import (
+    _Rows as Rows,
 )
 
 
@@ -243,3 +250,52 @@ def _seq2seq_chunk(
     positions = enc_ids.size + dec_ids.size
     real = int(enc_valid.sum() + dec_valid.sum())
     return _Forward(hidden, logits, predict, targets, feats, states, positions, real)
+
+
+def pack_states_per_row(encoded: EncodedStates, side: PaddingSide, pad_id: int) -> PackedStates:
+    """The per-token loop :func:`~autotelic.learners.scorer.pack_states` replaced: the
+    reference its index arithmetic is checked against, and the baseline of its gain."""
+    lengths = [
+        len(p) + sum(len(c) for c in cands)
+        for p, cands in zip(encoded.prompt_ids, encoded.candidate_ids, strict=True)
+    ]
+    width = max(lengths)
+    batch = len(lengths)
+    ids = np.full((batch, width), pad_id, dtype=np.int64)
+    pos = np.zeros((batch, width), dtype=np.int64)
+    seg = np.full((batch, width), -1, dtype=np.int64)
+    rows = Rows.empty()
+    cand_index = 0
+    for b, (prompt, cands) in enumerate(
+        zip(encoded.prompt_ids, encoded.candidate_ids, strict=True)
+    ):
+        start = offset(side, width, lengths[b])
+        plen = len(prompt)
+        ids[b, start : start + plen] = prompt
+        pos[b, start : start + plen] = np.arange(plen)
+        seg[b, start : start + plen] = 0
+        last_prompt = (b, start + plen - 1)
+        rows.state_rows.append(last_prompt)
+        prompt_lm_row = len(rows.lm_rows)
+        rows.lm_rows.append(last_prompt)
+        t = start + plen
+        for k, cand in enumerate(cands):
+            n = len(cand)
+            ids[b, t : t + n] = cand
+            pos[b, t : t + n] = plen + np.arange(n)
+            seg[b, t : t + n] = k + 1
+            # The first token is predicted by the last prompt row (shared by all
+            # candidates, so its LM-head row is computed once); the others by
+            # the candidate's own previous token.
+            rows.token_row.append(prompt_lm_row)
+            rows.token_target.append(cand[0])
+            rows.token_cand.append(cand_index)
+            for j in range(1, n):
+                rows.token_row.append(len(rows.lm_rows))
+                rows.lm_rows.append((b, t + j - 1))
+                rows.token_target.append(cand[j])
+                rows.token_cand.append(cand_index)
+            rows.feature_rows.append((b, t + n - 1))
+            t += n
+            cand_index += 1
+    return PackedStates(ids, pos, seg, rows, lengths)

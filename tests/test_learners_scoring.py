@@ -242,3 +242,26 @@ def test_the_default_candidate_score_keeps_a_pretrained_models_summed_prior() ->
     assert resolve_candidate_score(ModelConfig()) == "sum"  # the packaged SmolLM2
     assert resolve_candidate_score(ModelConfig(path="tiny-words")) == "mean"
     assert resolve_candidate_score(ModelConfig(path="tiny-words", candidate_score="sum")) == "sum"
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_vectorised_packing_equals_the_per_token_reference(side: str) -> None:
+    from autotelic.learners.scorer import pack_states
+    from autotelic.testing.naive_scorer import pack_states_per_row
+
+    model = tiny("tiny-words")
+    prompts, candidates = playground_states(12, seed=3)
+    candidates[4] = []  # a state with no candidate packs as its prompt alone
+    encoded = Scorer(model).encode(prompts, candidates)
+    got = pack_states(encoded, side, 0)
+    ref = pack_states_per_row(encoded, side, 0)
+    for name in ("ids", "positions", "segments"):
+        assert np.array_equal(getattr(got, name), getattr(ref, name)), name
+    assert got.lengths == ref.lengths
+    assert [tuple(r) for r in got.rows.state_rows] == ref.rows.state_rows
+    assert [tuple(r) for r in got.rows.feature_rows] == ref.rows.feature_rows
+    assert got.rows.token_target == ref.rows.token_target
+    assert got.rows.token_cand == ref.rows.token_cand
+    # Same LM-head row for every candidate token (the rows may be listed in another order).
+    got_rows = [tuple(got.rows.lm_rows[i]) for i in got.rows.token_row]
+    assert got_rows == [ref.rows.lm_rows[i] for i in ref.rows.token_row]

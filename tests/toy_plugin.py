@@ -28,6 +28,7 @@ from autotelic.core import (
     ParsedGoal,
     Split,
     TextState,
+    TextVocabulary,
     TransitionBatch,
     held,
     register_algorithm,
@@ -243,6 +244,9 @@ register_env(
     make=lambda config, *, num_envs, split: NumberLineBatch(config, num_envs, split),
     goal_space=lambda config: NumberLineGoals(),
     description="A number line to walk (a toy registered by the tests)",
+    vocabulary=lambda: TextVocabulary(
+        texts=("You are at cell 0 1 2 3 4 5 6 7 8 9.", "reach", *ACTIONS)
+    ),
 )
 register_algorithm(
     "toy-q",
