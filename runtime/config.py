@@ -53,6 +53,7 @@ from autotelic.core.registry import (
 )
 from autotelic.goals import CurriculumConfig
 from autotelic.learners.models import ModelConfig
+from autotelic.learners.tiny_llama import WORDS
 from autotelic.runtime.mqtt_config import MQTTConfig
 from autotelic.storage import STRATEGIES
 from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit
@@ -462,6 +463,14 @@ class Settings(BaseSettings):
         algo = self.algorithm
         if "seed" in type(algo).model_fields and "seed" not in algo.model_fields_set:
             self.algorithm = algo.model_copy(update={"seed": seed})
+        return self
+
+    @model_validator(mode="after")
+    def _word_vocabulary(self) -> Settings:
+        """A word-level tiny model reads the run's environment: its vocabulary is fixed
+        here, in the effective configuration, so a resumed run gets the same ids."""
+        if self.model.path == WORDS and not self.model.vocabulary:
+            self.model = self.model.model_copy(update={"vocabulary": (self.env.id,)})
         return self
 
     @classmethod
