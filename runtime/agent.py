@@ -164,6 +164,10 @@ class Agent:
         self.error: BaseException | None = None
         self.listeners: list[Callable[[FinishedEpisode], None]] = []
         self.report_listeners: list[Callable[[InjectionReport], None]] = []
+        self.started_from: Snapshot | None = None
+        """The counters this process started with (the progress line's first baseline)."""
+        self._resumed_metrics: dict[str, Any] = {}
+        """The Prometheus counters the loaded checkpoint saved (Metrics.counter_state)."""
         self._open()
 
     # -- construction ------------------------------------------------------------------------
@@ -194,6 +198,7 @@ class Agent:
         self.evaluator = self._evaluator()
         self.collection.start(seed=int(env_seed))
         self._announce()
+        self.started_from = self.snapshot()
 
     def _goal_daemon(self) -> CurriculumService:
         """The goal daemon: in this process, on the run's store (a backend may place it
@@ -267,6 +272,9 @@ class Agent:
                 predicate=self.goal_space.achieved,
                 her_ratio=s.replay.her_ratio,
                 strategy=s.replay.strategy,
+                her_negatives=s.replay.her_negatives,
+                her_balance=s.replay.her_balance,
+                goal_space=self.goal_space,
                 n_step=config.n_step,
                 gamma=config.gamma,
                 time_limit=s.run.time_limit,
@@ -315,9 +323,14 @@ class Agent:
             if "curriculum" in loaded.state:
                 self.daemon.load_state_dict(loaded.state["curriculum"])
             counters = dict(loaded.state["counters"])
+            self._resumed_metrics = dict(counters.get("metrics") or {})
             log.info("resumed from checkpoint %s", loaded.checkpoint.path.name)
         after = int(counters.get("last_episode_id", -1))
         for episode in self.store.iter_episodes(start_id=after + 1):
+            if self.metrics is not None:
+                self.metrics.count_stored_episode(
+                    episode.goal_category, episode.goal_source, episode.success
+                )
             counters["env_steps"] = int(counters.get("env_steps", 0)) + episode.length
             counters["episodes"] = int(counters.get("episodes", 0)) + 1
             counters["successes"] = int(counters.get("successes", 0)) + int(episode.success)
@@ -346,6 +359,7 @@ class Agent:
             self.metrics.policy_version.set(self.learner.policy_version)
             self.metrics.env_steps.inc(self.collection.env_steps)
             self.metrics.updates.inc(self.learner.num_updates)
+            self.metrics.resume_counters(self._resumed_metrics)
         log.info(
             "run %s (%s, %s): restart %d at %d env steps, %d updates, policy v%d, "
             "%d stored transitions",
@@ -513,6 +527,10 @@ class Agent:
             "last_episode_id": int(stored[-1]) if len(stored) else -1,
             "restarts": self.restarts,
             "saved_at": time.time(),
+            # Without metrics nothing counted: the loaded values carry on unchanged.
+            "metrics": (
+                self.metrics.counter_state() if self.metrics is not None else self._resumed_metrics
+            ),
         }
 
     def checkpoint(self, pause: bool = False) -> None:
@@ -561,6 +579,7 @@ class Agent:
             updates=self.learner.num_updates,
             policy_version=self.learner.policy_version,
             replay_transitions=self.store.num_transitions,
+            started_from=self.started_from,
         )
 
     def status(self) -> Status:

@@ -136,6 +136,18 @@ class ReplayConfig(BaseModel):
     strategy: Literal["future", "final", "episode"] = Field(
         "future", description=f"Which achieved goal relabels a row; one of {', '.join(STRATEGIES)}."
     )
+    her_negatives: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of relabeled rows given a goal the episode never achieved, of the "
+        "category of one it did (reward 0: what binds a goal to its object); 0: off.",
+    )
+    her_balance: bool = Field(
+        True,
+        description="Draw those negatives from the batch's positive relabels, so each goal "
+        "gets negatives in proportion to its positives (off: uniform over training goals).",
+    )
     durable: bool = Field(
         True, description="Sync each episode to disk before it counts as stored (slower, safe)."
     )

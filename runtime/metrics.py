@@ -9,9 +9,12 @@ Per-goal figures are read offline instead (``autotelic goals``).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Mapping
 from functools import cached_property
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -212,6 +215,64 @@ class Metrics:
     def actors(self) -> ActorMetrics:
         """The per-actor metrics, registered on first use."""
         return ActorMetrics(self.registry)
+
+    def _resumed(self) -> dict[str, Counter]:
+        """The counters a checkpoint carries across a restart, by name. Env steps and
+        updates are not among them (the run's own counters restore those), nor are
+        evaluations (evaluations.csv, the durable record, restores them)."""
+        return {
+            "episodes": self.episodes,
+            "checkpoints": self.checkpoints,
+            "injected_goals": self.injected_goals,
+            "eval_env_steps": self.eval_env_steps,
+            "mqtt_reconnects": self.mqtt_reconnects,
+            "mqtt_dropped": self.mqtt_dropped,
+        }
+
+    def counter_state(self) -> CounterState:
+        """Every resumed counter's value per label set, as plain data for a checkpoint.
+
+        ``checkpoints`` counts the checkpoint that saves this state, which is only
+        incremented once it is written: whoever loads the state loads that checkpoint.
+        """
+        state: CounterState = {}
+        for name, counter in self._resumed().items():
+            rows: list[list[Any]] = []
+            for family in counter.collect():
+                rows.extend(
+                    [dict(sample.labels), sample.value]
+                    for sample in family.samples
+                    if sample.name.endswith("_total")
+                )
+            state[name] = rows
+        state["checkpoints"] = [[labels, value + 1] for labels, value in state["checkpoints"]]
+        return state
+
+    def resume_counters(self, state: Mapping[str, Any]) -> None:
+        """Continue from a checkpoint's :meth:`counter_state`: each counter goes up by its
+        saved value, so the series a scrape sees carries on instead of restarting at 0
+        (state from an older or damaged checkpoint is skipped row by row)."""
+        counters = self._resumed()
+        for name, rows in state.items():
+            counter = counters.get(name)
+            if counter is None or not isinstance(rows, list):
+                continue
+            for row in rows:
+                with contextlib.suppress(TypeError, ValueError):
+                    labels, value = row
+                    target = counter.labels(**labels) if labels else counter
+                    target.inc(max(0.0, float(value)))
+
+    def count_stored_episode(self, category: str, source: str, success: bool) -> None:
+        """An episode stored after the checkpoint a resumed run loaded: counted as when it
+        finished, so episodes_total agrees with the run's episode count."""
+        outcome = "success" if success else "failure"
+        self.episodes.labels(category=category, source=source, outcome=outcome).inc()
+
+
+CounterState = dict[str, list[list[Any]]]
+"""Resumed counter name -> ``[labels, value]`` for each of its series (lists, not tuples:
+a checkpoint keeps plain JSON as JSON)."""
 
 
 class RateMeter:

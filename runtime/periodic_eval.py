@@ -242,6 +242,8 @@ class PeriodicEvaluator:
         self._next_time = self.monotonic() + every if every else None
         if last_rows:
             self._show(last_rows)
+        if self.metrics is not None:  # evaluations_total continues from the run's record
+            self.metrics.evaluations.inc(last_index + 1)
         return last_index + 1
 
     def _show(self, rows: list[dict[str, str]]) -> None:

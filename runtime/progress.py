@@ -18,10 +18,17 @@ class Snapshot:
     updates: int
     policy_version: int
     replay_transitions: int
+    started_from: Snapshot | None = None
+    """The counters when this process started (restored from a checkpoint after a
+    restart): the first line's rates and success count from them, not from zero."""
 
 
 class ProgressLine:
-    """Prints throughput and success since the last line; rewrites in place on a terminal."""
+    """Prints throughput and success since the last line; rewrites in place on a terminal.
+
+    The first line measures from when the line was made, and from the snapshot's
+    ``started_from`` counters: a resumed run's restored steps are not this process's work.
+    """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
@@ -30,7 +37,7 @@ class ProgressLine:
 
     def render(self, now: Snapshot) -> str:
         elapsed = max(time.monotonic() - self._last_time, 1e-9)
-        last = self._last or Snapshot(0, 0, 0, 0, 0, 0)
+        last = self._last or now.started_from or Snapshot(0, 0, 0, 0, 0, 0)
         steps_rate = (now.env_steps - last.env_steps) / elapsed
         update_rate = (now.updates - last.updates) / elapsed
         episodes = now.episodes - last.episodes

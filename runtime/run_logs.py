@@ -213,14 +213,20 @@ class ProgressLog:
     def __init__(self, path: Path, categories: Iterable[str]) -> None:
         self.log = CsvLog(path, progress_fields(categories))
         self._last: tuple[float, int, int] | None = None
+        self._made = time.monotonic()
 
     def record(self, agent: Agent) -> None:
-        """Append the agent's figures now."""
+        """Append the agent's figures now. The first row's rates count from when this log
+        was made and from the counters the process started with (``started_from``), so a
+        resumed run shows its own speed, not its restored steps as a burst."""
         now = time.monotonic()
         snap = agent.snapshot()
         stats = agent.daemon.stats()
         last = dict(agent.learner_loop.last)
         steps_rate = updates_rate = None
+        start = snap.started_from
+        if self._last is None and start is not None:
+            self._last = (self._made, start.env_steps, start.updates)
         if self._last is not None and now > self._last[0]:
             elapsed = now - self._last[0]
             steps_rate = (snap.env_steps - self._last[1]) / elapsed

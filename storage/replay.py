@@ -104,7 +104,21 @@ class GoalKnowledge:
         for goal in space.goals("train"):
             if space.feasible(goal) is not False:
                 pool[category(goal)].append(goal)
-        return GoalKnowledge(category, frozenset(space.goals("test")).__contains__, dict(pool))
+        return GoalKnowledge(category, _held_out(space), dict(pool))
+
+
+def _held_out(space: GoalSpace) -> GoalTest:
+    """The test split as a test on goals: a goal space's ``split(goal)`` where it has one
+    (it answers for goals its ``goals("test")`` list leaves out), else that list."""
+    split = getattr(space, "split", None)
+    if callable(split):
+
+        @lru_cache(maxsize=65536)
+        def by_split(goal: str) -> bool:
+            return bool(split(goal) == "test")
+
+        return by_split
+    return frozenset(space.goals("test")).__contains__
 
 
 @dataclass(frozen=True)
