@@ -27,6 +27,8 @@ from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, Prometheus, S
 
 AGENT = "e2e"
 TOPICS = Topics(AGENT)
+HELD_OUT = set(all_goals("test"))
+"""The goals the goal space lists as held out (the curriculum's test split)."""
 DASHBOARD = Path(__file__).resolve().parents[1] / "ops/grafana/dashboards/autotelic.json"
 
 
@@ -118,6 +120,36 @@ def test_injected_goal_is_accepted_and_every_episode_result_arrives(
             stored = store.get(r["episode_id"])
             assert stored.goal == "Grasp cow" and stored.injection_id == reply["injection_id"]
             assert stored.goal_source == "injected" and len(stored.steps) == r["steps"]
+
+
+def test_an_injected_held_out_goal_runs_is_reported_and_never_practised(
+    service: ServiceProcess, probe: Probe
+) -> None:
+    """A test-split goal injected over MQTT runs its episodes; the curriculum never draws it."""
+    probe.drain()
+    topic, reply = request_reply(
+        probe, json.dumps({"goal": "Grasp tiger", "episodes": 2, "priority": 1000})
+    )
+    assert topic == TOPICS.accepted, reply
+    while True:
+        _, data, _ = probe.next(timeout=120, topic=TOPICS.results)
+        if data["injection_id"] == reply["injection_id"] and data["status"] != "episode":
+            break
+    assert data["status"] == "completed" and data["episodes_done"] == 2
+    with EpisodeStore(service.run_dir / "store", readonly=True) as store:
+        after = len(store.ids())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # ~200 self-chosen episodes: ~2 would pick it if it could
+        time.sleep(2)
+        with EpisodeStore(service.run_dir / "store", readonly=True) as store:
+            if len(store.ids()) >= after + 200:
+                held_out = [e for e in store.iter_episodes() if e.goal in HELD_OUT]
+                break
+    else:
+        pytest.fail("the service collected fewer than 200 episodes in 120 s")
+    mine = [e for e in held_out if e.injection_id == reply["injection_id"]]
+    assert len(mine) == 2
+    assert all(e.injection_id is not None for e in held_out), "a held-out goal was self-chosen"
 
 
 def test_the_cli_injects_and_follows_every_episode_to_completion(service: ServiceProcess) -> None:
