@@ -229,10 +229,34 @@ def inject(
     }
     if ttl is not None:
         request["ttl_s"] = ttl
+    feasible = _feasibility(run_dir, goal)
     code = asyncio.run(
-        inject_goal(config, topics, request, wait=wait, timeout=timeout, out=typer.echo)
+        inject_goal(
+            config, topics, request, wait=wait, timeout=timeout, out=typer.echo, feasible=feasible
+        )
     )
     raise typer.Exit(code)
+
+
+def _feasibility(run_dir: Path, goal: str) -> bool | None:
+    """What the goal space of the run in ``run_dir`` (its effective config.yaml) says of
+    ``goal``: False when no episode can achieve it. None when there is no such run or it
+    cannot tell; the agent's own answer, when its acceptance carries one, wins."""
+    from autotelic.storage import RunLayout
+
+    path = RunLayout(run_dir).config
+    if not path.is_file():
+        return None
+    try:
+        from autotelic.core.registry import env_config, env_spec, load_plugins
+
+        data = yaml.safe_load(path.read_text()) or {}
+        load_plugins((data.get("run") or {}).get("plugins") or [])
+        env = env_config(data.get("env") or {})
+        space = env_spec(env.id).goal_space(env)
+        return space.feasible(space.parse(goal).text)
+    except (OSError, ValueError, yaml.YAMLError):  # a goal it will reject, an unreadable run
+        return None
 
 
 @app.command()

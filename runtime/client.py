@@ -39,8 +39,13 @@ async def inject_goal(
     wait: bool,
     timeout: float,
     out: Echo,
+    feasible: bool | None = None,
 ) -> int:
     """Publish a goal request; print the reply and, with ``wait``, each result until done.
+
+    ``feasible`` is what the caller's own goal space says of the goal; the acceptance's
+    ``feasible`` field, when the agent sends one, wins. Either way an infeasible goal is
+    accepted (people may test the agent with one) with a line saying so.
 
     Exit code: 0 accepted (and, with ``wait``, completed), 1 rejected or expired,
     2 no reply in time or no broker.
@@ -51,7 +56,7 @@ async def inject_goal(
                 await client.subscribe(topic, qos=1)
             await client.publish(topics.inject, json.dumps(request), qos=1)
             return await asyncio.wait_for(
-                _follow(client, topics, request["request_id"], wait, out),
+                _follow(client, topics, request["request_id"], wait, out, feasible),
                 timeout=None if wait else timeout,
             )
     except TimeoutError:
@@ -63,7 +68,12 @@ async def inject_goal(
 
 
 async def _follow(
-    client: aiomqtt.Client, topics: Topics, request_id: str, wait: bool, out: Echo
+    client: aiomqtt.Client,
+    topics: Topics,
+    request_id: str,
+    wait: bool,
+    out: Echo,
+    feasible: bool | None,
 ) -> int:
     injection_id: str | None = None
     async for message in client.messages:
@@ -74,6 +84,8 @@ async def _follow(
         if message.topic.matches(topics.accepted) and data.get("request_id") == request_id:
             injection_id = data["injection_id"]
             out(f"accepted: {data['goal']!r} x{data['episodes']} (injection {injection_id})")
+            if data.get("feasible", feasible) is False:
+                out(infeasible_note(str(data["goal"])))
             if not wait:
                 return 0
         elif message.topic.matches(topics.results) and data.get("injection_id") == injection_id:
@@ -87,6 +99,14 @@ async def _follow(
                 out(f"{data['status']}: {data['successes']}/{data['episodes_done']} successes")
                 return 0 if data["status"] == "completed" else 1
     return 2
+
+
+def infeasible_note(goal: str) -> str:
+    """The line that says an accepted goal can never succeed, and why it was accepted."""
+    return (
+        f"note: the goal space knows {goal!r} is infeasible: no episode can achieve it "
+        "(e.g. furniture never grows), so every episode of it will fail"
+    )
 
 
 async def read_status(broker: MQTTConfig, topics: Topics, timeout: float) -> dict[str, Any] | None:
