@@ -16,7 +16,15 @@ configured model as it is) and ``random`` (uniform over admissible actions).
 
 An experiment file is an autotelic configuration (any registered environment)
 plus an ``algorithms:`` mapping with the options of each algorithm compared
-(``sac:``, ``ppo:``); each method runs with the options of its algorithm.
+(``sac:``, ``ppo:``); each method runs with the options of its algorithm. An
+optional ``variants:`` mapping names further methods, each a base method and the
+settings it changes (an ablation undoes one choice)::
+
+    variants:
+      sac-glam-her-no-negatives: {method: sac-glam-her, set: {replay: {her_negatives: 0.0}}}
+
+A finished run leaves ``<label>-s<seed>.done`` beside its CSV; a suite that is
+started again skips those runs (``bench/run_suite.py``).
 """
 
 from __future__ import annotations
@@ -59,16 +67,40 @@ def read_experiment(config: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The shared configuration and the ``algorithms:`` options of an experiment file."""
     data = yaml.safe_load(config.read_text()) or {}
     algorithms = data.pop("algorithms", {}) or {}
+    data.pop("variants", None)
     return data, algorithms
+
+
+def read_variants(config: Path) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The ``variants:`` of an experiment file: name -> (base method, settings changed)."""
+    data = yaml.safe_load(config.read_text()) or {}
+    out = {}
+    for name, spec in (data.get("variants") or {}).items():
+        if spec.get("method") not in METHODS:
+            raise SystemExit(f"variant {name!r}: method must be one of {', '.join(METHODS)}")
+        out[str(name)] = (str(spec["method"]), dict(spec.get("set") or {}))
+    return out
+
+
+def resolve_method(config: Path, method: str) -> tuple[str, dict[str, Any]]:
+    """A method or a variant's name -> (base method, settings it changes on top)."""
+    if method in METHODS:
+        return method, {}
+    variants = read_variants(config)
+    if method not in variants:
+        known = ", ".join([*METHODS, *variants])
+        raise SystemExit(f"unknown method {method!r}; known: {known}")
+    return variants[method]
 
 
 def build_settings(
     config: Path, method: str, seed: int, budget: int, run_dir: Path, driver: str = "serial"
 ) -> Settings:
     shared, algorithms = read_experiment(config)
+    method, changes = resolve_method(config, method)
     name = method_algorithm(method)
     overrides = deep_merge(
-        deep_merge(shared, method_overrides(method)),
+        deep_merge(deep_merge(shared, method_overrides(method)), changes),
         {
             "run": {"dir": run_dir, "seed": seed, "max_env_steps": budget, "mode": driver},
             "curriculum": {"seed": seed},
@@ -232,7 +264,9 @@ def stop_after(seconds: float) -> Callable[[Agent], None]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True, help="autotelic YAML config")
-    parser.add_argument("--method", choices=METHODS, required=True)
+    parser.add_argument(
+        "--method", required=True, help=f"{', '.join(METHODS)}, or a variant of the file"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=None, help="env steps (default: config)")
     parser.add_argument("--eval-every", type=int, default=2000, help="env steps between evals")
@@ -260,15 +294,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     shutil.rmtree(run_dir, ignore_errors=True)  # a rerun starts from scratch
     settings = build_settings(args.config, args.method, args.seed, budget, run_dir, args.driver)
     recorder = Recorder(args.out / f"{label}-s{args.seed}.csv", label, args.seed, settings, args)
-    if args.method == "random":
+    done = args.out / f"{label}-s{args.seed}.done"
+    done.unlink(missing_ok=True)
+    base, _ = resolve_method(args.config, args.method)
+    if base == "random":
         recorder(None, RandomPolicy())
+        done.touch()
         return
     agent = Agent(settings)
     try:
         recorder(agent)
-        if args.driver == "concurrent" and args.method != "zero-shot":
+        if args.driver == "concurrent" and base != "zero-shot":
             run_concurrent(agent, recorder, args.eval_every)
-        elif args.method != "zero-shot":
+        elif base != "zero-shot":
             hooks: list[tuple[int, Callable[[Agent], None]]] = [(args.eval_every, recorder)]
             if args.max_minutes is not None:
                 hooks.append((agent.settings.env.num_envs, stop_after(args.max_minutes * 60)))
@@ -276,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             recorder(agent)  # the final policy (skipped if just evaluated)
     finally:
         agent.close()
+    done.touch()
 
 
 if __name__ == "__main__":

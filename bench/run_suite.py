@@ -8,6 +8,11 @@ Each run is ``bench/experiment.py`` in its own process (its log in
 ``--concurrent-seeds`` adds SAC-GLAM + HER under the concurrent driver
 (``sac-glam-her-concurrent``: the same run, collector and learner overlapping). Finally
 ``bench/plot.py`` draws the figures and the table from the CSVs.
+
+A suite started again continues where it was: a run that finished (its
+``.done`` marker beside its CSV) is skipped, one that was cut short runs again
+from its start. ``--methods`` also takes the variants an experiment file names
+(ablations, see ``bench/experiment.py``); ``--no-plot`` skips the figures.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ CONCURRENT = "-concurrent"
 
 
 def run_one(method: str, seed: int, args: argparse.Namespace) -> tuple[str, int, float]:
+    if (args.out / f"{method}-s{seed}.done").exists():
+        print(f"{method} seed {seed}: done before, skipped", flush=True)
+        return f"{method}-s{seed}", 0, 0.0
     driver = "serial"
     if method.endswith(CONCURRENT):
         method, driver = method.removesuffix(CONCURRENT), "concurrent"
@@ -39,7 +47,7 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> tuple[str, int,
     ]  # fmt: skip
     if args.budget:
         cmd += ["--budget", str(args.budget)]
-    if args.max_minutes and method in LEARNING:  # the serial name: concurrent runs too
+    if args.max_minutes and method not in ("zero-shot", "random"):  # concurrent runs too
         cmd += ["--max-minutes", str(args.max_minutes)]
     began = time.monotonic()
     with log.open("w") as out:
@@ -67,16 +75,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=[],
         help="also run sac-glam-her under the concurrent driver with these seeds (last)",
     )
+    parser.add_argument("--no-plot", action="store_true", help="leave the figures for later")
     args = parser.parse_args(argv)
     (args.out / "logs").mkdir(parents=True, exist_ok=True)
 
-    runs = [(m, s) for m in args.methods if m in LEARNING for s in args.seeds]
-    runs += [(m, args.seeds[0]) for m in args.methods if m not in LEARNING]
+    references = ("zero-shot", "random")
+    runs = [(m, s) for m in args.methods if m not in references for s in args.seeds]
+    runs += [(m, args.seeds[0]) for m in args.methods if m in references]
     runs += [("sac-glam-her" + CONCURRENT, s) for s in args.concurrent_seeds]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(lambda run: run_one(run[0], run[1], args), runs))
     failed = [name for name, code, _ in results if code != 0]
-    subprocess.run([sys.executable, str(HERE / "plot.py"), "--runs", str(args.out)], check=False)
+    if not args.no_plot:
+        plot = [sys.executable, str(HERE / "plot.py"), "--runs", str(args.out)]
+        subprocess.run(plot, check=False)
     if failed:
         sys.exit(f"failed runs: {', '.join(failed)}")
 
