@@ -388,11 +388,17 @@ def plot(
 
 @replay_app.command("stats")
 def replay_stats(run_dir: Path = RunOption) -> None:
-    """Episodes, transitions and disk use of a run's store (safe while the service runs)."""
-    from autotelic.runtime.offline import open_store_readonly
+    """Episodes, transitions and disk use of a run's store (safe while the service runs);
+    exits 1 when a record is unreadable."""
+    from autotelic.runtime.offline import StoreReport, open_store_readonly
 
     with _fail_cleanly(), open_store_readonly(run_dir) as store:
-        typer.echo(json.dumps(store.stats().model_dump(), indent=2))
+        stats = store.stats(check=True)
+    typer.echo(json.dumps(stats.model_dump(), indent=2))
+    if stats.unreadable_episodes:
+        report = StoreReport(store.path, stats.episodes, stats.unreadable_episodes)
+        typer.echo(f"error: {report.summary()}", err=True)
+        raise typer.Exit(1)
 
 
 @replay_app.command("export")
@@ -400,9 +406,46 @@ def replay_export(
     run_dir: Path = RunOption,
     out: Path = typer.Option(..., "--out", "-o", help="JSON-lines file to write ('-': stdout)."),
 ) -> None:
-    """Write every stored episode as one JSON object per line (safe while the service runs)."""
-    from autotelic.runtime.offline import open_store_readonly
+    """Write every stored episode as one JSON object per line (safe while the service runs);
+    from a damaged store, every readable one, exiting 1 with the list of the others."""
+    from autotelic.runtime.offline import export_run
 
-    with _fail_cleanly(), open_store_readonly(run_dir) as store:
-        count = store.export_jsonl(sys.stdout if str(out) == "-" else out)
-    typer.echo(f"exported {count} episodes", err=True)
+    with _fail_cleanly(), contextlib.ExitStack() as stack:
+        sink = sys.stdout if str(out) == "-" else stack.enter_context(out.open("w"))
+        report = export_run(run_dir, sink)
+    typer.echo(f"exported {report.episodes} episodes", err=True)
+    if report.damaged:
+        typer.echo(f"error: {report.summary()}", err=True)
+        raise typer.Exit(1)
+
+
+@replay_app.command("verify")
+def replay_verify(run_dir: Path = RunOption) -> None:
+    """Read and decode every record of a run's store and say what is unreadable (exit 1);
+    nothing is written (safe while the service runs)."""
+    from autotelic.runtime.offline import verify_run
+
+    with _fail_cleanly():
+        report = verify_run(run_dir)
+    typer.echo(report.summary(), err=report.damaged)
+    raise typer.Exit(1 if report.damaged else 0)
+
+
+@replay_app.command("salvage")
+def replay_salvage(
+    run_dir: Path = RunOption,
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the new store (<out>/store)."),
+) -> None:
+    """Copy every readable episode, the goal registry and the injections of a damaged store
+    into a new one (the damaged files are only read)."""
+    from autotelic.runtime.offline import salvage_run
+    from autotelic.storage import RunLayout
+
+    with _fail_cleanly():
+        report = salvage_run(run_dir, out)
+    lost = f"; lost: {len(report.unreadable)} episodes" if report.unreadable else ""
+    typer.echo(
+        f"salvaged {report.episodes} episodes and {report.state_keys} state keys into "
+        f"{report.destination}{lost}. To use it: move {RunLayout(run_dir).store} aside and "
+        f"put {report.destination} in its place"
+    )

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from autotelic.core import algorithm_spec, env_spec
 from autotelic.runtime.config import load_settings
 from autotelic.runtime.evaluation import EvalResult, evaluate
-from autotelic.storage import CheckpointManager, EpisodeStore, RunLayout
+from autotelic.storage import CheckpointManager, EpisodeStore, RunLayout, StorageError
+from autotelic.storage.errors import StoreDamagedError, salvage_hint
+from autotelic.storage.integrity import SalvageReport, read_store, salvage_store
+from autotelic.storage.records import decode_episode
 
 
 @contextlib.contextmanager
@@ -23,6 +29,93 @@ def open_store_readonly(run_dir: Path) -> Iterator[EpisodeStore]:
         yield store
     finally:
         store.close()
+
+
+def _store_dir(run_dir: Path) -> Path:
+    path = RunLayout(run_dir).store
+    if not (path / "data.mdb").is_file():
+        raise FileNotFoundError(f"no episode store in {run_dir}")
+    return path
+
+
+@dataclass
+class StoreReport:
+    """What reading every record of a run's store found (``replay verify`` and ``export``)."""
+
+    path: Path
+    episodes: int = 0
+    """Episodes that were read and decoded (and, for an export, written)."""
+    unreadable: list[int] = field(default_factory=list)
+    """Ids the store should hold that could not be read."""
+    unreadable_state: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """What is wrong with the files' structure."""
+
+    @property
+    def damaged(self) -> bool:
+        return bool(self.unreadable or self.unreadable_state or self.problems)
+
+    def summary(self) -> str:
+        """One line: healthy, or what is lost and how to recover the rest."""
+        if not self.damaged:
+            return f"{self.path}: {self.episodes} episodes, all readable"
+        parts = [f"{self.episodes} episodes readable"]
+        if self.unreadable:
+            shown = ", ".join(map(str, self.unreadable[:10]))
+            more = ", ..." if len(self.unreadable) > 10 else ""
+            parts.append(f"{len(self.unreadable)} unreadable (ids {shown}{more})")
+        if self.unreadable_state:
+            parts.append(f"state keys unreadable: {', '.join(self.unreadable_state[:5])}")
+        if self.problems:
+            parts.append(f"{len(self.problems)} structural problems, first: {self.problems[0]}")
+        return f"{self.path} is damaged: {'; '.join(parts)}; {salvage_hint(self.path)}"
+
+
+def _check_store(run_dir: Path, out: IO[str] | None) -> StoreReport:
+    """Read every record, through LMDB while the store's structure is sound (safe while the
+    service writes), else page by page without it; write each episode to ``out``."""
+    path = _store_dir(run_dir)
+    report = StoreReport(path)
+    try:
+        with open_store_readonly(run_dir) as store, contextlib.ExitStack() as stack:
+            unreadable: list[int] = []
+            sink = out or stack.enter_context(Path(os.devnull).open("w", encoding="utf-8"))
+            report.episodes = store.export_jsonl(sink, unreadable=unreadable)
+            report.unreadable = unreadable
+            for key in store.state_keys():
+                try:
+                    store.get_state(key)
+                except StorageError:
+                    report.unreadable_state.append(key)
+            return report
+    except StoreDamagedError as err:
+        report.problems.append(err.reason)
+    contents = read_store(path)
+    report.problems += [p for p in contents.problems if p not in report.problems]
+    report.unreadable = contents.unreadable
+    report.unreadable_state = contents.unreadable_state
+    for episode_id, data in contents.episodes.items():
+        if out is not None:
+            out.write(decode_episode(episode_id, data).model_dump_json())
+            out.write("\n")
+        report.episodes += 1
+    return report
+
+
+def verify_run(run_dir: Path) -> StoreReport:
+    """Read and decode every record of the run's store; nothing is written anywhere."""
+    return _check_store(run_dir, None)
+
+
+def export_run(run_dir: Path, out: IO[str]) -> StoreReport:
+    """Write every readable episode of the run's store to ``out`` as JSON lines, even when
+    the store is damaged; the report lists what could not be read."""
+    return _check_store(run_dir, out)
+
+
+def salvage_run(run_dir: Path, out_dir: Path) -> SalvageReport:
+    """Copy every readable record of the run's store into ``<out_dir>/store``."""
+    return salvage_store(_store_dir(run_dir), RunLayout(out_dir).store)
 
 
 def evaluate_checkpoint(

@@ -65,6 +65,36 @@ class CorruptRecordError(StorageError):
         super().__init__(f"{what} is corrupt: {reason}")
 
 
+def salvage_hint(store: Path) -> str:
+    """The commands that list and recover what a damaged store still holds.
+
+    A store inside a run directory is named by the run (``--run`` is what the CLI takes);
+    any other store by its own folder.
+    """
+    run = store.parent if store.name == "store" else store
+    return (
+        f"list what is readable with `autotelic replay verify --run {run}` and copy it into a "
+        f"new store with `autotelic replay salvage --run {run} --out NEW_DIR`"
+    )
+
+
+class StoreDamagedError(StorageError):
+    """The files of an episode store are damaged: truncated, overwritten or not LMDB.
+
+    Raised before LMDB maps a damaged file (mapping it is what turns damage into a SIGBUS
+    or SIGSEGV) and in place of LMDB's own corruption errors. Nothing of the store was
+    changed; the message names the file and the commands that recover what is readable.
+    """
+
+    def __init__(self, store: Path, reason: str) -> None:
+        self.store = store
+        self.reason = reason
+        super().__init__(
+            f"the episode store {store / 'data.mdb'} is damaged ({reason}); nothing was "
+            f"changed: {salvage_hint(store)}"
+        )
+
+
 class EpisodeNotFoundError(StorageError, KeyError):
     """No episode with this id is stored (never written, or evicted)."""
 

@@ -47,7 +47,14 @@ import lmdb
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from autotelic.storage.codec import check_packable, check_version, frame, gc_paused, unframe
+from autotelic.storage.codec import (
+    check_packable,
+    check_version,
+    checked_body,
+    frame,
+    gc_paused,
+    unframe,
+)
 from autotelic.storage.errors import (
     FULL_ERRNOS,
     CorruptRecordError,
@@ -55,10 +62,12 @@ from autotelic.storage.errors import (
     StorageError,
     StorageFullError,
     StorageWriteError,
+    StoreDamagedError,
     StoreLockedError,
     out_of_space,
 )
 from autotelic.storage.index import IndexSnapshot, TransitionIndex
+from autotelic.storage.integrity import check_before_open, structure_problems
 from autotelic.storage.records import (
     SCHEMA_VERSION,
     Episode,
@@ -82,6 +91,14 @@ _MAX_STATE_KEY_BYTES = 400
 _ITER_CHUNK = 64
 _WRITER_LOCK = "writer.lock"
 _MAX_READERS = 126  # LMDB reader slots: concurrent read transactions across all processes
+_DAMAGE_ERRORS: tuple[type[lmdb.Error], ...] = (
+    lmdb.CorruptedError,
+    lmdb.PageNotFoundError,
+    lmdb.InvalidError,
+    lmdb.VersionMismatchError,
+    lmdb.BadValsizeError,
+)
+"""What LMDB raises when the pages it reads are not what it wrote."""
 
 _open_paths: set[str] = set()
 _open_paths_lock = threading.Lock()
@@ -116,6 +133,11 @@ class StoreStats(BaseModel):
     map_size_bytes: int = Field(description="Current LMDB map size.")
     schema_version: int = Field(description="Episode record schema version this code writes.")
     durable: bool = Field(description="Whether commits are synced to disk (this handle).")
+    unreadable_episodes: list[int] | None = Field(
+        None,
+        description="Ids whose stored bytes fail their checksum (None: not checked; see "
+        "stats(check=True)).",
+    )
 
 
 def _meta_defaults(capacity: int) -> dict[str, Any]:
@@ -140,6 +162,12 @@ class EpisodeStore:
     write does not fit, up to ``max_map_size`` (``None``: no limit), beyond which
     writes raise :class:`StorageFullError`. ``readonly=True`` opens an existing store for
     reading while another process writes (stats, export, inspection).
+
+    Every open checks the file before LMDB maps it (its size against its header, then
+    every page the newest commit reaches) and raises :class:`StoreDamagedError` on a
+    damaged one, which nothing then modifies. ``check_records=True`` also reads every
+    episode and refuses the store if one fails its checksum (what a long-running writer
+    wants, so that it does not stop later on the first damaged record it samples).
     """
 
     def __init__(
@@ -151,6 +179,7 @@ class EpisodeStore:
         readonly: bool = False,
         map_size: int | None = None,
         max_map_size: int | None = None,
+        check_records: bool = False,
     ) -> None:
         if capacity_transitions is not None and capacity_transitions < 1:
             raise ValueError(f"capacity_transitions must be >= 1, got {capacity_transitions}")
@@ -174,14 +203,22 @@ class EpisodeStore:
             self._env = self._open_env(map_size)
             self._open_databases(capacity_transitions)
             self._index = self._load_index()
+            if check_records:
+                self._refuse_unreadable()
             if not readonly:
                 self._enforce_capacity()
+        except _DAMAGE_ERRORS as exc:
+            self._close_after_failed_open()
+            raise StoreDamagedError(self._path, str(exc)) from None
         except BaseException:
-            env = getattr(self, "_env", None)
-            if env is not None:
-                env.close()
-            self._release()
+            self._close_after_failed_open()
             raise
+
+    def _close_after_failed_open(self) -> None:
+        env = getattr(self, "_env", None)
+        if env is not None:
+            env.close()
+        self._release()
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -203,7 +240,38 @@ class EpisodeStore:
         else:
             self._path.mkdir(parents=True, exist_ok=True)
             self._take_writer_lock()
-        env = lmdb.open(
+        existing = (self._path / "data.mdb").is_file()
+        # LMDB maps the file and follows its page numbers: a truncated file faults on
+        # the first missing page (SIGBUS). The header is checked with plain reads first.
+        check_before_open(self._path)
+        try:
+            env = self._lmdb_open(map_size)
+        except _DAMAGE_ERRORS as exc:
+            raise StoreDamagedError(self._path, str(exc)) from None
+        try:
+            if existing:
+                self._check_structure(env)
+            if not self._readonly:
+                env.reader_check()  # frees reader slots of processes that died (kill -9)
+        except BaseException:
+            env.close()
+            raise
+        return env
+
+    def _check_structure(self, env: lmdb.Environment) -> None:
+        """Refuse a store whose pages are out of place, before anything reads them.
+
+        The read transaction held meanwhile pins the commit being checked: a writer in
+        another process cannot reuse its pages until the check is done.
+        """
+        with env.begin(write=False):
+            problems = structure_problems(self._path)
+        if problems:
+            more = f" and {len(problems) - 1} more problems" if len(problems) > 1 else ""
+            raise StoreDamagedError(self._path, problems[0] + more)
+
+    def _lmdb_open(self, map_size: int) -> lmdb.Environment:
+        return lmdb.open(
             str(self._path),
             map_size=map_size,
             readonly=self._readonly,
@@ -215,9 +283,6 @@ class EpisodeStore:
             max_dbs=4,
             max_readers=_MAX_READERS,
         )
-        if not self._readonly:
-            env.reader_check()  # frees reader slots of processes that died (kill -9)
-        return env
 
     def _take_writer_lock(self) -> None:
         handle = (self._path / _WRITER_LOCK).open("ab")
@@ -266,6 +331,43 @@ class EpisodeStore:
         ids = np.frombuffer(b"".join(k for k, _ in pairs), dtype=">u8").astype(np.int64)
         lengths = np.frombuffer(b"".join(v for _, v in pairs), dtype=">u4").astype(np.int64)
         return TransitionIndex(ids, lengths)
+
+    def _refuse_unreadable(self) -> None:
+        """A writer does not start on records it could not sample: it would fail later,
+        mid-run, on the first one drawn."""
+        unreadable = self.check_records()
+        if unreadable:
+            shown = ", ".join(map(str, unreadable[:5])) + (", ..." if len(unreadable) > 5 else "")
+            raise StoreDamagedError(
+                self._path, f"{len(unreadable)} episodes fail their checksum: {shown}"
+            )
+
+    def check_records(self) -> list[int]:
+        """Ids of the stored episodes whose bytes fail their checksum, or whose length
+        entry is missing or malformed (a cheap pass: nothing is decoded)."""
+        bad: list[int] = []
+        position = episode_key(0)
+        while True:
+            count = 0
+            with self._read() as txn:
+                cursor = txn.cursor(db=self._episodes)
+                if cursor.set_range(position):
+                    for key, value in cursor.iternext(keys=True, values=True):
+                        length = txn.get(key, db=self._lengths)
+                        if length is None or len(length) != _LENGTH.size:
+                            bad.append(_KEY.unpack(key)[0])
+                        else:
+                            try:
+                                checked_body(value, "episode")
+                            except CorruptRecordError:
+                                bad.append(_KEY.unpack(key)[0])
+                        count += 1
+                        position = key
+                        if count == _ITER_CHUNK:
+                            break
+            if count < _ITER_CHUNK:
+                return bad
+            position = episode_key(_KEY.unpack(position)[0] + 1)
 
     def _enforce_capacity(self) -> None:
         with self._write_lock:
@@ -376,6 +478,49 @@ class EpisodeStore:
         txn.put(_META_KEY, frame(meta), db=self._meta_db)
         return meta
 
+    def restore_records(
+        self,
+        episodes: Sequence[tuple[int, bytes, int]],
+        state: Mapping[bytes, bytes],
+        *,
+        next_id: int,
+        evicted: int,
+    ) -> None:
+        """Fill an empty store with records read from another one, in one transaction.
+
+        ``episodes`` are (id, stored bytes, length) in increasing id order and ``state``
+        maps raw keys to stored values, all already checked by the reader (the salvage
+        of a damaged store, :func:`autotelic.storage.integrity.salvage_store`). Ids are
+        kept, so gaps where records were lost stay gaps.
+        """
+        self._require_writable()
+        if len(self._index) or self.state_keys():
+            raise StorageError(f"the store at {self._path} is not empty; restore into a new one")
+        ids = [episode_id for episode_id, _, _ in episodes]
+        if ids != sorted(set(ids)) or (ids and next_id <= ids[-1]):
+            raise ValueError("restored ids must increase and stay below next_id")
+        transitions = sum(length for _, _, length in episodes)
+        if transitions > self.capacity_transitions:
+            raise ValueError(f"{transitions} transitions exceed the store's capacity")
+        meta = dict(self._meta)
+        meta.update(next_id=next_id, episodes=len(ids), transitions=transitions, evicted=evicted)
+
+        def write(txn: lmdb.Transaction[bytes]) -> None:
+            for episode_id, value, length in episodes:
+                key = episode_key(episode_id)
+                txn.put(key, value, db=self._episodes, append=True)
+                txn.put(key, _LENGTH.pack(length), db=self._lengths, append=True)
+            for key, value in state.items():
+                txn.put(key, value, db=self._state)
+            txn.put(_META_KEY, frame(meta), db=self._meta_db)
+
+        with self._write_lock:
+            self._commit(write)
+            self._meta = meta
+            self._index.append(ids, [length for _, _, length in episodes])
+        if not self._durable:
+            self.sync()
+
     def put_state(self, key: str, value: Any) -> None:
         """Store a msgpack-able value (dict/list/str/int/float/bool/None) under ``key``.
 
@@ -463,6 +608,8 @@ class EpisodeStore:
             self._env.set_mapsize(new_size)
 
     def _write_failure(self, exc: lmdb.Error) -> StorageError:
+        if isinstance(exc, _DAMAGE_ERRORS):
+            return StoreDamagedError(self._path, str(exc))
         code = getattr(exc, "code", 0)
         if code in FULL_ERRNOS or (code == errno.EIO and self._space_exhausted()):
             return StorageFullError(
@@ -503,6 +650,8 @@ class EpisodeStore:
                 if txn is not None:
                     try:
                         yield txn
+                    except _DAMAGE_ERRORS as exc:
+                        raise StoreDamagedError(self._path, str(exc)) from None
                     finally:
                         txn.abort()
                     return
@@ -529,6 +678,11 @@ class EpisodeStore:
         Reads in short transactions of a few episodes each, so a long export never
         pins old pages or holds up a map resize.
         """
+        for episode_id, data in self._iter_raw(start_id, end_id):
+            yield decode_episode(episode_id, data)
+
+    def _iter_raw(self, start_id: int | None, end_id: int | None) -> Iterator[tuple[int, bytes]]:
+        """(id, stored bytes) of the episodes with ``start_id <= id < end_id``, in chunks."""
         position = episode_key(max(start_id or 0, 0))
         while True:
             chunk: list[tuple[bytes, bytes]] = []
@@ -543,7 +697,7 @@ class EpisodeStore:
                 (episode_id,) = _KEY.unpack(key)
                 if end_id is not None and episode_id >= end_id:
                     return
-                yield decode_episode(episode_id, value)
+                yield episode_id, value
             if len(chunk) < _ITER_CHUNK:
                 return
             position = episode_key(_KEY.unpack(chunk[-1][0])[0] + 1)
@@ -554,16 +708,31 @@ class EpisodeStore:
         *,
         start_id: int | None = None,
         end_id: int | None = None,
+        unreadable: list[int] | None = None,
     ) -> int:
-        """Write episodes as JSON lines (one episode per line, ids included); returns the count."""
+        """Write episodes as JSON lines (one episode per line, ids included); returns the count.
+
+        With an ``unreadable`` list, an episode that fails its checksum or does not decode
+        is skipped and its id appended there, so that one damaged record does not cost
+        the export of the others; without one, it raises :class:`CorruptRecordError`.
+        """
         if isinstance(destination, str | os.PathLike):
             with Path(destination).open("w", encoding="utf-8") as out:
-                return self._export(out, start_id, end_id)
-        return self._export(destination, start_id, end_id)
+                return self._export(out, start_id, end_id, unreadable)
+        return self._export(destination, start_id, end_id, unreadable)
 
-    def _export(self, out: IO[str], start_id: int | None, end_id: int | None) -> int:
+    def _export(
+        self, out: IO[str], start_id: int | None, end_id: int | None, unreadable: list[int] | None
+    ) -> int:
         count = 0
-        for episode in self.iter_episodes(start_id, end_id):
+        for episode_id, data in self._iter_raw(start_id, end_id):
+            try:
+                episode = decode_episode(episode_id, data)
+            except CorruptRecordError:
+                if unreadable is None:
+                    raise
+                unreadable.append(episode_id)
+                continue
             out.write(episode.model_dump_json())
             out.write("\n")
             count += 1
@@ -605,8 +774,14 @@ class EpisodeStore:
             raise ValueError(f"state key of {len(encoded)} bytes exceeds {_MAX_STATE_KEY_BYTES}")
         return encoded
 
-    def stats(self) -> StoreStats:
-        """Counts and sizes, from the database (current even in a read-only process)."""
+    def stats(self, *, check: bool = False) -> StoreStats:
+        """Counts and sizes, from the database (current even in a read-only process).
+
+        ``check=True`` also reads every episode and lists those whose bytes fail their
+        checksum (``unreadable_episodes``): the counts come from the metadata alone and
+        cannot tell that a record was overwritten.
+        """
+        unreadable = self.check_records() if check else None
         with self._read() as txn:
             raw = txn.get(_META_KEY, db=self._meta_db)
             cursor = txn.cursor(db=self._lengths)
@@ -632,6 +807,7 @@ class EpisodeStore:
             map_size_bytes=int(info["map_size"]),
             schema_version=SCHEMA_VERSION,
             durable=self._durable,
+            unreadable_episodes=unreadable,
         )
 
     # -- replay source -------------------------------------------------------------------------
