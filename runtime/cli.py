@@ -112,9 +112,11 @@ def run(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from autotelic.runtime.extras import require_models
     from autotelic.runtime.service import serve
 
     with _fail_cleanly():
+        require_models(settings)  # before anything starts: one line naming the install
         code = asyncio.run(serve(settings))
     raise typer.Exit(code)
 
@@ -285,12 +287,13 @@ def status(
 def _fail_cleanly() -> Iterator[None]:
     """Turn the errors a user can cause (wrong folder, damaged store) into one line, exit 2."""
     from autotelic.runtime.config import ConfigError
+    from autotelic.runtime.extras import MissingPackageError
     from autotelic.runtime.service import ServiceError
     from autotelic.storage import StorageError
 
     try:
         yield
-    except (FileNotFoundError, StorageError, ConfigError, ServiceError) as err:
+    except (FileNotFoundError, StorageError, ConfigError, ServiceError, MissingPackageError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
 
@@ -378,12 +381,14 @@ def plot(
 ) -> None:
     """PNG learning curves from the run directory alone: evaluation success per category
     and split, learning progress, losses, throughput (safe while the service runs)."""
-    from autotelic.runtime.plot import plot_run
+    from autotelic.runtime.plot import plot_notes, plot_run
 
     with _fail_cleanly():
         written = plot_run(run_dir, out)
     for path in written:
         typer.echo(str(path))
+    for note in plot_notes(run_dir):  # why a figure is absent
+        typer.echo(note, err=True)
 
 
 @replay_app.command("stats")

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autotelic.runtime.extras import require_plotting
 from autotelic.runtime.run_logs import CURRICULUM_COLUMNS, read_rows, to_float
 from autotelic.storage import RunLayout
 
@@ -58,6 +59,7 @@ def plot_run(run_dir: Path, out: Path | None = None) -> list[Path]:
             f"{layout.PROGRESS} (the service appends progress every "
             "service.progress_interval_s and evaluations every eval.interval_env_steps)"
         )
+    require_plotting()
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,6 +73,49 @@ def plot_run(run_dir: Path, out: Path | None = None) -> list[Path]:
         written.append(_save(_losses_figure(progress), target / "losses.png"))
         written.append(_save(_throughput_figure(progress), target / "throughput.png"))
     return written
+
+
+def plot_notes(run_dir: Path) -> list[str]:
+    """Why :func:`plot_run` draws no figure of a kind, one line each (empty when it draws
+    them all): the first evaluation point comes only after ``eval.interval_env_steps``
+    training steps plus its own budgeted steps, which a first session may not reach."""
+    layout = RunLayout(run_dir)
+    progress = read_rows(layout.progress)
+    notes = []
+    if not read_rows(layout.evaluations):
+        notes.append(f"no evaluation.png: {_why_no_evaluation(layout, progress)}")
+    if not progress:
+        notes.append(
+            f"no learning_progress.png, losses.png, throughput.png: {layout.PROGRESS} has no "
+            "rows (the service appends one every service.progress_interval_s)"
+        )
+    return notes
+
+
+def _why_no_evaluation(layout: RunLayout, progress: Sequence[Row]) -> str:
+    import yaml
+
+    try:
+        config = yaml.safe_load(layout.config.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        config = {}
+    evaluation = config.get("eval") or {}
+    if evaluation.get("enabled") is False:
+        return "periodic evaluation is off (eval.enabled: false)"
+    steps = to_float(progress[-1].get("env_steps")) if progress else math.nan
+    at = f"the run is at {int(steps):,}" if math.isfinite(steps) else "no progress row yet"
+    interval = evaluation.get("interval_env_steps")
+    due = (
+        f"the first is due at {interval:,} env steps (eval.interval_env_steps)"
+        if interval
+        else "the first is due eval.interval_s after the start"
+    )
+    fraction = evaluation.get("max_cost_fraction", 0.1)
+    return (
+        f"no periodic evaluation has finished yet ({layout.EVALUATIONS} has no rows): {due}, "
+        f"{at}, and an evaluation takes at most {fraction:g} of the training env steps "
+        "(eval.max_cost_fraction), so it finishes later"
+    )
 
 
 def _save(figure: Figure, path: Path) -> Path:

