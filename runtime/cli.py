@@ -11,7 +11,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 import yaml
@@ -19,6 +19,9 @@ import yaml
 from autotelic import __version__
 from autotelic.runtime.messages import Topics
 from autotelic.runtime.mqtt_config import MQTTConfig
+
+if TYPE_CHECKING:
+    from autotelic.runtime.evaluation import EvalResult
 
 app = typer.Typer(
     name="autotelic",
@@ -306,19 +309,45 @@ def evaluate_run(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Success per goal category of the run's latest checkpoint, on training and held-out
-    objects, greedy and sampled."""
+    objects, greedy and sampled, with the episodes behind each figure; progress (episodes
+    done of all, rate, time left) goes to stderr while it runs."""
     from autotelic.runtime.offline import evaluate_checkpoint
+    from autotelic.runtime.progress import CountProgress
+
+    shown: list[CountProgress] = []
+
+    def progress(done: int, total: int) -> None:
+        if not shown:
+            shown.append(CountProgress("eval episodes", total))
+        shown[0].update(done)
 
     with _fail_cleanly():
-        results = evaluate_checkpoint(run_dir, episodes_per_goal=episodes_per_goal, seed=seed)
+        results = evaluate_checkpoint(
+            run_dir, episodes_per_goal=episodes_per_goal, seed=seed, progress=progress
+        )
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in results], indent=2))
         return
+    for line in _eval_table(results):
+        typer.echo(line)
+
+
+def _eval_table(results: list[EvalResult]) -> list[str]:
+    """One row per split and way of acting: its episodes, then per category the success
+    rate and (n=) the episodes it is measured on, so a 1.00 of two episodes reads as such."""
     categories = sorted({c for r in results for c in r.success})
-    typer.echo(f"{'split':6} {'acting':8} " + " ".join(f"{c:>15}" for c in categories))
+    lines = [
+        f"{'split':6} {'acting':8} {'episodes':>8} " + " ".join(f"{c:>16}" for c in categories)
+    ]
     for r in results:
-        cells = " ".join(f"{r.success.get(c, float('nan')):>15.2f}" for c in categories)
-        typer.echo(f"{r.split:6} {'greedy' if r.greedy else 'sampled':8} {cells}")
+        cells = " ".join(
+            f"{r.success[c]:.2f} (n={r.counts.get(c, 0)})".rjust(16)
+            if c in r.success
+            else f"{'-':>16}"
+            for c in categories
+        )
+        lines.append(f"{r.split:6} {r.acting:8} {r.episodes:>8} {cells}")
+    return lines
 
 
 class GoalOrder(enum.StrEnum):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -180,6 +180,11 @@ class EpisodeRunner:
     def done(self) -> bool:
         return not self._running
 
+    @property
+    def finished(self) -> int:
+        """Episodes that have ended so far (``total`` once done)."""
+        return sum(len(v) for v in self._wins.values())
+
     def step(self) -> int:
         """One step of every running env; returns the env steps taken."""
         live = sorted(self._running)
@@ -234,12 +239,15 @@ def evaluate(
     seed: int = 12345,
     lock: Lock | None = None,
     time_limit: TimeLimit = DEFAULT_TIME_LIMIT,
+    progress: Callable[[int], None] | None = None,
 ) -> EvalResult:
     """Run ``episodes_per_goal`` episodes of every goal (default: the goal space's goals of
     ``split``) and report success per category. Scenes depend only on ``seed``.
 
     ``time_limit`` must be the run's ``run.time_limit``: in the ``observed`` mode the
-    policy reads the steps left, as it did in training."""
+    policy reads the steps left, as it did in training. ``progress`` hears the number of
+    episodes finished after every batched step (an evaluation of a pretrained model on a
+    CPU takes minutes: a command shows how far it is)."""
     check_split(split)
     space = spec.goal_space(config)
     todo = [
@@ -264,6 +272,8 @@ def evaluate(
     )
     while not runner.done:
         runner.step()
+        if progress is not None:
+            progress(runner.finished)
     result = runner.result(split)
     return EvalResult(
         split=result.split,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -119,11 +119,15 @@ def salvage_run(run_dir: Path, out_dir: Path) -> SalvageReport:
 
 
 def evaluate_checkpoint(
-    run_dir: Path, *, episodes_per_goal: int = 2, seed: int = 12345
+    run_dir: Path,
+    *,
+    episodes_per_goal: int = 2,
+    seed: int = 12345,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[EvalResult]:
     """Greedy and sampled success on the training and held-out goals, from the newest
     complete checkpoint of ``run_dir`` (with the model and environment its configuration
-    names)."""
+    names). ``progress`` hears (episodes finished, episodes in all) as they end."""
     layout = RunLayout(run_dir)
     layout.require_run()
     settings = load_settings(layout.config)
@@ -133,17 +137,28 @@ def evaluate_checkpoint(
     learner = algorithm_spec(settings.algorithm.name).build(settings.model, settings.algorithm)
     learner.load_state_dict(loaded.state["learner"])
     spec = env_spec(settings.env.id)
-    return [
-        evaluate(
-            learner,
-            spec,
-            settings.env,
-            split=split,
-            greedy=greedy,
-            episodes_per_goal=episodes_per_goal,
-            seed=seed,
-            time_limit=settings.run.time_limit,
+    runs = [(split, greedy) for split in ("train", "test") for greedy in (True, False)]
+    space = spec.goal_space(settings.env)
+    total = sum(len(space.goals(split)) for split, _ in runs) * episodes_per_goal
+    results: list[EvalResult] = []
+    for split, greedy in runs:
+        base = sum(r.episodes for r in results)
+        results.append(
+            evaluate(
+                learner,
+                spec,
+                settings.env,
+                split=split,
+                greedy=greedy,
+                episodes_per_goal=episodes_per_goal,
+                seed=seed,
+                time_limit=settings.run.time_limit,
+                progress=None if progress is None else _offset(progress, base, total),
+            )
         )
-        for split in ("train", "test")
-        for greedy in (True, False)
-    ]
+    return results
+
+
+def _offset(progress: Callable[[int, int], None], base: int, total: int) -> Callable[[int], None]:
+    """One evaluation's finished count as a count over all of them."""
+    return lambda finished: progress(base + finished, total)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -56,3 +57,59 @@ class ProgressLine:
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+
+class CountProgress:
+    """``what: done/total (rate/s, ~time left)`` for a long command, on stderr.
+
+    A command that runs for minutes without a word looks hung (``autotelic eval`` of a
+    pretrained checkpoint on a CPU): this shows how far it is and how long it has left.
+    On a terminal the line is rewritten in place; elsewhere a line is written at most
+    every ``every`` seconds, and always at the end.
+    """
+
+    def __init__(
+        self, what: str, total: int, stream: TextIO | None = None, every: float = 5.0
+    ) -> None:
+        self.what = what
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.every = every
+        self.done = 0
+        self._start = time.monotonic()
+        self._shown = -math.inf
+        self._ended = False
+
+    def render(self) -> str:
+        elapsed = max(time.monotonic() - self._start, 1e-9)
+        rate = self.done / elapsed
+        left = (self.total - self.done) / rate if rate > 0 else math.nan
+        eta = f"~{_duration(left)} left" if math.isfinite(left) else "time left unknown"
+        return f"{self.what}: {self.done:,}/{self.total:,} ({rate:.2f}/s, {eta})"
+
+    def update(self, done: int) -> None:
+        """``done`` items finished so far; shows the line when it is due (the last once)."""
+        if self._ended:
+            return
+        changed, self.done = done != self.done, min(done, self.total)
+        now, tty = time.monotonic(), self.stream.isatty()
+        final = self.done >= self.total
+        if not (final or (changed and (tty or now - self._shown >= self.every))):
+            return
+        self._shown, self._ended = now, final
+        line = self.render()
+        if tty:
+            self.stream.write("\r\033[K" + line + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m05s`` or ``1h02m``."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
