@@ -7,15 +7,15 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from autotelic.core import algorithm_spec, env_spec
-from autotelic.runtime.config import load_settings
-from autotelic.runtime.evaluation import EvalResult, evaluate
 from autotelic.storage import CheckpointManager, EpisodeStore, RunLayout, StorageError
 from autotelic.storage.errors import StoreDamagedError, salvage_hint
 from autotelic.storage.integrity import SalvageReport, read_store, salvage_store
 from autotelic.storage.records import decode_episode
+
+if TYPE_CHECKING:
+    from autotelic.runtime.evaluation import EvalResult
 
 
 @contextlib.contextmanager
@@ -128,6 +128,11 @@ def evaluate_checkpoint(
     """Greedy and sampled success on the training and held-out goals, from the newest
     complete checkpoint of ``run_dir`` (with the model and environment its configuration
     names). ``progress`` hears (episodes finished, episodes in all) as they end."""
+    # Imported here: the model stack (torch) costs seconds, and the store commands need none.
+    from autotelic.core import algorithm_spec, env_spec
+    from autotelic.runtime.config import load_settings
+    from autotelic.runtime.evaluation import evaluate
+
     layout = RunLayout(run_dir)
     layout.require_run()
     settings = load_settings(layout.config)
