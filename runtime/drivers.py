@@ -45,6 +45,15 @@ shows updates in every 10-second interval.
 """
 
 
+CPU_EVAL_INTERVAL = 2_000
+"""``eval.interval_env_steps`` of the ``cpu`` profile when the configuration leaves it
+unset. At the 5-10 env steps/s of a 2-core laptop (docs/performance.md) an evaluation
+(about 500 env steps at the defaults, capped at eval.max_cost_fraction of the training
+steps) then finishes after about 5,000 training steps, some ten minutes into a first
+session; at 10,000 the first point came after half an hour.
+"""
+
+
 def resolve_profile(settings: Settings) -> Profile:
     """``run.profile``, with ``auto`` decided: ``cpu`` for a concurrent run on the CPU
     (where a slow learner would freeze collection); ``paper`` otherwise, since serial
@@ -83,6 +92,12 @@ def apply_profile(settings: Settings) -> Settings:
         when = when_learner_behind(settings)
         collector = collector.model_copy(update={"when_learner_behind": when})
         changes.append(f"collector.when_learner_behind auto -> {when}")
+    evaluation = settings.eval
+    if profile == "cpu" and "interval_env_steps" not in evaluation.model_fields_set:
+        changes.append(
+            f"eval.interval_env_steps {evaluation.interval_env_steps} -> {CPU_EVAL_INTERVAL}"
+        )
+        evaluation = evaluation.model_copy(update={"interval_env_steps": CPU_EVAL_INTERVAL})
     run = settings.run.model_copy(update={"profile": profile})
     if changes:
         log.info(
@@ -91,7 +106,9 @@ def apply_profile(settings: Settings) -> Settings:
             settings.run.profile,
             ", ".join(changes),
         )
-    return settings.model_copy(update={"algorithm": algorithm, "collector": collector, "run": run})
+    return settings.model_copy(
+        update={"algorithm": algorithm, "collector": collector, "run": run, "eval": evaluation}
+    )
 
 
 def when_learner_behind(settings: Settings) -> WhenBehind:

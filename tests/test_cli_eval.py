@@ -81,3 +81,16 @@ def test_count_progress_writes_at_most_every_interval_and_the_end_once() -> None
         "things: 2/3",
         "things: 3/3",
     ]
+
+
+def test_a_laptop_run_evaluates_every_2000_steps_unless_told_otherwise() -> None:
+    """The cpu profile (a concurrent run on the CPU) brings the first evaluation point into
+    a first session; serial experiments and a configured interval keep theirs."""
+    from autotelic.runtime.drivers import CPU_EVAL_INTERVAL, apply_profile
+
+    assert CPU_EVAL_INTERVAL == 2_000
+    assert apply_profile(load_settings(None)).eval.interval_env_steps == 2_000
+    told = load_settings(None, eval={"interval_env_steps": 10_000})
+    assert apply_profile(told).eval.interval_env_steps == 10_000
+    serial = load_settings(None, run={"mode": "serial"})
+    assert apply_profile(serial).eval.interval_env_steps == 10_000
