@@ -9,6 +9,7 @@ its reason.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Literal
 
@@ -16,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MAX_PAYLOAD_BYTES = 16 * 1024
 """Goal requests larger than this are rejected unread."""
+MAX_NESTING = 16
+"""Goal requests whose JSON nests arrays and objects deeper than this are rejected before
+they are parsed: a request is a flat object, and the parser recurses once per level (a
+16 KiB payload can nest 8,000 deep, past Python's recursion limit)."""
 
 
 class Topics:
@@ -154,10 +159,19 @@ def parse_inject_request(payload: bytes | bytearray) -> InjectRequest:
         text = bytes(payload).decode("utf-8")
     except UnicodeDecodeError as err:
         raise RequestError(f"payload is not UTF-8: {err.reason} at byte {err.start}") from None
+    depth = _nesting(text)
+    if depth > MAX_NESTING:
+        raise RequestError(f"payload nests {depth} levels deep; at most {MAX_NESTING} are read")
     try:
-        data: Any = json.loads(text)
+        data: Any = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as err:
         raise RequestError(f"payload is not JSON: {err.msg} at char {err.pos}") from None
+    except _DuplicateKeyError as err:
+        raise RequestError(
+            f"payload repeats the key {err.key!r}; each key may appear once"
+        ) from None
+    except RecursionError:  # unreachable after the nesting check; never a traceback
+        raise RequestError(f"payload nests deeper than {MAX_NESTING} levels") from None
     if not isinstance(data, dict):
         raise RequestError(f"payload must be a JSON object, got {type(data).__name__}")
     request_id = data.get("request_id") if isinstance(data.get("request_id"), str) else None
@@ -165,6 +179,40 @@ def parse_inject_request(payload: bytes | bytearray) -> InjectRequest:
         return InjectRequest.model_validate(data)
     except ValidationError as err:
         raise RequestError(_describe(err), request_id) from None
+
+
+_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+
+
+def _nesting(text: str) -> int:
+    """The deepest nesting of arrays and objects in ``text`` (brackets inside strings do
+    not count), found with one scan, without parsing."""
+    depth = deepest = 0
+    for match in _STRUCTURE.finditer(text):
+        char = match.group()
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: with a repeated key, which value the
+    client meant is unknown (the parser would silently keep the last)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _DuplicateKeyError(key)
+        data[key] = value
+    return data
 
 
 def _describe(err: ValidationError) -> str:
