@@ -28,7 +28,8 @@ among those with a goal that may be achieved, then a goal within it by the
 same rule as above, applied to that category's goals alone: LP normalised
 within the category, exploration, floor and unsolved reserve all per category,
 so the unsolved goals of one category no longer share a reserve with those of
-another.
+another. A category no episode can achieve (every goal infeasible) keeps only
+the per-goal floor.
 
 All randomness comes from one seeded numpy Generator.
 """
@@ -113,13 +114,14 @@ def balanced_probabilities(
     unsolved_share: float = 0.0,
     possible: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
 ) -> FloatArray:
-    """Each category that ``possible`` allows gets ``1 / K`` of the mass, spread over its
+    """Each category with a goal ``possible`` allows gets an equal share, spread over its
     goals by :func:`lp_probabilities` on them alone (reserve and floor per category).
 
-    ``possible`` marks the goals that may be achieved (None: all); a category with
-    none of them gets nothing, since no episode of it can ever succeed and it would
-    otherwise take ``1 / K`` of them. When no goal is possible at all every
-    category counts, so the result is still a distribution.
+    ``possible`` marks the goals that may be achieved (None: all). A category with
+    none of them would take a whole share of episodes none of which can succeed,
+    so its goals keep only the floor they have under per-goal sampling
+    (``floor / n`` each, ``n`` the number of goals) and the other categories share
+    the rest. When no goal is possible at all every category counts.
     """
     values = np.asarray(lp, dtype=np.float64)
     if len(categories) != values.size:
@@ -130,11 +132,13 @@ def balanced_probabilities(
     names = [c for c in dict.fromkeys(categories) if allowed[labels == c].any()]
     if not names:
         names = list(dict.fromkeys(categories))
-    probs = np.zeros(values.size)
+    balanced = np.isin(labels, np.asarray(names, dtype=object))
+    probs = np.where(balanced, 0.0, floor / max(values.size, 1))
+    left = 1.0 - float(probs.sum())
     for name in names:
         mask = labels == name
         inner = lp_probabilities(values[mask], epsilon, floor, flags[mask], unsolved_share)
-        probs[mask] = inner / len(names)
+        probs[mask] = inner * left / len(names)
     return probs
 
 

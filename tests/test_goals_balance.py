@@ -72,15 +72,17 @@ def test_the_unsolved_reserve_is_per_category() -> None:
     assert sum(probs[g] for g in GROW) == pytest.approx(0.5)
 
 
-def test_a_category_no_episode_can_achieve_gets_nothing() -> None:
+def test_a_category_no_episode_can_achieve_keeps_only_the_floor() -> None:
     config = CurriculumConfig(
         configured_goals=["Grasp door", "Grow carrot", "Grow sofa", "Grow bed"],
         discover=False,
-        sampler=SamplerConfig(balance="category"),
+        sampler=SamplerConfig(balance="category", floor=0.1),
     )
     probs = GoalDaemon(config, goal_space=PLAYGROUND).probabilities()
-    assert probs["Grow sofa"] == probs["Grow bed"] == 0.0
-    assert probs["Grasp door"] == pytest.approx(0.5) and probs["Grow carrot"] == pytest.approx(0.5)
+    assert probs["Grow sofa"] == probs["Grow bed"] == pytest.approx(0.1 / 4)
+    assert probs["Grasp door"] == pytest.approx(0.475) and probs["Grow carrot"] == pytest.approx(
+        0.475
+    )
 
 
 def test_hand_computed_balanced_probabilities() -> None:
