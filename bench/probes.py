@@ -11,6 +11,12 @@ Success rates say whether an agent learned; these probes say what it learned.
   pi(action) and Q(action) - max Q(other action) (min over the twin heads), right
   and wrong, and pi's difference. A hindsight replay without negatives makes
   both sides alike (DESIGN.md section 1).
+* **Replay.** (``--replay``) What the run's own replay feeds the learner, drawn with
+  its configuration from its store: the share of rows relabeled, of hindsight
+  negatives, of rewarded rows per goal category, and of relabeled rows whose
+  ``Steps left`` line shows more steps than the relabeled goal's category ever has
+  (the pursued episode's count is kept: a Grasp relabel from a Grow episode shows up
+  to 6 where a Grasp episode shows at most 3).
 * **Initial entropy.** The mean policy entropy over the random walk's states
   (under the goal pursued) against the uniform policy's, and the share of states
   with one action above 0.95: a policy that starts near-deterministic cannot
@@ -37,9 +43,10 @@ import numpy as np
 from autotelic.core import EnvSpec, Learner, TextEnvBatch, TextState, algorithm_spec, env_spec
 from autotelic.runtime.config import Settings, load_settings
 from autotelic.runtime.time_limits import STEPS_LEFT, time_limited
-from autotelic.storage import CheckpointManager, RunLayout
+from autotelic.storage import CheckpointManager, EpisodeStore, ReplaySampler, RunLayout
 
 _STEPS_LEFT = re.compile(r"\n" + STEPS_LEFT.format(r"\d+") + r"$")
+_LEFT = re.compile(STEPS_LEFT.format(r"(\d+)") + r"$")
 
 
 @dataclass(frozen=True)
@@ -254,6 +261,65 @@ def report(run_dir: Path, args: argparse.Namespace) -> None:
         )
 
 
+def replay_report(run_dir: Path, rows: int = 8192) -> None:
+    """Print what the run's replay, as configured, feeds the learner (see the module
+    docstring): relabel and negative shares, and relabeled rows showing more steps left
+    than their goal's category allows."""
+    settings = load_settings(RunLayout(run_dir).config)
+    space = env_spec(settings.env.id).goal_space(settings.env)
+    store = EpisodeStore(RunLayout(run_dir).store, readonly=True)
+    try:
+        horizons = _category_horizons(store, space.parse)
+        sampler = ReplaySampler(
+            store,
+            predicate=space.achieved,
+            her_ratio=settings.replay.her_ratio,
+            strategy=settings.replay.strategy,
+            her_negatives=settings.replay.her_negatives,
+            her_balance=settings.replay.her_balance,
+            goal_space=space,
+            time_limit=settings.run.time_limit,
+            rng=0,
+        )
+        batch = sampler.sample(rows)
+    finally:
+        store.close()
+    relabeled = [i for i in range(rows) if batch.relabeled[i]]
+    negative = [i for i in relabeled if batch.rewards[i] == 0]
+    over = [
+        i
+        for i in relabeled
+        if (left := _steps_left(batch.observations[i])) is not None
+        and left > horizons.get(space.parse(batch.goals[i]).category, left)
+    ]
+    print(
+        f"replay of {run_dir}: {len(relabeled) / rows:.3f} relabeled, "
+        f"{len(negative) / max(len(relabeled), 1):.3f} of them unrewarded, "
+        f"{len(over) / max(len(relabeled), 1):.3f} of them show more steps left than their "
+        f"goal's category has (horizons {horizons})"
+    )
+    for category in sorted({space.parse(g).category for g in batch.goals}):
+        mine = [i for i in range(rows) if space.parse(batch.goals[i]).category == category]
+        rewarded = sum(batch.rewards[i] > 0 for i in mine)
+        print(f"  {category}: {len(mine) / rows:.3f} of rows, {rewarded / len(mine):.3f} rewarded")
+
+
+def _steps_left(observation: str) -> int | None:
+    match = _LEFT.search(observation)
+    return int(match.group(1)) if match else None
+
+
+def _category_horizons(store: EpisodeStore, parse: Any) -> dict[str, int]:
+    """The most steps left any episode pursued under each category started with."""
+    horizons: dict[str, int] = {}
+    for episode in store.iter_episodes():
+        left = _steps_left(episode.steps[0].observation)
+        category = parse(episode.goal).category
+        if left is not None:
+            horizons[category] = max(horizons.get(category, 0), left)
+    return horizons
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:+.3f}"
 
@@ -278,8 +344,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help="rewrite the binding states' 'Steps left' line to this (does the line matter?)",
     )
+    parser.add_argument(
+        "--replay", action="store_true", help="also print what the run's replay feeds the learner"
+    )
     args = parser.parse_args(argv)
     for run_dir in args.run_dirs:
+        if args.replay:
+            replay_report(run_dir)
         report(run_dir, args)
 
 

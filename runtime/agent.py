@@ -274,6 +274,7 @@ class Agent:
                 strategy=s.replay.strategy,
                 her_negatives=s.replay.her_negatives,
                 her_balance=s.replay.her_balance,
+                her_steps_left=s.replay.her_steps_left,
                 goal_space=self.goal_space,
                 n_step=config.n_step,
                 gamma=config.gamma,

@@ -148,6 +148,11 @@ class ReplayConfig(BaseModel):
         description="Draw those negatives from the batch's positive relabels, so each goal "
         "gets negatives in proportion to its positives (off: uniform over training goals).",
     )
+    her_steps_left: bool = Field(
+        False,
+        description="A relabeled row shows the relabeled goal's steps left (observed time "
+        "limit), its window stops at that goal's horizon (off: the pursued episode's count).",
+    )
     durable: bool = Field(
         True, description="Sync each episode to disk before it counts as stored (slower, safe)."
     )

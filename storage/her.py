@@ -24,6 +24,14 @@ is 0 exactly where a positive relabel would have earned 1. With ``balance``
 the negative goals are drawn from the batch's own positive relabels, so each
 goal gets negatives in proportion to its positives (see :func:`negative_goal`).
 
+In the ``observed`` mode a stored observation ends with ``Steps left: k``, the
+pursued goal's count. A relabeled row keeps it unless the sampler's
+``her_steps_left`` makes the row the one an episode of the relabeled goal would
+have had from the same start: the line shows that goal's horizon minus the step
+(:func:`with_steps_left_line`), the n-step window stops at that horizon (a cut,
+terminal unless bootstrapped; ``limit`` of :func:`n_step`), and a goal achieved at
+or after its horizon is no relabel for the episode (:func:`within_horizons`).
+
 Held-out goals (the goal space's ``test`` split) never appear in a training
 row: :func:`trainable` filters both kinds of relabel candidate, and the sampler
 never draws rows of an episode pursued under one.
@@ -46,6 +54,7 @@ mode (:data:`TimeLimit`, DESIGN.md section 1 "Value scale", docs/learning.md):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Literal
@@ -66,6 +75,37 @@ plans at alpha 0.05; showing the steps left reaches the goal in every measured c
 Predicate = Callable[[str, Collection[str]], bool]
 GoalTest = Callable[[str], bool]
 """A property of a goal alone, e.g. "is held out"."""
+STEPS_LEFT_LINE = "Steps left: "
+"""How the ``observed`` mode's last line begins (runtime/time_limits.py writes it; a test
+checks the two agree). Storage reads it to relabel the steps left."""
+_STEPS_LEFT = re.compile("\n" + re.escape(STEPS_LEFT_LINE) + r"(\d+)$")
+
+
+def steps_left(observation: str) -> int | None:
+    """The ``k`` of an observation's last line ``Steps left: k`` (None: no such line)."""
+    match = _STEPS_LEFT.search(observation)
+    return int(match.group(1)) if match else None
+
+
+def with_steps_left_line(observation: str, left: int) -> str:
+    """``observation`` with its ``Steps left`` line showing ``left`` (unchanged if none)."""
+    match = _STEPS_LEFT.search(observation)
+    if match is None:
+        return observation
+    return f"{observation[: match.start()]}\n{STEPS_LEFT_LINE}{max(left, 0)}"
+
+
+def within_horizons(
+    events: list[tuple[int, str]], horizon: Callable[[str], int | None]
+) -> list[tuple[int, str]]:
+    """The events an episode of their goal could have reached: step < that goal's horizon
+    (unknown horizon: kept)."""
+    kept = []
+    for j, goal in events:
+        limit = horizon(goal)
+        if limit is None or j < limit:
+            kept.append((j, goal))
+    return kept
 
 
 def achievement_events(view: EpisodeView) -> list[tuple[int, str]]:
@@ -150,13 +190,16 @@ def n_step(
     gamma: float,
     predicate: Predicate,
     time_limit: TimeLimit = DEFAULT_TIME_LIMIT,
+    limit: int | None = None,
 ) -> NStep:
     """The n-step return from step ``t`` of ``view`` for ``goal``, the time limit counted
-    as ``time_limit`` says."""
+    as ``time_limit`` says; ``limit`` (> t) is a relabeled goal's own horizon: the window
+    stops there, a cut even where the episode went on or ended for its own goal."""
     total = 0.0
     scale = 1.0
     terminated = False
-    end = min(t + n, view.length)
+    length = view.length if limit is None else min(limit, view.length)
+    end = min(t + n, length)
     j = t
     while j < end:
         if relabeled:
@@ -170,8 +213,10 @@ def n_step(
         j += 1
         if terminated:
             break
-    if not terminated and j == view.length:
-        if time_limit != "bootstrap" and view.truncated[-1]:
+    if not terminated and j == length:
+        # A relabeled goal's own horizon reached is its cut, whatever ended the episode.
+        cut = view.truncated[-1] if limit is None or limit > view.length else True
+        if time_limit != "bootstrap" and cut:
             # The time limit cut the episode here: terminal in these modes, for the
             # episode's goal and for any relabel (the limit held whatever was pursued).
             terminated = True

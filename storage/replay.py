@@ -44,7 +44,10 @@ from autotelic.storage.her import (
     n_step,
     negative_goal,
     relabel_candidates,
+    steps_left,
     trainable,
+    with_steps_left_line,
+    within_horizons,
 )
 from autotelic.storage.index import IndexSnapshot
 from autotelic.storage.records import EpisodeView
@@ -93,6 +96,8 @@ class GoalKnowledge:
     """True for a test-split goal (None: nothing is held out)."""
     pool: dict[str, list[str]]
     """Feasible training goals by category: negatives when the batch offers none."""
+    feasible: GoalTest = lambda goal: True
+    """False for a goal no scene can achieve (the goal space's ``feasible``)."""
 
     @staticmethod
     def of(space: GoalSpace | None) -> GoalKnowledge:
@@ -104,7 +109,9 @@ class GoalKnowledge:
         for goal in space.goals("train"):
             if space.feasible(goal) is not False:
                 pool[category(goal)].append(goal)
-        return GoalKnowledge(category, _held_out(space), dict(pool))
+        return GoalKnowledge(
+            category, _held_out(space), dict(pool), lambda g: space.feasible(g) is not False
+        )
 
 
 def _held_out(space: GoalSpace) -> GoalTest:
@@ -144,7 +151,10 @@ class ReplaySampler:
     category of a goal achieved in the row's future (a hindsight negative, reward
     0); with ``her_balance`` that goal is drawn from the batch's positive
     relabels, so every goal gets negatives in proportion to its positives, else
-    from the goal space's training goals of that category. ``predicate(goal,
+    from the goal space's training goals of that category. With ``her_steps_left``
+    a relabeled row is the one an episode of its goal would have had (storage/her.py):
+    its ``Steps left`` line, window and candidates follow that goal's horizon, learned
+    from the first state of a stored episode pursued under its category. ``predicate(goal,
     achieved_goals)`` is the env's goal test (its goal space's ``achieved``),
     used for relabeled rows: storage knows no environment, so it is passed in.
     ``goal_space`` gives categories and the held-out (``test``) goals, which
@@ -165,6 +175,7 @@ class ReplaySampler:
         strategy: Strategy = "future",
         her_negatives: float = 0.0,
         her_balance: bool = True,
+        her_steps_left: bool = False,
         goal_space: GoalSpace | None = None,
         n_step: int = 3,
         gamma: float = 0.99,
@@ -178,6 +189,9 @@ class ReplaySampler:
         self.strategy: Strategy = strategy
         self.her_negatives = her_negatives
         self.her_balance = her_balance
+        self.her_steps_left = her_steps_left
+        self._horizons: dict[str, int] = {}
+        """Category -> the horizon its episodes show at their first state (her_steps_left)."""
         self.goals = GoalKnowledge.of(goal_space)
         self.n_step = n_step
         self.gamma = gamma
@@ -220,6 +234,7 @@ class ReplaySampler:
             missing = {int(i) for i in ids} - views.keys()
             fetched = self.source.fetch_views(sorted(missing)) if missing else {}
             held = self._hold_out(fetched)
+            self._learn_horizons(fetched)
             views.update(fetched)
             found = np.fromiter((int(i) in views for i in ids), dtype=np.bool_, count=len(ids))
             row_ids[pending[found]] = ids[found]
@@ -244,6 +259,24 @@ class ReplaySampler:
             del fetched[i]
             self._skipped.add(i)
         return bool(held)
+
+    def _learn_horizons(self, fetched: dict[int, EpisodeView]) -> None:
+        """Note the horizon of each category not yet known, from an episode pursued under
+        it (its first state's steps left; goals a scene makes infeasible get longer limits,
+        so only goals the goal space calls feasible count)."""
+        if not self.her_steps_left:
+            return
+        for view in fetched.values():
+            category = self.goals.category(view.goal)
+            if category in self._horizons or not self.goals.feasible(view.goal):
+                continue
+            left = steps_left(view.state(0)[0])
+            if left is not None:
+                self._horizons[category] = left
+
+    def _horizon(self, goal: str) -> int | None:
+        """The horizon of ``goal``'s episodes where ``her_steps_left`` follows it."""
+        return self._horizons.get(self.goals.category(goal)) if self.her_steps_left else None
 
     def _positions(self, count: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """``count`` (episode id, step) drawn uniformly over the transitions of the live
@@ -285,6 +318,8 @@ class ReplaySampler:
         if not self.her_ratio:
             return goals, relabeled
         events = {i: achievement_events(v) for i, v in views.items()}
+        if self.her_steps_left:
+            events = {i: within_horizons(e, self._horizon) for i, e in events.items()}
         anchors: dict[int, tuple[str]] = {}
         positives: dict[str, list[str]] = defaultdict(list)
         for i in np.flatnonzero(draws.relabel):
@@ -343,6 +378,7 @@ class ReplaySampler:
         versions = np.zeros(n, dtype=np.int64)
         for i in range(n):
             view, t = views[rows[i]], steps[i]
+            limit = self._horizon(goals[i]) if relabeled[i] else None
             target = n_step(
                 view,
                 t,
@@ -352,9 +388,13 @@ class ReplaySampler:
                 self.gamma,
                 self.predicate,
                 self.time_limit,
+                limit,
             )
             observation, admissible = view.state(t)
             next_observation, next_admissible = view.state(target.next_index)
+            if limit is not None:
+                observation = with_steps_left_line(observation, limit - t)
+                next_observation = with_steps_left_line(next_observation, limit - target.next_index)
             observations.append(observation)
             candidates.append(admissible)
             next_observations.append(next_observation)

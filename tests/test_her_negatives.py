@@ -14,28 +14,34 @@ from pathlib import Path
 
 import pytest
 
-from autotelic.core import TransitionBatch
+from autotelic.core import Split, TransitionBatch
 from autotelic.envs.playground import ENV_ID, PlaygroundGoalSpace, PlaygroundTextEnv
 from autotelic.envs.playground import achieved as predicate
 from autotelic.envs.playground.config import PlaygroundConfig
 from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import ReplayConfig
 from autotelic.runtime.drivers import OffPolicySchedule
+from autotelic.runtime.time_limits import STEPS_LEFT, with_steps_left
 from autotelic.storage import EmptyReplayError, Episode, EpisodeBuilder, EpisodeStore, ReplaySampler
-from autotelic.storage.her import relabel_candidates
+from autotelic.storage.her import STEPS_LEFT_LINE, n_step, relabel_candidates, steps_left
+from autotelic.storage.records import EpisodeView
+from tests.storage_fixtures import hand_episode
 
 SPACE = PlaygroundGoalSpace()
 TEST_GOALS = frozenset(SPACE.goals("test"))
 _ENVS: dict[str, PlaygroundTextEnv] = {}
 
 
-def episode(seed: int, goal: str, *, scenes: str = "train") -> Episode:
+def episode(seed: int, goal: str, *, scenes: Split = "train", observed: bool = False) -> Episode:
     """A real episode of ``goal`` under a seeded random policy, in a scene of the objects
-    of split ``scenes``; its policy version is its seed (rows name their episode)."""
+    of split ``scenes``, its observations showing the steps left when ``observed`` (as the
+    collector stores them); its policy version is its seed (rows name their episode)."""
     env = _ENVS.get(scenes)
     if env is None:
         env = _ENVS[scenes] = PlaygroundTextEnv(PlaygroundConfig(id=ENV_ID, split=scenes))
-    obs, info = env.reset(seed=seed, options={"goal": goal})
+    raw, info = env.reset(seed=seed, options={"goal": goal})
+    horizon = info["horizon"] if observed else 0
+    obs = with_steps_left(raw, 0, horizon)
     rng = random.Random(seed)
     builder = EpisodeBuilder(
         goal=info["goal"],
@@ -49,7 +55,8 @@ def episode(seed: int, goal: str, *, scenes: str = "train") -> Episode:
     )
     while not builder.done:
         action = rng.randrange(len(info["admissible_actions"]))
-        obs, r, terminated, truncated, info = env.step(action)
+        raw, r, terminated, truncated, info = env.step(action)
+        obs = with_steps_left(raw, builder.length + 1, horizon)
         builder.add_step(
             action, r, terminated, truncated, info["achieved_goals"], seed, obs,
             info["admissible_actions"],
@@ -268,3 +275,77 @@ def test_the_replay_section_configures_the_agents_sampler(tmp_path):
         agent.close()
     with pytest.raises(ValueError, match="her_negatives"):
         ReplayConfig(her_negatives=1.5)
+
+
+# -- the steps left of a relabeled row ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory: pytest.TempPathFactory) -> tuple[EpisodeStore, dict[int, Episode]]:
+    """Observed-mode episodes: Grow plant (horizon 6, they grasp things on the way) and
+    Grasp (horizon 3)."""
+    goals = ["Grow carrot", "Grow potato", "Grasp cow", "Grow berry"]
+    episodes = [episode(4000 + i, goals[i % 4], observed=True) for i in range(80)]
+    path: Path = tmp_path_factory.mktemp("observed") / "store"
+    with EpisodeStore(path, durable=False) as s:
+        s.put_many(episodes)
+    return EpisodeStore(path, readonly=True), {e.steps[0].policy_version: e for e in episodes}
+
+
+def _strip(observation: str) -> str:
+    return observation.rsplit("\n", 1)[0]
+
+
+def _grasp_relabels(batch: TransitionBatch) -> list[int]:
+    return [i for i, g in enumerate(batch.goals) if batch.relabeled[i] and g.startswith("Grasp")]
+
+
+def test_the_steps_left_line_storage_reads_is_the_one_the_runtime_writes():
+    assert STEPS_LEFT.format(7) == f"{STEPS_LEFT_LINE}7"
+    assert steps_left(with_steps_left("You see: desk", 1, 3)) == 2
+
+
+def test_a_relabeled_row_shows_its_own_goals_steps_left_and_stops_at_its_horizon(observed):
+    source, episodes = observed
+    s = ReplaySampler(
+        source, predicate=predicate, goal_space=SPACE, her_ratio=1.0, her_negatives=0.5,
+        her_steps_left=True, n_step=3, gamma=0.9, rng=3,
+    )  # fmt: skip
+    batch = s.sample(2048)
+    grasps = _grasp_relabels(batch)
+    from_grow = 0
+    for i in grasps:
+        ep = episodes[int(batch.policy_versions[i])]
+        left = steps_left(batch.observations[i])
+        assert left is not None and 1 <= left <= 3
+        t = 3 - left  # the step a Grasp episode from the same start would be at
+        assert _strip(ep.steps[t].observation) == _strip(batch.observations[i])
+        after = steps_left(batch.next_observations[i])
+        assert after is not None and after >= 0
+        if after == 0:  # the window reached the Grasp horizon: a cut, terminal when observed
+            assert batch.terminated[i]
+        from_grow += ep.goal.startswith("Grow")
+    assert from_grow > 50
+
+
+def test_without_it_a_relabeled_row_keeps_the_pursued_episodes_count(observed):
+    source, _ = observed
+    s = ReplaySampler(source, predicate=predicate, goal_space=SPACE, her_ratio=1.0, rng=3)
+    batch = s.sample(2048)
+    shown = [steps_left(batch.observations[i]) for i in _grasp_relabels(batch)]
+    assert max(k for k in shown if k is not None) > 3  # a Grow episode's count on a Grasp row
+
+
+@pytest.mark.parametrize(("mode", "cut_is_terminal"), [("observed", True), ("bootstrap", False)])
+def test_a_relabeled_goals_horizon_cuts_the_window_like_a_time_limit(mode, cut_is_terminal):
+    # Grasp lion at step 1, Grow carrot at step 3, the episode cut after step 4.
+    view = EpisodeView.of(
+        hand_episode([[], ["Grasp lion"], [], ["Grow carrot"], []], goal="Grasp cow")
+    )
+    reached = n_step(view, 0, "Grasp lion", True, 3, 0.5, predicate, mode, limit=3)
+    assert (reached.reward, reached.terminated, reached.next_index) == (0.5, True, 2)
+    cut = n_step(view, 1, "Grow carrot", True, 3, 0.5, predicate, mode, limit=3)
+    assert (cut.reward, cut.discount, cut.next_index) == (0.0, 0.25, 3)
+    assert cut.terminated == cut_is_terminal  # without the limit it would see step 3's reward
+    free = n_step(view, 1, "Grow carrot", True, 3, 0.5, predicate, mode)
+    assert (free.reward, free.terminated) == (0.25, True)
