@@ -23,7 +23,59 @@ from autotelic.runtime.mqtt_config import MQTTConfig
 if TYPE_CHECKING:
     from autotelic.runtime.evaluation import EvalResult
 
-app = typer.Typer(
+_USER_ERRORS = frozenset(
+    {
+        "ConfigError",
+        "ServiceError",
+        "StorageError",
+        "CheckpointError",
+        "ModelError",
+        "PackagedModelError",
+        "MissingPackageError",
+        "RegistryError",
+        "TLSSettingError",
+    }
+)
+"""The project's errors whose message tells a user what to change (matched by class name
+in the exception's ancestry, so that naming them imports nothing)."""
+_USER_ERRNOS = frozenset({13, 1, 30, 28, 122, 98, 99, 111, 113, 2})
+"""EACCES, EPERM, EROFS, ENOSPC, EDQUOT, EADDRINUSE, EADDRNOTAVAIL, ECONNREFUSED,
+EHOSTUNREACH, ENOENT: an operating-system refusal a user can fix."""
+
+
+def _user_error(err: BaseException) -> str | None:
+    """One line for an error a user caused (None: a bug, whose traceback is wanted)."""
+    if any(
+        c.__name__ in _USER_ERRORS and c.__module__.startswith("autotelic.")
+        for c in type(err).__mro__
+    ):
+        return " ".join(str(err).split())
+    if isinstance(err, OSError) and err.errno in _USER_ERRNOS:
+        return f"{err.filename}: {err.strerror}" if err.filename else str(err.strerror or err)
+    if isinstance(err, ModuleNotFoundError) and err.name:
+        return f"cannot import module {err.name!r} (a plug-in in run.plugins, or a package)"
+    return None
+
+
+class _OneLineErrors(typer.Typer):
+    """The command line: an error a user can cause ends the command with one line on
+    stderr and exit status 2, not a traceback of a hundred lines whose last one is the
+    message. ``AUTOTELIC_DEBUG=1`` shows the traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        import os
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as err:
+            line = _user_error(err)
+            if line is None or os.environ.get("AUTOTELIC_DEBUG"):
+                raise
+            typer.echo(f"error: {line} (AUTOTELIC_DEBUG=1 shows the traceback)", err=True)
+            sys.exit(2)
+
+
+app = _OneLineErrors(
     name="autotelic",
     help="An LLM agent that sets its own goals in text environments and learns online.",
     no_args_is_help=True,

@@ -224,6 +224,11 @@ async def _shutdown(
     except Exception:
         log.exception("final checkpoint failed")
         code = 1
+    # The checkpoint released the lock the learner's optimizer step waits for: it now
+    # finishes the update in hand and returns. It must be joined: a daemon thread still in
+    # torch when the interpreter exits is stopped mid-native-call, which aborts the
+    # process (exit 134, "terminate called without an active exception").
+    busy = await loop.run_in_executor(None, _join_all, threads, deadline)
     agent.refresh_gauges()
     try:
         progress_log.record(agent)  # where the run stopped
@@ -241,8 +246,45 @@ async def _shutdown(
         await broker.stop()
     if server is not None:
         server.close()
-    agent.close()
+    if busy:
+        log.warning(
+            "workers still busy after service.stop_timeout_s=%ss: %s; leaving without them",
+            settings.service.stop_timeout_s,
+            ", ".join(t.name for t in busy),
+        )
+        _exit_before_finalizing(code)
+    else:
+        agent.close()
     return code
+
+
+def _join_all(threads: list[threading.Thread], deadline: float) -> list[threading.Thread]:
+    """Join every thread until ``deadline``; returns those still running."""
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in threads if t.is_alive()]
+
+
+def _exit_before_finalizing(code: int) -> None:
+    """End the process with ``code`` as soon as the interpreter starts to exit.
+
+    Used when a worker did not stop in time: interpreter finalization would stop its
+    thread inside native code and abort the process. The exit handler registered here
+    runs before that (handlers run first, newest first): it flushes the logs and the
+    standard streams and leaves at once. The store is not closed under the running
+    worker; everything it committed is durable already.
+    """
+    import atexit
+    import sys
+
+    def leave() -> None:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+    atexit.register(leave)
 
 
 def read_endpoints(run_dir: Path) -> dict[str, Any]:

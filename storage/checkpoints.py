@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -57,6 +58,20 @@ _HASH_CHUNK = 1 << 20
 
 class CheckpointWarning(UserWarning):
     """A checkpoint was skipped because it is incomplete or corrupt."""
+
+
+log = logging.getLogger(__name__)
+
+# The skip is logged (one line in the service's own format); the warning stays for code
+# that catches it (``warnings.catch_warnings``) but is not printed a second time, in the
+# warnings module's format with a line of source. A filter of the application's comes
+# first and still wins.
+warnings.filterwarnings("ignore", category=CheckpointWarning, append=True)
+
+
+def _skipped(message: str) -> None:
+    log.warning("%s", message)
+    warnings.warn(message, CheckpointWarning, stacklevel=3)
 
 
 class CheckpointError(StorageError):
@@ -309,7 +324,7 @@ class CheckpointManager:
             try:
                 good.append(self.verify(path))
             except CheckpointError as exc:
-                warnings.warn(f"skipping checkpoint: {exc}", CheckpointWarning, stacklevel=2)
+                _skipped(f"skipping checkpoint: {exc}")
         return good
 
     def latest(self) -> Checkpoint | None:
@@ -318,11 +333,7 @@ class CheckpointManager:
             try:
                 return self.verify(path)
             except CheckpointError as exc:
-                warnings.warn(
-                    f"skipping checkpoint, falling back to an older one: {exc}",
-                    CheckpointWarning,
-                    stacklevel=2,
-                )
+                _skipped(f"skipping checkpoint, falling back to an older one: {exc}")
         return None
 
     # -- loading -------------------------------------------------------------------------------
