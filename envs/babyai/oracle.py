@@ -13,7 +13,7 @@ bot's plans start empty-handed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from minigrid.envs.babyai.core.verifier import PutNextInstr
 from minigrid.utils.baby_ai_bot import (
@@ -22,9 +22,6 @@ from minigrid.utils.baby_ai_bot import (
     DropSubgoal,
     GoNextToSubgoal,
 )
-
-if TYPE_CHECKING:
-    from autotelic.envs.babyai.env import BabyAITextEnv
 
 NUM_ACTIONS = 6
 """The bot's answers that are env actions: all but minigrid's ``done``."""
@@ -93,6 +90,19 @@ class BotAdvisor:
         bot.stack.append(GoNextToSubgoal(bot, tuple(drop_at)))
 
 
-def oracle_action(env: BabyAITextEnv) -> int:
+class Advised(Protocol):
+    """What the oracle reads of an env: its advisor, its step count and its last action
+    (the BabyAI-Text env; a protocol so this module need not import the env's)."""
+
+    @property
+    def steps(self) -> int: ...
+
+    @property
+    def last_action(self) -> int | None: ...
+
+    def advisor(self) -> BotAdvisor: ...
+
+
+def oracle_action(env: Advised) -> int:
     """The index, among the env's six actions, of the bot's next action."""
     return env.advisor().advise(env.steps, env.last_action)
