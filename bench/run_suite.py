@@ -80,8 +80,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     (args.out / "logs").mkdir(parents=True, exist_ok=True)
 
     references = ("zero-shot", "random")
-    runs = [(m, s) for m in args.methods if m not in references for s in args.seeds]
-    runs += [(m, args.seeds[0]) for m in args.methods if m in references]
+    # Seed by seed, every method in turn, references first: a suite cut short leaves
+    # complete comparisons over its first seeds rather than all seeds of one method.
+    runs = [(m, args.seeds[0]) for m in args.methods if m in references]
+    runs += [(m, s) for s in args.seeds for m in args.methods if m not in references]
     runs += [("sac-glam-her" + CONCURRENT, s) for s in args.concurrent_seeds]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(lambda run: run_one(run[0], run[1], args), runs))
