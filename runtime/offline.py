@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Literal
 
 from autotelic.storage import CheckpointManager, EpisodeStore, RunLayout, StorageError
 from autotelic.storage.errors import StoreDamagedError, salvage_hint
@@ -142,7 +142,8 @@ def evaluate_checkpoint(
     learner = algorithm_spec(settings.algorithm.name).build(settings.model, settings.algorithm)
     learner.load_state_dict(loaded.state["learner"])
     spec = env_spec(settings.env.id)
-    runs = [(split, greedy) for split in ("train", "test") for greedy in (True, False)]
+    splits: tuple[Literal["train", "test"], ...] = ("train", "test")
+    runs = [(split, greedy) for split in splits for greedy in (True, False)]
     space = spec.goal_space(settings.env)
     total = sum(len(space.goals(split)) for split, _ in runs) * episodes_per_goal
     results: list[EvalResult] = []
