@@ -39,6 +39,20 @@ COLORS = {
     "sac-glam-her-concurrent": "tab:purple",
 }
 
+def learners(curves: Curves) -> list[str]:
+    """The learning methods (and variants) the CSVs hold: the usual ones first, in order."""
+    found = {k[0] for k in curves} - set(REFERENCES)
+    return [m for m in LEARNERS if m in found] + sorted(found - set(LEARNERS))
+
+
+def color(method: str) -> str:
+    """A method's colour: fixed for the usual ones, one of the default cycle otherwise."""
+    if method in COLORS:
+        return COLORS[method]
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return str(cycle[sum(map(ord, method)) % len(cycle)])
+
+
 Row = dict[str, str]
 # (method, split, acting, category) -> seed -> sorted [(env_steps, success, train_seconds)]
 Curves = dict[tuple[str, str, str, str], dict[int, list[tuple[int, float, float]]]]
@@ -89,14 +103,14 @@ def seconds_per_1k(per_seed: dict[int, list[tuple[int, float, float]]]) -> list[
 
 
 def draw(ax: Axes, curves: Curves, split: str, acting: str, category: str) -> None:
-    for method in LEARNERS:
+    for method in learners(curves):
         per_seed = curves.get((method, split, acting, category))
         if not per_seed:
             continue
         steps, mean, low, high = band(per_seed)
-        color = COLORS[method]
-        ax.plot(steps, mean, color=color, label=f"{method} ({len(per_seed)} seeds)")
-        ax.fill_between(steps, low, high, color=color, alpha=0.2)
+        shade = color(method)
+        ax.plot(steps, mean, color=shade, label=f"{method} ({len(per_seed)} seeds)")
+        ax.fill_between(steps, low, high, color=shade, alpha=0.2)
     for method, style in zip(REFERENCES, (":", "--"), strict=True):
         per_seed = curves.get((method, split, acting, category))
         if per_seed:
@@ -142,14 +156,14 @@ def plot_all(curves: Curves, out: Path, acting: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     names, means, errs = [], [], []
-    for method in LEARNERS:
+    for method in learners(curves):
         per_seed = curves.get((method, "train", acting, "all"))
         if per_seed:
             rates = seconds_per_1k(per_seed)
             names.append(method)
             means.append(float(np.mean(rates)))
             errs.append(float(np.std(rates)))
-    ax.bar(names, means, yerr=errs, color=[COLORS[n] for n in names])
+    ax.bar(names, means, yerr=errs, color=[color(n) for n in names])
     ax.set_ylabel("training seconds per 1k env steps")
     ax.set_title("Wall time (evaluation excluded)")
     fig.tight_layout()
@@ -166,7 +180,7 @@ def first_reaching(steps: Iterable[int], mean: Iterable[float], level: float) ->
 
 def table(curves: Curves, acting: str) -> str:
     budgets: list[int] = []
-    for method in LEARNERS:
+    for method in learners(curves):
         if (method, "train", acting, "all") in curves:
             steps, *_ = band(curves[(method, "train", acting, "all")])
             picks = [int(steps[len(steps) // 4]), int(steps[len(steps) // 2]), int(steps[-1])]
@@ -178,7 +192,7 @@ def table(curves: Curves, acting: str) -> str:
         + " | success @end (held-out) | steps to 50% | steps to 80% | train s / 1k steps |"
     )
     lines = [header, "|" + " --- |" * (header.count("|") - 1)]
-    for method in LEARNERS:
+    for method in learners(curves):
         train = curves.get((method, "train", acting, "all"))
         test = curves.get((method, "test", acting, "all"))
         if not train:
@@ -215,7 +229,7 @@ def category_table(curves: Curves, acting: str) -> str:
     cats = categories_of(curves)
     header = "| method | " + " | ".join(cats) + " |"
     lines = [header, "|" + " --- |" * (len(cats) + 1)]
-    for method in (*LEARNERS, *REFERENCES):
+    for method in (*learners(curves), *REFERENCES):
         cells = []
         for category in cats:
             per_seed = curves.get((method, "train", acting, category))
