@@ -192,6 +192,23 @@ def config_show(
     typer.echo(json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False))
 
 
+@config_app.command("schema")
+def config_schema(
+    as_json: bool = typer.Option(False, "--json", help="JSON: key, type, default, description."),
+) -> None:
+    """Print every setting: dotted key, type, default and description (from the models;
+    env and algorithm fields per registered id and name)."""
+    from autotelic.runtime.config import field_reference
+
+    rows = field_reference()
+    if as_json:
+        keys = ("key", "type", "default", "description")
+        typer.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
+        return
+    for key, kind, default, description in rows:
+        typer.echo(f"{key}: {kind} = {default}\n    {description}")
+
+
 @app.command()
 def envs() -> None:
     """List the registered text environments (id and a one-line description)."""

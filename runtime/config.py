@@ -34,6 +34,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import to_jsonable_python
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,8 +53,7 @@ from autotelic.core.registry import (
     registered_envs,
 )
 from autotelic.goals import CurriculumConfig
-from autotelic.learners.models import ModelConfig
-from autotelic.learners.tiny_llama import WORDS
+from autotelic.learners.model_config import WORDS, ModelConfig
 from autotelic.runtime.mqtt_config import MQTTConfig
 from autotelic.storage import STRATEGIES
 from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit
@@ -679,3 +679,46 @@ def dump_settings(settings: Settings) -> dict[str, Any]:
     if data["mqtt"].get("password"):
         data["mqtt"]["password"] = "**********"
     return data
+
+
+def field_reference() -> list[tuple[str, str, str, str]]:
+    """(dotted key, type, default, description) of every setting, in the models' order:
+    what ``autotelic config schema`` prints, generated from the models themselves so it
+    never drifts from what validation accepts. ``env`` and ``algorithm`` list each
+    registered environment's and algorithm's own fields under their id or name."""
+    rows: list[tuple[str, str, str, str]] = []
+    for name, info in Settings.model_fields.items():
+        if name == "env":
+            for env in registered_envs():
+                _model_rows(env.config, f"env[{env.id}]", rows)
+        elif name == "algorithm":
+            for algorithm in registered_algorithms():
+                _model_rows(algorithm.config, f"algorithm[{algorithm.name}]", rows)
+        elif isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            _model_rows(info.annotation, name, rows)
+    return rows
+
+
+def _model_rows(model: type[BaseModel], prefix: str, rows: list[tuple[str, str, str, str]]) -> None:
+    for name, info in model.model_fields.items():
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            _model_rows(kind, f"{prefix}.{name}", rows)
+            continue
+        default = info.get_default(call_default_factory=True)
+        shown = "(required)" if info.is_required() else _plain(default)
+        rows.append((f"{prefix}.{name}", _type_name(kind), shown, info.description or ""))
+
+
+def _type_name(kind: Any) -> str:
+    """``int``, ``int | None``, ``Literal['a', 'b']``: the annotation as a user writes it."""
+    if isinstance(kind, type):
+        return kind.__name__
+    return str(kind).replace("typing.", "").replace("pathlib.", "")
+
+
+def _plain(value: Any) -> str:
+    """A default as YAML would show it (``null``, ``true``, ``[train, test]``)."""
+    plain = to_jsonable_python(value)  # paths, enums, tuples, models as JSON would have them
+    text: str = yaml.safe_dump(plain, default_flow_style=True, width=10_000).strip()
+    return text.removesuffix("\n...").removesuffix("...").strip()

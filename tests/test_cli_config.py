@@ -3,6 +3,7 @@ that derives the others."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,37 @@ def test_an_algorithm_given_as_a_model_still_derives_its_seed() -> None:
     assert getattr(derived.algorithm, "minibatch_size", None) == 16
     explicit = load_settings(None, run={"seed": 4}, algorithm=PPOConfig(seed=0))
     assert getattr(explicit.algorithm, "seed", None) == 0
+
+
+def test_config_schema_lists_every_setting_with_type_default_and_description() -> None:
+    result = CliRunner().invoke(app, ["config", "schema", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["key"]: row for row in json.loads(result.output)}
+    assert rows["algorithm[sac].batch_size"]["type"] == "int"
+    assert rows["run.mode"] == {
+        "key": "run.mode",
+        "type": "Literal['concurrent', 'serial']",
+        "default": "concurrent",
+        "description": "concurrent: collector and learner threads; serial: one deterministic loop.",
+    }
+    assert rows["eval.splits"]["default"] == "[train, test]"
+    assert rows["run.max_env_steps"]["default"] == "null"
+    assert "env[autotelic/BabyAIText-v0].num_envs" in rows
+    assert all(row["description"] for row in rows.values())
+    # Every leaf of the effective configuration has a row (env and algorithm: the chosen one).
+    data = show()
+    leaves = [
+        f"{section}.{key}"
+        for section, fields in data.items()
+        for key, value in fields.items()
+        if not isinstance(value, dict)
+    ]
+    named = {
+        "env": f"env[{data['env']['id']}]",
+        "algorithm": f"algorithm[{data['algorithm']['name']}]",
+    }
+    for leaf in leaves:
+        section, key = leaf.split(".", 1)
+        assert f"{named.get(section, section)}.{key}" in rows, leaf
+    text = CliRunner().invoke(app, ["config", "schema"]).output
+    assert "run.seed: int = 0\n    Seed of env scenes" in text
