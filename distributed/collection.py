@@ -6,8 +6,8 @@ batch of steps (with the newest weights' reference), and commits what ended thro
 runtime's :class:`~autotelic.runtime.collector.EpisodeCommitter` (stored durably in one
 transaction, then reported to the goal daemon, counted and announced), exactly the tail
 the local collector runs. An actor whose process died is restarted by Ray; the call
-that was in flight fails, is counted as a restart, and the next call goes to the new
-process.
+that was in flight fails, and so does every call until the new process is up: the
+death counts as one restart, and the next call that succeeds goes to the new process.
 """
 
 from __future__ import annotations
@@ -129,21 +129,31 @@ class ClusterCollection(CommittedCounts):
         try:
             batch: CollectedBatch = ray.get(ref)
         except (ActorDiedError, ActorUnavailableError, RayActorError) as err:
-            view.restarts += 1
+            if view.alive:
+                # The first call lost with this process: every further one fails until Ray
+                # has restarted it, and is the same death.
+                self._restarted(i)
+                log.warning(
+                    "collector actor %d lost its call (%s); Ray restarts it, its unfinished "
+                    "episodes are lost",
+                    i,
+                    type(err).__name__,
+                )
             view.alive = False
-            if self.metrics is not None:
-                self.metrics.actors.restarts.labels(actor=str(i)).inc()
-            log.warning(
-                "collector actor %d lost its call (%s); Ray restarts it, its unfinished "
-                "episodes are lost",
-                i,
-                type(err).__name__,
-            )
             time.sleep(0.5)
             return None
+        if view.alive and view.pid and batch.pid != view.pid:
+            self._restarted(i)  # died and came back between two calls: no call was lost
         self.ray_seconds += max(0.0, time.perf_counter() - began - batch.seconds)
         view.alive = True
         return batch
+
+    def _restarted(self, i: int) -> None:
+        """Count one death of actor ``i``'s process (``restarts`` counts processes, not the
+        calls that failed while Ray brought a new one up)."""
+        self.views[i].restarts += 1
+        if self.metrics is not None:
+            self.metrics.actors.restarts.labels(actor=str(i)).inc()
 
     def collect(self, i: int) -> list[FinishedEpisode]:
         """One call of actor ``i`` and the commit of what it collected (a driver thread's

@@ -88,7 +88,7 @@ class ActorStatus(BaseModel):
     steps_per_s: float = Field(description="Recent env steps per second while collecting.")
     policy_version: int = Field(description="Policy version that acted in its last step.")
     lag: int = Field(description="Versions between the learner and that policy.")
-    restarts: int = Field(description="Calls it lost because its process died.")
+    restarts: int = Field(description="Times its process died (and Ray started a new one).")
 
 
 class Status(BaseModel):
