@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from autotelic.runtime.agent import Agent
+from autotelic.runtime.broker import free_port
 from autotelic.runtime.config import Settings, deep_merge, load_settings
-from autotelic.runtime.messages import InjectRequest
+from autotelic.runtime.messages import InjectRequest, Topics
 from autotelic.runtime.metrics import Metrics
 from autotelic.runtime.progress import ProgressLine
 from autotelic.runtime.run_logs import ProgressLog, read_rows
-from tests.runtime_fixtures import TINY_SERVICE
+from autotelic.storage import CheckpointManager, RunLayout
+from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, Prometheus, ServiceProcess
 
 RESUMED = (
     "autotelic_episodes_total",
@@ -115,3 +121,78 @@ def test_the_first_progress_line_and_row_after_a_resume_show_no_burst(tmp_path: 
     for rate in (line_rate, row_rate):
         # This process's 20 steps over the time they took (counting from 0: 5x more).
         assert steps / total * 0.99 <= rate <= steps / stepping * 1.01 + 0.05
+
+
+RESUMED_SERIES = (
+    'autotelic_injected_goals_total{status="accepted"}',
+    'autotelic_injected_goals_total{status="completed"}',
+    "autotelic_checkpoints_total",
+)
+
+
+@pytest.mark.slow  # two service starts and a Prometheus: about a minute
+def test_counters_continue_after_a_kill_9_as_prometheus_scrapes_them(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """The service is killed right after a checkpoint; restarted, its counters carry on
+    from that checkpoint, and Prometheus sees no counter reset across the two processes."""
+    port = free_port()
+    config = deep_merge(
+        TINY_SERVICE,
+        {
+            "run": {"agent": "counters"},
+            "mqtt": {"url": mosquitto.url},
+            "metrics": {"port": port},
+            "checkpoint": {"interval_s": 3},
+            "eval": {"enabled": False},
+        },
+    )
+    service = ServiceProcess(tmp_path, config)
+    prometheus = Prometheus(tmp_path, [f"127.0.0.1:{port}"])
+    service.start()
+    prometheus.start()
+    try:
+        service.wait_connected()
+        probe = Probe(mosquitto.port, [])
+        probe.publish(Topics("counters").inject, json.dumps({"goal": "Grasp carrot"}))
+        probe.close()
+        done = 'autotelic_injected_goals_total{status="completed"}'
+        service.wait_for(lambda: service.metrics().get(done, 0) >= 1, what="the injection")
+        after = service.metrics()["autotelic_checkpoints_total"] + 1
+        service.wait_for(
+            lambda: service.metrics()["autotelic_checkpoints_total"] >= after, what="a checkpoint"
+        )
+        service.kill()
+        loaded = CheckpointManager(RunLayout(service.run_dir).checkpoints).load()
+        assert loaded is not None
+        saved = series(loaded.state["counters"]["metrics"])
+        service.start()
+        now = service.metrics()
+        time.sleep(4)  # a few more scrapes of the new process
+        for name in RESUMED_SERIES:
+            assert now[name] >= saved[name] >= 1, name
+        assert saved["autotelic_checkpoints_total"] >= after
+        assert episodes(now) >= episodes(saved) > 0
+        for family in ("autotelic_episodes_total", "autotelic_injected_goals_total"):
+            found = prometheus.query(f"resets({family}[5m]) > 0")
+            assert not found, f"{family} was reset: {found}"
+        assert not prometheus.query("resets(autotelic_checkpoints_total[5m]) > 0")
+        assert prometheus.query("autotelic_checkpoints_total")  # it did scrape
+    finally:
+        prometheus.stop()
+        if service.alive():
+            service.kill()
+
+
+def series(state: dict[str, list[list[Any]]]) -> dict[str, float]:
+    """A checkpoint's counter state keyed like :meth:`ServiceProcess.metrics`."""
+    out: dict[str, float] = {}
+    for name, rows in state.items():
+        for labels, value in rows:
+            inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+            out[f"autotelic_{name}_total" + (f"{{{inner}}}" if inner else "")] = value
+    return out
+
+
+def episodes(values: dict[str, float]) -> float:
+    return sum(v for k, v in values.items() if k.startswith("autotelic_episodes_total{"))
