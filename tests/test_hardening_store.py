@@ -393,3 +393,33 @@ def test_a_reader_beside_a_busy_writer_never_sees_damage(tmp_path: Path) -> None
     finally:
         writer.kill()
         writer.wait(timeout=10)
+
+
+def test_the_service_refuses_a_damaged_store_naming_the_salvage_command(
+    pristine: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    run = _copy(pristine, tmp_path / "run")
+    data = run / "store" / "data.mdb"
+    with data.open("r+b") as f:
+        f.truncate(data.stat().st_size // 2)
+    before = _digest(data)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "run": {"dir": str(run)},
+                "model": {"path": "tiny-causal"},
+                "metrics": {"port": 0},
+                "service": {"mqtt_enabled": False},
+            }
+        )
+    )
+    done = _cli("run", "-c", str(config), timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert f"{data} is damaged" in line
+    assert f"autotelic replay salvage --run {run} --out" in line
+    assert _digest(data) == before
