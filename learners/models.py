@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -46,19 +45,34 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from autotelic.learners.cache import build_atomically, default_cache_dir
+from autotelic.learners.cache import build_atomically
+from autotelic.learners.model_config import (
+    PACKAGED,
+    TINY_NAMES,
+    AutocastName,
+    CandidateScore,
+    DTypeName,
+    Finetune,
+    ModelConfig,
+    ModelError,
+    ModelKind,
+    TinyName,
+)
 from autotelic.learners.packaged import convert_smollm2, smollm2_entry_name, smollm2_gguf
-from autotelic.learners.tiny import TINY_NAMES, TinyName, tiny_model
+from autotelic.learners.tiny import tiny_model
 
-__all__ = ["TINY_NAMES", "TinyName"]  # re-exported: older code imports them from here
-
-ModelKind = Literal["causal", "seq2seq"]
-Finetune = Literal["lora", "full", "frozen"]
-DTypeName = Literal["float32", "bfloat16", "float16"]
-CandidateScore = Literal["auto", "sum", "mean"]
-
-PACKAGED = "smollm2"
-AutocastName = Literal["auto", "off", "bfloat16"]
+__all__ = [  # the configuration's names, re-exported: code imports them from here
+    "PACKAGED",
+    "TINY_NAMES",
+    "AutocastName",
+    "CandidateScore",
+    "DTypeName",
+    "Finetune",
+    "ModelConfig",
+    "ModelError",
+    "ModelKind",
+    "TinyName",
+]
 
 AUTO_AUTOCAST_MIN_PARAMETERS = 50_000_000
 """``autocast: auto`` turns bfloat16 on only for models at least this large: on a tiny
@@ -73,127 +87,9 @@ _DTYPES: dict[DTypeName, torch.dtype] = {
 }
 
 
-class ModelError(ValueError):
-    """A model configuration that cannot be loaded as asked."""
-
-
-class ModelConfig(BaseModel):
-    """Which LLM the agent uses and how it is adapted."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    path: str = Field(
-        default=PACKAGED,
-        description=(
-            "A local Hugging Face model folder, or 'smollm2' (the packaged "
-            "SmolLM2-135M-Instruct), or 'tiny-words' (a tiny random model over a "
-            "word-level tokenizer built from the environment's vocabulary: what CPU "
-            "experiments use), or 'tiny-causal' / 'tiny-gpt2' / 'tiny-seq2seq' (tiny "
-            "random models over a byte-level BPE, for tests and older runs)."
-        ),
-    )
-    vocabulary: tuple[str, ...] = Field(
-        default=(),
-        description=(
-            "For 'tiny-words': the ids of the environments whose declared vocabularies "
-            "its tokenizer holds. Empty: the run's environment (every registered one "
-            "when the model is loaded outside a run)."
-        ),
-    )
-    kind: Literal["auto", "causal", "seq2seq"] = Field(
-        default="auto",
-        description=(
-            "Decoder-only ('causal') or encoder-decoder ('seq2seq'); 'auto' reads it from "
-            "the model's config (is_encoder_decoder)."
-        ),
-    )
-    device: str = Field(default="cpu", description="torch device: 'cpu', 'cuda' or 'cuda:N'.")
-    dtype: DTypeName = Field(
-        default="float32",
-        description=(
-            "Dtype every weight is loaded in (trained ones too: no float32 master copy); "
-            "prefer float32 with `autocast` for mixed precision."
-        ),
-    )
-    autocast: AutocastName = Field(
-        default="auto",
-        description=(
-            "Mixed precision. 'bfloat16': matrix products of the LLM in bfloat16 "
-            "(torch.autocast), frozen linear weights stored in bfloat16, while trained "
-            "weights, the residual stream, the LM head's log-softmax and the critic heads "
-            "stay float32; log pi then differs from float32 by up to ~0.2 nats "
-            "(docs/performance.md). 'off': everything in `dtype`. 'auto': bfloat16 on a CPU "
-            "with native bfloat16 (avx512_bf16, AMX or Arm bf16) for models of 50M "
-            "parameters or more (about 2x faster updates there), off elsewhere (no native "
-            "bf16, tiny models, CUDA, or `dtype` other than float32)."
-        ),
-    )
-    candidate_score: CandidateScore = Field(
-        "auto",
-        description="How a candidate action is scored: 'sum' of its tokens' log-probs (the "
-        "method's definition; a pretrained model's prior), or their 'mean', which does not "
-        "favour short actions (under 'sum' a randomly initialised model all but always "
-        "picks the candidate with fewest tokens: initial policy entropy near 0). 'auto': "
-        "'mean' for the tiny random models, 'sum' for pretrained folders.",
-    )
-    list_actions: bool = Field(
-        False,
-        description="Show the admissible actions in the prompt (a line 'Possible actions: "
-        "...' before 'Action:'). A pretrained model then reads what it may do; measured in "
-        "docs/learning.md, section 5.",
-    )
-    finetune: Finetune = Field(
-        default="lora",
-        description=(
-            "'lora': train LoRA adapters on a frozen base; 'full': train every weight; "
-            "'frozen': train nothing in the LLM (only the heads learn)."
-        ),
-    )
-    lora_r: int = Field(default=16, gt=0, description="LoRA rank.")
-    lora_alpha: int = Field(default=32, gt=0, description="LoRA scaling numerator (alpha / r).")
-    lora_dropout: float = Field(
-        default=0.0,
-        ge=0.0,
-        lt=1.0,
-        description=(
-            "LoRA dropout. Only active if a caller puts the model in train mode; the "
-            "learners keep it in eval mode, so this is normally without effect."
-        ),
-    )
-    lora_target_modules: list[str] | None = Field(
-        default=None,
-        description=(
-            "Module names that get LoRA adapters; None uses peft's per-architecture "
-            "default (attention q/v projections: q_proj+v_proj for Llama/Qwen/SmolLM, "
-            "c_attn for GPT-2, q+v for T5)."
-        ),
-    )
-    attn_implementation: Literal["sdpa", "eager"] | None = Field(
-        default=None, description="Attention kernel; None keeps transformers' default."
-    )
-    cache_dir: Path = Field(
-        default_factory=default_cache_dir,
-        description=(
-            "Where converted models are kept (the packaged GGUF becomes safetensors "
-            "here once); defaults to $AUTOTELIC_CACHE or ~/.cache/autotelic."
-        ),
-    )
-    seed: int = Field(
-        default=0, description="Initialisation seed of tiny random models (and LoRA init)."
-    )
-
-    @field_validator("device")
-    @classmethod
-    def _known_device(cls, value: str) -> str:
-        try:
-            torch.device(value)
-        except RuntimeError as exc:
-            raise ValueError(f"unknown torch device {value!r}") from exc
-        return value
-
-    @property
-    def torch_dtype(self) -> torch.dtype:
-        return _DTYPES[self.dtype]
+def torch_dtype(config: ModelConfig) -> torch.dtype:
+    """The torch dtype ``config.dtype`` names."""
+    return _DTYPES[config.dtype]
 
 
 @dataclass
@@ -326,7 +222,7 @@ def load_model(config: ModelConfig) -> PolicyModel:
     if config.path in TINY_NAMES:
         name: TinyName = config.path
         model, tokenizer = tiny_model(name, seed=config.seed, vocabulary=config.vocabulary)
-        nn.Module.to(model, dtype=config.torch_dtype)
+        nn.Module.to(model, dtype=torch_dtype(config))
     else:
         folder = resolve_model_dir(config)
         model, tokenizer = _load_folder(folder, config)
@@ -415,7 +311,7 @@ def _load_folder(
     hf_config = AutoConfig.from_pretrained(folder, local_files_only=True)
     seq2seq = _wants_seq2seq(bool(getattr(hf_config, "is_encoder_decoder", False)), config)
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
-    model = auto.from_pretrained(folder, dtype=config.torch_dtype, local_files_only=True)
+    model = auto.from_pretrained(folder, dtype=torch_dtype(config), local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     return model, tokenizer
 

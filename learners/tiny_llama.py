@@ -1,15 +1,13 @@
-"""The names of the tiny models and the one architecture most of them share."""
+"""The one architecture most tiny models share."""
 
 from __future__ import annotations
-
-from typing import Literal
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-TinyName = Literal["tiny-words", "tiny-causal", "tiny-gpt2", "tiny-seq2seq"]
-TINY_NAMES: tuple[TinyName, ...] = ("tiny-words", "tiny-causal", "tiny-gpt2", "tiny-seq2seq")
-WORDS: TinyName = "tiny-words"
+from autotelic.learners.model_config import TINY_NAMES, WORDS, TinyName
+
+__all__ = ["HIDDEN", "TINY_NAMES", "WORDS", "TinyName", "tiny_llama"]
 
 HIDDEN = 64
 """Width of every tiny model (two layers, four heads)."""
