@@ -135,33 +135,43 @@ def trainable(goals: list[str], held_out: GoalTest | None) -> list[str]:
     return [g for g in goals if not held_out(g)]
 
 
-def never_achieved(view: EpisodeView, goal: str, predicate: Predicate) -> bool:
-    """Whether ``goal`` held after no step of the episode, by the env's own predicate.
+def achieved_sets(view: EpisodeView) -> list[list[str]]:
+    """The distinct achieved-goal lists of an episode's steps (most steps achieve nothing):
+    what :func:`never_achieved` needs to ask the predicate about, once each."""
+    seen: dict[tuple[str, ...], list[str]] = {}
+    for achieved in view.achieved:
+        seen.setdefault(tuple(achieved), achieved)
+    return list(seen.values())
+
+
+def never_achieved(goal: str, achieved: list[list[str]], predicate: Predicate) -> bool:
+    """Whether ``goal`` held after no step of an episode whose steps achieved the lists
+    ``achieved`` (:func:`achieved_sets`), by the env's own predicate.
 
     The whole episode, not the row's window: a negative must be a goal the episode
     did not achieve, so no row of it can teach that its actions lead there.
     """
-    if goal == view.goal and view.terminated and view.terminated[-1]:
-        return False
-    return not any(predicate(goal, achieved) for achieved in view.achieved)
+    return not any(predicate(goal, goals) for goals in achieved)
 
 
 def negative_goal(
     view: EpisodeView,
+    achieved: list[list[str]],
     pool: list[str],
     draws: list[float],
     predicate: Predicate,
 ) -> str | None:
-    """A goal of ``pool`` (repeats weight it) the episode never achieved, or None.
+    """A goal of ``pool`` (repeats weight it) that ``view``, whose steps achieved the lists
+    ``achieved``, never achieved and did not pursue; None if the draws find none.
 
     ``draws`` are uniform numbers in [0, 1), one per try: rejection keeps the cost at a
-    few predicate scans of the episode, however large the pool.
+    few predicate calls, however large the pool.
     """
     if not pool:
         return None
     for u in draws:
         goal = pool[int(u * len(pool))]
-        if goal != view.goal and never_achieved(view, goal, predicate):
+        if goal != view.goal and never_achieved(goal, achieved, predicate):
             return goal
     return None
 

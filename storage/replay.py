@@ -40,6 +40,7 @@ from autotelic.storage.her import (
     Predicate,
     Strategy,
     TimeLimit,
+    achieved_sets,
     achievement_events,
     n_step,
     negative_goal,
@@ -334,8 +335,10 @@ class ReplaySampler:
             goals[i] = pick
             relabeled[i] = True
             positives[self.goals.category(pick)].append(pick)
+        sets = {rows[row]: achieved_sets(views[rows[row]]) for row in anchors}
         for row, (anchor,) in anchors.items():
-            goal = self._negative(views[rows[row]], anchor, positives, draws.tries[row])
+            view = views[rows[row]]
+            goal = self._negative(view, sets[rows[row]], anchor, positives, draws.tries[row])
             if goal is not None:
                 goals[row] = goal
                 relabeled[row] = True
@@ -344,6 +347,7 @@ class ReplaySampler:
     def _negative(
         self,
         view: EpisodeView,
+        achieved: list[list[str]],
         anchor: str,
         positives: dict[str, list[str]],
         tries: Floats,
@@ -354,10 +358,14 @@ class ReplaySampler:
         category = self.goals.category(anchor)
         draws = tries.tolist()
         if self.her_balance:
-            found = negative_goal(view, positives.get(category, []), draws, self.predicate)
+            found = negative_goal(
+                view, achieved, positives.get(category, []), draws, self.predicate
+            )
             if found is not None:
                 return found
-        return negative_goal(view, self.goals.pool.get(category, []), draws, self.predicate)
+        return negative_goal(
+            view, achieved, self.goals.pool.get(category, []), draws, self.predicate
+        )
 
     # -- the batch ---------------------------------------------------------------------------
 
