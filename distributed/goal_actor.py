@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 STATE_CAPACITY = 1000
 """Transitions the goal actor's store would keep: it holds only the daemon's state table."""
+LEARNING_STATE_KEY = "goal_actor/checkpointed_state"
+"""Where the actor keeps the curriculum state of the service's latest checkpoint, to start
+from it when Ray restarts the actor's process."""
 
 
 class GoalActor:
@@ -70,6 +73,27 @@ class GoalActor:
         )
         self.outcomes = 0
         """Outcomes reported since this actor started."""
+        self.restored = self._restore()
+        """Whether this process started from the state of the latest checkpoint (Ray
+        restarted the actor after its process died)."""
+
+    def _restore(self) -> bool:
+        """After a restart by Ray, the learning state of the service's latest checkpoint.
+
+        Registry and injections are in the daemon's own state table already; the learning
+        state (competence and progress estimates) was only in the dead process. The
+        service would restore it only when it restarts itself.
+        """
+        saved = self.store.get_state(LEARNING_STATE_KEY)
+        if saved is None:
+            return False
+        try:
+            self.daemon.load_state_dict(saved)
+        except (ValueError, KeyError, TypeError) as err:
+            log.warning("goal actor: the saved curriculum state does not load (%s)", err)
+            return False
+        log.info("goal actor restarted: curriculum state of the latest checkpoint restored")
+        return True
 
     def next_goals(self, n: int) -> list[GoalAssignment]:
         return self.daemon.next_goals(n)
@@ -118,7 +142,14 @@ class GoalActor:
         return self.daemon.acknowledge(message_id)
 
     def state_dict(self) -> dict[str, Any]:
-        return self.daemon.state_dict()
+        """The curriculum's part of a checkpoint, also kept in the actor's state table for
+        the process Ray would start if this one died."""
+        state = self.daemon.state_dict()
+        try:
+            self.store.put_state(LEARNING_STATE_KEY, state)
+        except ValueError as err:
+            log.warning("goal actor: curriculum state not kept for a restart (%s)", err)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.daemon.load_state_dict(state)
@@ -133,6 +164,9 @@ class GoalActor:
         import os
 
         return os.getpid()
+
+    def was_restored(self) -> bool:
+        return self.restored
 
 
 class GoalDaemonClient:

@@ -1,0 +1,150 @@
+"""The Ray backend's account of an actor death, on a real two-node loopback cluster.
+
+One SIGKILL of a collector actor's process is one restart, however many calls fail
+while Ray brings up the new process.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+# Ray reads its authentication mode when it is imported: set it first.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from autotelic.distributed.backend import RayAgent
+from autotelic.distributed.local_cluster import LocalCluster
+from autotelic.runtime.config import load_settings
+from tests.runtime_fixtures import TINY_SAC
+
+HEAD = "127.0.0.2"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    local = LocalCluster(
+        tmp_path_factory.mktemp("ray"), workers=1, num_cpus=4, token=os.environ["RAY_AUTH_TOKEN"]
+    )
+    local.start()
+    try:
+        ray.init(address=local.address, _node_ip_address=HEAD, include_dashboard=False)
+        yield local
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        local.stop()
+
+
+def _wait(agent: RayAgent, done: Any, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert not agent.stopping.is_set(), f"the run stopped: {agent.error!r}"
+        assert time.monotonic() < deadline, f"not reached within {timeout}s: {agent.snapshot()}"
+        time.sleep(0.2)
+
+
+def test_one_actor_death_is_one_restart(cluster: LocalCluster, tmp_path: Path) -> None:
+    settings = load_settings(
+        None,
+        run={"dir": str(tmp_path / "run"), "backend": "ray", "torch_threads": 1, "agent": "r1"},
+        model={"path": "tiny-causal"},
+        env={"num_envs": 2},
+        algorithm=TINY_SAC,
+        eval={"enabled": False},
+        service={"mqtt_enabled": False},
+        ray={
+            "address": cluster.address,
+            "node_ip_address": HEAD,
+            "num_collectors": 2,
+            "collector_num_cpus": 0.5,
+            "steps_per_call": 2,
+        },
+    )
+    agent = RayAgent(settings)
+    threads: list[threading.Thread] = []
+    try:
+        views = agent.cluster.views
+        threads = agent.start_threads()
+        _wait(agent, lambda: views[1].episodes > 0)
+        victim = views[1].pid
+        os.kill(victim, signal.SIGKILL)
+        _wait(agent, lambda: views[1].pid not in (0, victim) and views[1].alive)
+        episodes = views[1].episodes
+        _wait(agent, lambda: views[1].episodes > episodes)
+        assert views[1].restarts == 1
+        assert views[0].restarts == 0
+        status = {a.actor: a for a in agent.status().actors or []}
+        assert status[1].restarts == 1 and status[1].pid == views[1].pid
+    finally:
+        agent.stop()
+        for t in threads:
+            t.join(timeout=30)
+        agent.close()
+
+
+def test_a_goal_actor_restarted_by_ray_starts_from_the_latest_checkpoint(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    settings = load_settings(
+        None,
+        run={"dir": str(tmp_path / "run"), "backend": "ray", "torch_threads": 1, "agent": "r2"},
+        model={"path": "tiny-causal"},
+        env={"num_envs": 2},
+        algorithm=TINY_SAC,
+        eval={"enabled": False},
+        service={"mqtt_enabled": False},
+        ray={
+            "address": cluster.address,
+            "node_ip_address": HEAD,
+            "num_collectors": 1,
+            "collector_num_cpus": 0.5,
+            "steps_per_call": 2,
+        },
+    )
+    agent = RayAgent(settings)
+    threads: list[threading.Thread] = []
+    try:
+        assert agent.goal_client is not None
+        handle = agent.goal_client.handle
+        threads = agent.start_threads()
+        _wait(
+            agent,
+            lambda: agent.goal_client is not None and agent.goal_client.outcomes_received() >= 6,
+        )
+        agent.stop()
+        for t in threads:
+            t.join(timeout=30)
+        threads = []
+        agent.checkpoint()
+        saved = agent.goal_client.state_dict()["learning"]
+        assert not ray.get(handle.was_restored.remote())
+        victim = ray.get(handle.pid.remote())
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 180
+        while True:
+            assert time.monotonic() < deadline, "the goal actor did not come back"
+            try:
+                if ray.get(handle.pid.remote(), timeout=10) != victim:
+                    break
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                pass
+            time.sleep(0.5)
+        assert ray.get(handle.was_restored.remote())
+        assert agent.goal_client.state_dict()["learning"] == saved
+    finally:
+        agent.stop()
+        for t in threads:
+            t.join(timeout=30)
+        agent.close()
