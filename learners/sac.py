@@ -55,10 +55,6 @@ from autotelic.learners.models import PolicyModel
 _SUMMED_STATS = frozenset({"tokens", "target_tokens"})
 """Statistics added up over micro-batches; the others are averaged."""
 
-ALPHA_LR = 1e-3
-ALPHA_OPTIMIZER: Literal["adam", "sgd"] = "adam"
-CRITIC_BODY_GRAD_SCALE = 1.0
-
 
 class SACConfig(OffPolicyConfig):
     """SAC-GLAM hyper-parameters; defaults follow the authors' reference settings."""
@@ -71,15 +67,19 @@ class SACConfig(OffPolicyConfig):
     )
     critic_lr: float = Field(default=1e-4, gt=0.0, description="Adam learning rate of the Q heads.")
     alpha_lr: float = Field(
-        default=ALPHA_LR,
+        default=1e-2,
         gt=0.0,
-        description="Learning rate of log alpha (its optimizer: alpha_optimizer).",
+        description=(
+            "Learning rate of log alpha. Under Adam log alpha moves by up to about this much "
+            "per update: 1e-2 adapts within a few hundred updates, 1e-3 (the authors') barely "
+            "moves it (docs/learning.md)."
+        ),
     )
     alpha_optimizer: Literal["adam", "sgd"] = Field(
-        default=ALPHA_OPTIMIZER,
+        default="adam",
         description=(
-            "sgd: log alpha moves by alpha_lr times the entropy gap (fast when far from the "
-            "target, still near it); adam: by about alpha_lr per update whatever the gap."
+            "adam: log alpha moves by about alpha_lr per update whatever the entropy gap; "
+            "sgd: by alpha_lr times the gap (its alpha_lr is on another scale)."
         ),
     )
     initial_log_alpha: float = Field(
@@ -133,7 +133,7 @@ class SACConfig(OffPolicyConfig):
         ),
     )
     critic_body_grad_scale: float = Field(
-        default=CRITIC_BODY_GRAD_SCALE,
+        default=0.1,
         ge=0.0,
         description=(
             "Factor on the critic's gradient into the LLM (after its clip under per_loss); "
