@@ -55,6 +55,26 @@ def probe(learner: SACLearner, batch: TransitionBatch) -> dict[str, float]:
     return {"actor": a, "critic": c, "cosine": stats["llm_grad_cosine"], "share": share}
 
 
+def time_gradients(learner: SACLearner, batch: TransitionBatch, repeats: int) -> None:
+    """CPU seconds of one update's forward and backward passes on ``batch``, with the
+    LLM's gradient clipped jointly and per loss (interleaved; no step is taken)."""
+    config = learner.config
+    seconds: dict[str, list[float]] = {"joint": [], "per_loss": []}
+    try:
+        for _ in range(repeats):
+            for mode, times in seconds.items():
+                learner.config = config.model_copy(update={"grad_clip": mode})
+                began = time.process_time()
+                learner.compute_gradients(batch)
+                times.append(time.process_time() - began)
+                learner.zero_grad()
+    finally:
+        learner.config = config
+    print(f"forward + backward of {len(batch)} transitions, CPU seconds (median of {repeats}):")
+    for mode, times in seconds.items():
+        print(f"  {mode:>8}: {statistics.median(times):.3f}")
+
+
 class Watch:
     """Wraps the learner's ``update``: probes, then records the update's statistics."""
 
@@ -63,10 +83,12 @@ class Watch:
         self.inner = learner.update
         self.updates: list[dict[str, float]] = []
         self.probes: list[dict[str, float]] = []
+        self.last_batch: TransitionBatch | None = None
 
     def __call__(self, batch: TransitionBatch, **kwargs: Any) -> dict[str, float]:
         if not self.learner.warming_up and self.learner.num_updates % self.probe_every == 0:
             self.probes.append(probe(self.learner, batch))
+        self.last_batch = batch
         stats = self.inner(batch, **kwargs)
         stats["log_alpha_after"] = float(self.learner.log_alpha.detach())
         self.updates.append(stats)
@@ -116,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--budget", type=int, default=2000, help="env steps")
     parser.add_argument("--probe-every", type=int, default=10, help="updates between probes")
     parser.add_argument("--set", action="append", default=[], help="SAC option key=value")
+    parser.add_argument("--time", type=int, default=0, help="time gradients N times at the end")
     parser.add_argument("--eval-episodes", type=int, default=2)
     parser.add_argument("--eval-envs", type=int, default=32)
     parser.add_argument("--out", type=Path, default=Path("bench/out/sac_gradients"))
@@ -132,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         agent.run_serial()
         report(watch, time.perf_counter() - began)
+        if args.time and watch.last_batch is not None:
+            time_gradients(learner, watch.last_batch, args.time)
         recorder = Recorder(args.out / f"{label}.csv", label, args.seed, settings, args)
         recorder(agent)
     finally:
