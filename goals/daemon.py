@@ -333,11 +333,15 @@ class GoalDaemon:
         with self._lock:
             goals = self.registry.goals()
             categories = [self.category_of(g) for g in goals]
+            # Category figures cover the training pool; held-out goals appear per goal only.
+            pooled = [
+                None if self.held_out(g) else c for g, c in zip(goals, categories, strict=True)
+            ]
             lp = self.estimator.lp(goals) if goals else np.zeros(0)
             competence = self.estimator.competence(goals) if goals else np.zeros(0)
             probs = self._probabilities(goals, lp) if goals else np.zeros(0)
             per_category = {
-                name: self._category_stats(name, categories, lp, competence, probs)
+                name: self._category_stats(name, pooled, lp, competence, probs)
                 for name in dict.fromkeys(
                     [*self.goal_space.categories(), *self._category_windows.keys()]
                 )
@@ -512,7 +516,7 @@ class GoalDaemon:
     def _category_stats(
         self,
         name: str,
-        categories: list[str],
+        categories: Sequence[str | None],
         lp: FloatArray,
         competence: FloatArray,
         probs: FloatArray,

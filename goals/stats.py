@@ -16,7 +16,7 @@ class CategoryStats:
 
     category: str
     goals: int
-    """Known goals of this category."""
+    """Training goals of this category (held-out ones are known but only listed per goal)."""
     episodes: int
     """Episodes in the window."""
     success_rate: float
