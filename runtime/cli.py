@@ -209,11 +209,36 @@ def config_schema(
         typer.echo(f"{key}: {kind} = {default}\n    {description}")
 
 
+PluginOption = typer.Option(
+    None,
+    "--plugin",
+    "-p",
+    help="Module to import first, registering its environments and algorithms (repeatable).",
+)
+
+
+def _load_plugins(plugins: list[str] | None, config: Path | None) -> None:
+    """Import the --plugin modules and those of the file's run.plugins, so a listing shows
+    what a run with them would find; one that cannot be imported exits 2 naming it."""
+    from autotelic.core.registry import RegistryError, load_plugins
+
+    modules = list(plugins or [])
+    if config is not None:
+        modules += _settings(config).run.plugins
+    try:
+        load_plugins(modules)
+    except RegistryError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
-def envs() -> None:
-    """List the registered text environments (id and a one-line description)."""
+def envs(plugins: list[str] | None = PluginOption, config: Path | None = ConfigOption) -> None:
+    """List the registered text environments (id and a one-line description), with those
+    of --plugin modules and of the --config file's run.plugins."""
     from autotelic.core import registered_envs
 
+    _load_plugins(plugins, config)
     specs = registered_envs()
     width = max(len(s.id) for s in specs)
     for spec in specs:
@@ -221,10 +246,14 @@ def envs() -> None:
 
 
 @app.command()
-def algorithms() -> None:
-    """List the registered learning algorithms (name, kind and a one-line description)."""
+def algorithms(
+    plugins: list[str] | None = PluginOption, config: Path | None = ConfigOption
+) -> None:
+    """List the registered learning algorithms (name, kind and a one-line description),
+    with those of --plugin modules and of the --config file's run.plugins."""
     from autotelic.core import registered_algorithms
 
+    _load_plugins(plugins, config)
     for spec in registered_algorithms():
         typer.echo(f"{spec.name:8} {spec.kind:10} {spec.description}")
 
