@@ -79,7 +79,8 @@ class SamplerConfig(BaseModel):
             "with many goals gets many episodes). category: draw a category uniformly "
             "among those with a goal that may be achieved, then a goal within it by LP, "
             "with exploration, floor and unsolved reserve per category; it matches "
-            "results reported as the mean over categories."
+            "results reported as the mean over categories. goal is the default: category "
+            "measured worse on bench/configs/cpu.yaml at 4,000 steps (goals/sampler.py)."
         ),
     )
 
