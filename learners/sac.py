@@ -474,7 +474,8 @@ class SACLearner(LLMLearner):
         with record_function("sac/backward"):
             if self._per_loss(train_llm):
                 # The actor's gradient first, kept apart; then the critic's lands in .grad.
-                self._accumulate_actor_grads(actor_loss * weight, self._critic_feeds_llm(True))
+                retain = self._critic_feeds_llm(train_llm)
+                self._accumulate_actor_grads(actor_loss * weight, retain)
                 ((critic_loss + alpha_loss) * weight).backward()  # type: ignore[no-untyped-call]
             else:
                 total = (critic_loss + actor_loss) if train_llm else critic_loss
