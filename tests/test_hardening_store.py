@@ -143,8 +143,10 @@ def _damage(data: Path, rng: random.Random) -> tuple[str, set[int]]:
 
 
 PROBE = """
-import json, sys
+import json, shutil, sys
 from pathlib import Path
+from autotelic.storage import EpisodeStore
+from autotelic.storage.errors import StoreDamagedError
 from autotelic.runtime.offline import export_run, salvage_run, verify_run
 results = []
 for run, out in zip(sys.argv[1::2], sys.argv[2::2]):
@@ -153,7 +155,16 @@ for run, out in zip(sys.argv[1::2], sys.argv[2::2]):
     with (out.parent / (out.name + ".jsonl")).open("w") as sink:
         exported = export_run(run, sink)
     salvaged = salvage_run(run, out)
+    writer_copy = out.parent / (out.name + "-writer")
+    shutil.copytree(run / "store", writer_copy)
+    try:
+        EpisodeStore(writer_copy, check_records=True).close()
+        writer = "opened"
+    except StoreDamagedError:
+        writer = "refused"
+    shutil.rmtree(writer_copy)
     results.append({
+        "writer": writer,
         "damaged": verified.damaged,
         "verified": verified.episodes,
         "exported": exported.episodes,
@@ -339,6 +350,7 @@ def _fuzz(pristine: Path, tmp_path: Path, copies: int, seed: int, cli: bool = Fa
         assert salvaged >= intact, (what, sorted(intact - salvaged))
         assert result["exported"] == result["verified"] == len(salvaged), (what, result)
         assert result["damaged"] == result["export_damaged"]
+        assert result["writer"] == ("refused" if result["damaged"] else "opened"), (what, result)
         if len(intact) < EPISODES and salvaged != set(range(EPISODES)):
             assert result["damaged"], what
         assert _digest(run / "store" / "data.mdb") == digest, what
