@@ -616,6 +616,8 @@ def describe_errors(err: ValidationError) -> str:
 def _did_you_mean(loc: tuple[int | str, ...]) -> str:
     """``; did you mean section.key?`` for the known key closest to the unknown one."""
     names = _known_keys(loc[:-1])
+    if str(loc[-1]) in names:  # a key of another env or algorithm than the chosen one
+        return f" of this {loc[0]}" if loc[0] in ("env", "algorithm") else ""
     match = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
     if not match:
         return ""

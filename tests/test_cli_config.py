@@ -76,6 +76,10 @@ def test_run_dir_and_seed_flags_win_over_set(tmp_path: Path) -> None:
             "(no such setting; did you mean algorithm.batch_size?)",
         ),
         ("env.num_env=4", "did you mean env.num_envs?"),
+        (
+            "algorithm.epochs=4",  # PPO's, not SAC's (the default)
+            "algorithm.epochs: Extra inputs are not permitted (no such setting of this algorithm)",
+        ),
         ("nonsense=1", "invalid configuration: nonsense: Extra inputs are not permitted"),
         ("algorithm.batch_size=many", "algorithm.batch_size: Input should be a valid integer"),
         ("env.num_envs=0", "env.num_envs: Input should be greater than or equal to 1"),
