@@ -240,10 +240,16 @@ class EpisodeStore:
         else:
             self._path.mkdir(parents=True, exist_ok=True)
             self._take_writer_lock()
-        existing = (self._path / "data.mdb").is_file()
+        data = self._path / "data.mdb"
+        # An empty file is what a writer killed before its first commit leaves: LMDB
+        # starts it as a new environment.
+        existing = data.is_file() and data.stat().st_size > 0
+        if self._readonly and not existing:
+            raise StorageError(f"the store at {self._path} was never initialised by a writer")
         # LMDB maps the file and follows its page numbers: a truncated file faults on
         # the first missing page (SIGBUS). The header is checked with plain reads first.
-        check_before_open(self._path)
+        if existing:
+            check_before_open(self._path)
         try:
             env = self._lmdb_open(map_size)
         except _DAMAGE_ERRORS as exc:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from autotelic.storage import EpisodeStore
-from autotelic.storage.errors import StoreDamagedError
+from autotelic.storage.errors import StorageError, StoreDamagedError
 from autotelic.storage.integrity import read_store, salvage_store
 from tests.storage_fixtures import numbered_episode, playground_episode
 
@@ -146,7 +146,7 @@ PROBE = """
 import json, shutil, sys
 from pathlib import Path
 from autotelic.storage import EpisodeStore
-from autotelic.storage.errors import StoreDamagedError
+from autotelic.storage.errors import StorageError, StoreDamagedError
 from autotelic.runtime.offline import export_run, salvage_run, verify_run
 results = []
 for run, out in zip(sys.argv[1::2], sys.argv[2::2]):
@@ -435,3 +435,15 @@ def test_the_service_refuses_a_damaged_store_naming_the_salvage_command(
     assert f"{data} is damaged" in line
     assert f"autotelic replay salvage --run {run} --out" in line
     assert _digest(data) == before
+
+
+def test_an_empty_data_file_is_a_new_store_not_a_damaged_one(tmp_path: Path) -> None:
+    """What a writer killed before its first commit leaves: LMDB starts it afresh."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "data.mdb").touch()
+    with pytest.raises(StorageError, match="never initialised"):
+        EpisodeStore(tmp_path / "s", readonly=True)
+    with EpisodeStore(tmp_path / "s") as store:
+        assert store.put(numbered_episode(1)) == 0
+    with EpisodeStore(tmp_path / "s", readonly=True) as store:
+        assert store.ids() == [0]
