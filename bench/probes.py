@@ -277,6 +277,7 @@ def replay_report(run_dir: Path, rows: int = 8192) -> None:
             strategy=settings.replay.strategy,
             her_negatives=settings.replay.her_negatives,
             her_balance=settings.replay.her_balance,
+            her_steps_left=settings.replay.her_steps_left,
             goal_space=space,
             time_limit=settings.run.time_limit,
             rng=0,
