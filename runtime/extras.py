@@ -54,7 +54,7 @@ def require_models(settings: Any) -> None:
     """Raise :class:`MissingPackageError` when ``settings`` use a packaged model (the
     default SmolLM2 policy, or the MiniLM encoder of the embedding LP estimator) whose
     package is not installed, before anything of the run starts."""
-    from autotelic.learners.models import PACKAGED
+    from autotelic.learners.model_config import PACKAGED
 
     needs = []
     if settings.model.path == PACKAGED and not installed(SMOLLM2_MODULE):
