@@ -59,6 +59,8 @@ class RayAgent(Agent):
         self.goal_client: GoalDaemonClient | None = None
         self.goal_actor_created = False
         self.gathered: GatheredOnPolicySchedule | None = None
+        self.requeued = 0
+        """Injected episodes served again because the actor holding them died."""
         try:
             super().__init__(settings, metrics)
         except BaseException:
@@ -119,8 +121,14 @@ class RayAgent(Agent):
             self.board,
             current_version=lambda: int(self.learner.policy_version),
             metrics=self.metrics,
+            on_death=self._requeue_lost,
         )
         return self.cluster
+
+    def _requeue_lost(self, actor: int, committed: dict[str, int]) -> None:
+        """An actor's process died: the injected episodes it held are served again now."""
+        if self.goal_client is not None:
+            self.requeued += self.goal_client.requeue_lost(actor, committed)
 
     def _schedule(self, replay_rng: np.random.Generator) -> Schedule:
         config = self.settings.algorithm

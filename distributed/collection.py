@@ -7,7 +7,9 @@ runtime's :class:`~autotelic.runtime.collector.EpisodeCommitter` (stored durably
 transaction, then reported to the goal daemon, counted and announced), exactly the tail
 the local collector runs. An actor whose process died is restarted by Ray; the call
 that was in flight fails, and so does every call until the new process is up: the
-death counts as one restart, and the next call that succeeds goes to the new process.
+death counts as one restart, and the next call that succeeds goes to the new process. The
+injected episodes the dead process held are handed back to the goal daemon at once
+(``on_death``), to be served again rather than wait for their injection to expire.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +54,7 @@ class ClusterCollection(CommittedCounts):
         *,
         current_version: Callable[[], int],
         metrics: Metrics | None = None,
+        on_death: Callable[[int, dict[str, int]], None] | None = None,
     ) -> None:
         self.config = config
         self.specs = specs
@@ -65,6 +69,10 @@ class ClusterCollection(CommittedCounts):
         self._commit_lock = threading.Lock()
         self.ray_seconds = 0.0
         """Driver seconds spent waiting on calls beyond the actors' own collect time."""
+        self.on_death = on_death
+        """Told (actor, injected episodes committed from its process by injection id) when
+        an actor's process died: the goal daemon serves again what it held."""
+        self.committed: list[Counter[str]] = [Counter() for _ in specs]
 
     # -- the Collection protocol ---------------------------------------------------------------
 
@@ -133,6 +141,7 @@ class ClusterCollection(CommittedCounts):
                 # The first call lost with this process: every further one fails until Ray
                 # has restarted it, and is the same death.
                 self._restarted(i)
+                self._requeue(i)
                 log.warning(
                     "collector actor %d lost its call (%s); Ray restarts it, its unfinished "
                     "episodes are lost",
@@ -147,6 +156,16 @@ class ClusterCollection(CommittedCounts):
         self.ray_seconds += max(0.0, time.perf_counter() - began - batch.seconds)
         view.alive = True
         return batch
+
+    def _requeue(self, i: int) -> None:
+        with self._commit_lock:
+            committed, self.committed[i] = dict(self.committed[i]), Counter()
+        if self.on_death is None:
+            return
+        try:
+            self.on_death(i, committed)
+        except Exception:  # the goal actor restarting too: the episodes wait for their ttl
+            log.warning("collector actor %d: its injected episodes not requeued", i, exc_info=True)
 
     def _restarted(self, i: int) -> None:
         """Count one death of actor ``i``'s process (``restarts`` counts processes, not the
@@ -171,6 +190,11 @@ class ClusterCollection(CommittedCounts):
                 # for the announcement; each stored step keeps its own.
                 ended = [(e.episode, e.assignment) for e in batch.ended]
                 finished = self.committer.commit(ended, max(e.version for e in batch.ended))
+                self.committed[batch.actor].update(
+                    e.assignment.injection_id
+                    for e in batch.ended
+                    if e.assignment.injection_id is not None
+                )
             self.env_steps += batch.env_steps
             self.rollout_steps[batch.actor] = batch.rollout_steps
         self._account(batch, len(finished))

@@ -19,6 +19,7 @@ on injections are queued in the actor and fetched by the service
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,8 @@ class GoalActor:
         )
         self.outcomes = 0
         """Outcomes reported since this actor started."""
+        self.handed: dict[int, Counter[str]] = {}
+        """Per collector actor, the injected episodes handed to it, by injection id."""
         self.restored = self._restore()
         """Whether this process started from the state of the latest checkpoint (Ray
         restarted the actor after its process died)."""
@@ -95,8 +98,33 @@ class GoalActor:
         log.info("goal actor restarted: curriculum state of the latest checkpoint restored")
         return True
 
-    def next_goals(self, n: int) -> list[GoalAssignment]:
-        return self.daemon.next_goals(n)
+    def next_goals(self, n: int, holder: int | None = None) -> list[GoalAssignment]:
+        goals = self.daemon.next_goals(n)
+        if holder is not None:
+            handed = self.handed.setdefault(holder, Counter())
+            handed.update(g.injection_id for g in goals if g.injection_id is not None)
+        return goals
+
+    def requeue_lost(self, holder: int, committed: dict[str, int]) -> int:
+        """Serve again, at once, the injected episodes collector ``holder`` held when its
+        process died: those handed to it whose episode the driver did not commit.
+
+        Without this they would count as in flight until their injection expired. Returns
+        the episodes requeued; the holder's account starts afresh (its new process).
+        """
+        handed = self.handed.pop(holder, Counter())
+        requeued = 0
+        for injection_id, count in handed.items():
+            lost = count - committed.get(injection_id, 0)
+            injection = self.daemon.injections.get(injection_id)
+            if lost <= 0 or injection is None or injection.expired:
+                continue
+            back = min(lost, injection.in_flight)
+            injection.dispatched -= back
+            requeued += back
+        if requeued:
+            log.info("goal actor: %d injected episodes of collector %d requeued", requeued, holder)
+        return requeued
 
     def report(self, outcome: EpisodeOutcome) -> list[GoalRecord]:
         found = self.daemon.report(outcome)
@@ -173,12 +201,20 @@ class GoalDaemonClient:
     """The daemon's interface (:class:`~autotelic.runtime.agent.CurriculumService`),
     each call a blocking call of the goal actor."""
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Any, holder: int | None = None) -> None:
         self.handle = handle
+        self.holder = holder
+        """The collector actor this client serves (its injected episodes are accounted
+        for, so that they are served again if its process dies); None for the driver."""
 
     def next_goals(self, n: int) -> list[GoalAssignment]:
-        goals: list[GoalAssignment] = ray.get(self.handle.next_goals.remote(n))
+        goals: list[GoalAssignment] = ray.get(self.handle.next_goals.remote(n, self.holder))
         return goals
+
+    def requeue_lost(self, holder: int, committed: dict[str, int]) -> int:
+        """See :meth:`GoalActor.requeue_lost`."""
+        requeued: int = ray.get(self.handle.requeue_lost.remote(holder, committed))
+        return requeued
 
     def report(self, outcome: EpisodeOutcome) -> list[GoalRecord]:
         found: list[GoalRecord] = ray.get(self.handle.report.remote(outcome))

@@ -148,3 +148,59 @@ def test_a_goal_actor_restarted_by_ray_starts_from_the_latest_checkpoint(
         for t in threads:
             t.join(timeout=30)
         agent.close()
+
+
+def test_injected_episodes_held_by_an_actor_that_dies_are_served_again_at_once(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """With no ttl, an episode lost with its actor would wait forever: the injection
+    completes only because what the dead process held is served again."""
+    from autotelic.goals import InjectionReport
+    from autotelic.runtime.messages import InjectRequest
+
+    settings = load_settings(
+        None,
+        run={"dir": str(tmp_path / "run"), "backend": "ray", "torch_threads": 1, "agent": "r3"},
+        model={"path": "tiny-causal"},
+        env={"num_envs": 2},
+        algorithm=TINY_SAC,
+        eval={"enabled": False},
+        service={"mqtt_enabled": False},
+        ray={
+            "address": cluster.address,
+            "node_ip_address": HEAD,
+            "num_collectors": 2,
+            "collector_num_cpus": 0.5,
+            "steps_per_call": 2,
+        },
+    )
+    agent = RayAgent(settings)
+    reports: list[InjectionReport] = []
+    agent.report_listeners.append(reports.append)
+    threads: list[threading.Thread] = []
+    try:
+        views = agent.cluster.views
+        threads = agent.start_threads()
+        _wait(agent, lambda: views[0].episodes > 0 and views[1].episodes > 0)
+        accepted = agent.inject(InjectRequest(goal="Grasp cow", episodes=24))
+        injection_id = getattr(accepted, "injection_id", None)
+        assert injection_id is not None, accepted
+        _wait(agent, lambda: any(r.injection_id == injection_id for r in reports))
+        victim = views[1].pid
+        os.kill(victim, signal.SIGKILL)
+        _wait(
+            agent,
+            lambda: any(
+                r.injection_id == injection_id and r.status == "completed" for r in reports
+            ),
+            timeout=600,
+        )
+        episodes = [r for r in reports if r.injection_id == injection_id and r.status == "episode"]
+        assert len(episodes) == 24
+        assert agent.requeued >= 1  # the dead process held some of them
+        assert views[1].restarts == 1
+    finally:
+        agent.stop()
+        for t in threads:
+            t.join(timeout=30)
+        agent.close()

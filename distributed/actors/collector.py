@@ -104,7 +104,9 @@ class CollectorActor:
             if isinstance(algorithm, OnPolicyConfig)
             else None
         )
-        goals = GoalDaemonClient(ray.get_actor(spec.goal_actor, namespace=spec.namespace))
+        goals = GoalDaemonClient(
+            ray.get_actor(spec.goal_actor, namespace=spec.namespace), holder=spec.index
+        )
         self.collector = HandOffCollector(
             env_spec(env.id).make_batch(env),
             self.learner,
