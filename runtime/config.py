@@ -137,11 +137,12 @@ class ReplayConfig(BaseModel):
         "future", description=f"Which achieved goal relabels a row; one of {', '.join(STRATEGIES)}."
     )
     her_negatives: float = Field(
-        0.0,
+        0.5,
         ge=0.0,
         le=1.0,
         description="Share of relabeled rows given a goal the episode never achieved, of the "
-        "category of one it did (reward 0: what binds a goal to its object); 0: off.",
+        "category of one it did (reward 0: what binds a goal to its object); 0: off "
+        "(docs/learning.md section 9).",
     )
     her_balance: bool = Field(
         True,
