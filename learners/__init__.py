@@ -34,9 +34,11 @@ if TYPE_CHECKING:
     from autotelic.learners.layout import CandidateLayout
     from autotelic.learners.models import ModelConfig, ModelError, PolicyModel, load_model
     from autotelic.learners.policy import Policy
-    from autotelic.learners.ppo import PPOConfig, PPOLearner
+    from autotelic.learners.ppo import PPOLearner
+    from autotelic.learners.ppo_config import PPOConfig
     from autotelic.learners.prompt import build_prompt, build_prompts, candidate_text
-    from autotelic.learners.sac import SACConfig, SACLearner
+    from autotelic.learners.sac import SACLearner
+    from autotelic.learners.sac_config import SACConfig
     from autotelic.learners.scorer import Scorer, Scores
 
 _WHERE = {
@@ -45,17 +47,17 @@ _WHERE = {
     "QEnsemble": "critic",
     "ScoringInputError": "encoding",
     "CandidateLayout": "layout",
-    "ModelConfig": "models",
+    "ModelConfig": "model_config",
     "ModelError": "models",
     "PolicyModel": "models",
     "load_model": "models",
     "Policy": "policy",
-    "PPOConfig": "ppo",
+    "PPOConfig": "ppo_config",
     "PPOLearner": "ppo",
     "build_prompt": "prompt",
     "build_prompts": "prompt",
     "candidate_text": "prompt",
-    "SACConfig": "sac",
+    "SACConfig": "sac_config",
     "SACLearner": "sac",
     "Scorer": "scorer",
     "Scores": "scorer",

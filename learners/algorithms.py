@@ -6,9 +6,9 @@ Building a learner loads its model, so torch is imported only when one is built.
 from __future__ import annotations
 
 from autotelic.core import Learner, register_algorithm
-from autotelic.learners.models import ModelConfig
-from autotelic.learners.ppo import PPOConfig
-from autotelic.learners.sac import SACConfig
+from autotelic.learners.model_config import ModelConfig
+from autotelic.learners.ppo_config import PPOConfig
+from autotelic.learners.sac_config import SACConfig
 
 
 def build_sac(model: ModelConfig, config: SACConfig) -> Learner:
