@@ -24,10 +24,10 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from autotelic.runtime.agent import Agent
+from autotelic.goals import CurriculumStats
+from autotelic.runtime.progress import Snapshot
 
 EVAL_FIELDS = (
     "time",
@@ -206,6 +206,37 @@ def to_float(value: str | None) -> float:
         return float("nan")
 
 
+class _Curriculum(Protocol):
+    def stats(self, detail: bool = False) -> CurriculumStats: ...
+
+
+class _Learning(Protocol):
+    @property
+    def last(self) -> Mapping[str, float]: ...
+
+
+class _Evaluating(Protocol):
+    @property
+    def spent(self) -> int: ...
+
+
+class ProgressSource(Protocol):
+    """What a progress row reads of the agent. Named here, structurally, so that this
+    module (which the evaluator the agent builds imports) depends on nothing above it:
+    :class:`~autotelic.runtime.agent.Agent` satisfies it without importing it."""
+
+    def snapshot(self) -> Snapshot: ...
+
+    @property
+    def daemon(self) -> _Curriculum: ...
+
+    @property
+    def learner_loop(self) -> _Learning: ...
+
+    @property
+    def evaluator(self) -> _Evaluating | None: ...
+
+
 class ProgressLog:
     """Appends a row of counters, losses, throughput and curriculum figures to
     ``progress.csv`` at each progress interval of the service."""
@@ -215,7 +246,7 @@ class ProgressLog:
         self._last: tuple[float, int, int] | None = None
         self._made = time.monotonic()
 
-    def record(self, agent: Agent) -> None:
+    def record(self, agent: ProgressSource) -> None:
         """Append the agent's figures now. The first row's rates count from when this log
         was made and from the counters the process started with (``started_from``), so a
         resumed run shows its own speed, not its restored steps as a burst."""
