@@ -11,8 +11,9 @@ from typing import IO, TYPE_CHECKING, Literal
 
 from autotelic.storage import CheckpointManager, EpisodeStore, RunLayout, StorageError
 from autotelic.storage.errors import StoreDamagedError, salvage_hint
-from autotelic.storage.integrity import SalvageReport, read_store, salvage_store
+from autotelic.storage.integrity import read_store
 from autotelic.storage.records import decode_episode
+from autotelic.storage.salvage import SalvageReport, salvage_store
 
 if TYPE_CHECKING:
     from autotelic.runtime.evaluation import EvalResult

@@ -496,7 +496,7 @@ class EpisodeStore:
 
         ``episodes`` are (id, stored bytes, length) in increasing id order and ``state``
         maps raw keys to stored values, all already checked by the reader (the salvage
-        of a damaged store, :func:`autotelic.storage.integrity.salvage_store`). Ids are
+        of a damaged store, :func:`autotelic.storage.salvage.salvage_store`). Ids are
         kept, so gaps where records were lost stay gaps.
         """
         self._require_writable()

@@ -25,7 +25,8 @@ import pytest
 
 from autotelic.storage import EpisodeStore
 from autotelic.storage.errors import StorageError, StoreDamagedError
-from autotelic.storage.integrity import read_store, salvage_store
+from autotelic.storage.integrity import read_store
+from autotelic.storage.salvage import salvage_store
 from tests.storage_fixtures import numbered_episode, playground_episode
 
 EPISODES = 135
