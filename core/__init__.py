@@ -3,8 +3,9 @@
 Nothing here imports from the rest of the package: environments, learners,
 storage, the curriculum and the runtime all depend on this core, never the
 other way. An environment or an algorithm plugs in by implementing a contract
-and registering itself (:func:`register_env`, :func:`register_algorithm`); the
-runtime finds it through the registry by the id or name the configuration gives.
+and registering itself (:func:`register_env`, :func:`register_algorithm`; a way of
+running the agent, :func:`register_backend`); the runtime finds it through the registry
+by the id or name the configuration gives.
 
 - :mod:`autotelic.core.env`: a batch of text environments (:class:`TextEnvBatch`).
 - :mod:`autotelic.core.goals`: what goals are (:class:`GoalSpace`).
@@ -40,14 +41,18 @@ from autotelic.core.learner import (
 )
 from autotelic.core.registry import (
     AlgorithmSpec,
+    BackendSpec,
     EnvSpec,
     RegistryError,
     algorithm_spec,
+    backend_spec,
     env_spec,
     load_plugins,
     register_algorithm,
+    register_backend,
     register_env,
     registered_algorithms,
+    registered_backends,
     registered_envs,
 )
 from autotelic.core.rollout import Rollout, Trajectory
@@ -57,6 +62,7 @@ __all__ = [
     "ActResult",
     "AlgorithmConfig",
     "AlgorithmSpec",
+    "BackendSpec",
     "EnvConfig",
     "EnvSpec",
     "EnvStep",
@@ -82,12 +88,15 @@ __all__ = [
     "Trajectory",
     "TransitionBatch",
     "algorithm_spec",
+    "backend_spec",
     "check_rows",
     "env_spec",
     "held",
     "load_plugins",
     "register_algorithm",
+    "register_backend",
     "register_env",
     "registered_algorithms",
+    "registered_backends",
     "registered_envs",
 ]

@@ -1,10 +1,13 @@
-"""Registries: environments and algorithms register themselves; the runtime looks them up.
+"""Registries: environments, algorithms and backends register themselves; the runtime
+looks them up.
 
-``register_env`` (as in Sample Factory) and ``register_algorithm`` map an id or
-a name to a spec: a one-line description, the pydantic model of its
-configuration section, and how to build it. The configuration's ``env`` and
-``algorithm`` sections are validated into the model their ``id`` / ``name``
-selects, and an unknown one is refused with the list of registered ones.
+``register_env`` and ``register_algorithm`` map an id or a name to a spec: a one-line
+description, the pydantic model of its configuration section, and how to build it. The
+configuration's ``env`` and ``algorithm`` sections are validated into the model their
+``id`` / ``name`` selects, and an unknown one is refused with the list of registered ones.
+``register_backend`` maps a ``run.backend`` name to how the runtime's agent is built for
+it (everything in this process, or collectors elsewhere), so the runtime never names a
+backend: the Ray backend registers itself from :mod:`autotelic.distributed`.
 
 Plug-ins are modules that register on import. :func:`load_plugins` imports the
 built-in ones, those installed under the ``autotelic.plugins`` entry-point
@@ -31,7 +34,12 @@ from autotelic.core.learner import (
 )
 from autotelic.core.vocabulary import TextVocabulary
 
-BUILTIN_PLUGINS = ("autotelic.envs", "autotelic.learners.algorithms")
+BUILTIN_PLUGINS = (
+    "autotelic.envs",
+    "autotelic.learners.algorithms",
+    "autotelic.runtime.backends",
+    "autotelic.distributed.plugin",
+)
 ENTRY_POINT_GROUP = "autotelic.plugins"
 
 MakeBatch = Callable[..., TextEnvBatch]
@@ -43,6 +51,10 @@ MakeVocabulary = Callable[[], TextVocabulary]
 configuration (a tokenizer built from it must not change with a run's settings)."""
 BuildLearner = Callable[[Any, Any], Learner]
 """``build(model_config, algorithm_config) -> Learner``."""
+BuildAgent = Callable[[Any, Any], Any]
+"""``build(settings, metrics) -> Agent``: the runtime's agent (or a subclass) for a backend.
+Typed loosely because core knows neither the settings nor the agent; the runtime checks
+what it gets."""
 
 
 class RegistryError(ValueError):
@@ -85,9 +97,21 @@ class AlgorithmSpec:
         return "off_policy" if issubclass(self.config, OffPolicyConfig) else "on_policy"
 
 
+@dataclass(frozen=True)
+class BackendSpec:
+    """A registered backend: what ``run.backend`` names."""
+
+    name: str
+    description: str
+    build: BuildAgent
+    modes: tuple[str, ...] = ("concurrent", "serial")
+    """The ``run.mode`` values it runs (a backend of several processes is never serial)."""
+
+
 _lock = threading.Lock()
 _envs: dict[str, EnvSpec] = {}
 _algorithms: dict[str, AlgorithmSpec] = {}
+_backends: dict[str, BackendSpec] = {}
 _defaults: dict[str, str] = {}
 _loaded: set[str] = set()
 
@@ -137,6 +161,22 @@ def register_algorithm(
     return spec
 
 
+def register_backend(
+    name: str,
+    *,
+    build: BuildAgent,
+    description: str,
+    modes: tuple[str, ...] = ("concurrent", "serial"),
+) -> BackendSpec:
+    """Register a backend. ``build`` should import its heavy parts (Ray, torch) itself,
+    so that validating a configuration that names it stays cheap."""
+    if not modes:
+        raise RegistryError(f"backend {name!r} must run in at least one run.mode")
+    spec = BackendSpec(name, description, build, tuple(modes))
+    _put(_backends, name, spec, "backend")
+    return spec
+
+
 def _check_discriminator(config: type[Any], field: str, value: str) -> None:
     info = config.model_fields.get(field)
     if info is None or info.default != value:
@@ -175,6 +215,17 @@ def algorithm_spec(name: str) -> AlgorithmSpec:
     return spec
 
 
+def backend_spec(name: str) -> BackendSpec:
+    """The backend registered under ``name``, or a :class:`RegistryError` listing the names."""
+    load_plugins()
+    spec = _backends.get(name)
+    if spec is None:
+        raise RegistryError(
+            f"unknown backend {name!r}; registered: {', '.join(sorted(_backends)) or 'none'}"
+        )
+    return spec
+
+
 def registered_envs() -> list[EnvSpec]:
     load_plugins()
     return [_envs[k] for k in sorted(_envs)]
@@ -183,6 +234,11 @@ def registered_envs() -> list[EnvSpec]:
 def registered_algorithms() -> list[AlgorithmSpec]:
     load_plugins()
     return [_algorithms[k] for k in sorted(_algorithms)]
+
+
+def registered_backends() -> list[BackendSpec]:
+    load_plugins()
+    return [_backends[k] for k in sorted(_backends)]
 
 
 def env_config(data: Any) -> EnvConfig:

@@ -108,7 +108,7 @@ class Status(BaseModel):
     reason: str | None = Field(
         None, description="Why the agent stopped when a failure stopped it (e.g. a full disk)."
     )
-    backend: Literal["local", "ray"] | None = Field(None, description="run.backend.")
+    backend: str | None = Field(None, description="run.backend (a registered backend).")
     actors: list[ActorStatus] | None = Field(
         None, description="Collector actors (backend ray), with their pid, node and lag."
     )

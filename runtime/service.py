@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autotelic.core import backend_spec
 from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import Settings
 from autotelic.runtime.messages import Topics
@@ -43,13 +44,14 @@ class ServiceError(RuntimeError):
 
 
 def build_agent(settings: Settings, metrics: Metrics | None = None) -> Agent:
-    """The agent of ``run.backend``: everything in this process, or collectors and goal
-    daemon as Ray actors (imported only then: local runs need no Ray)."""
-    if settings.run.backend == "ray":
-        from autotelic.distributed.backend import RayAgent
-
-        return RayAgent(settings, metrics)
-    return Agent(settings, metrics)
+    """The agent of the registered backend ``run.backend`` (local: everything in this
+    process; ray: collectors and goal daemon as actors). The service names no backend,
+    so one plugs in by registering, and a local run imports nothing of another."""
+    name = settings.run.backend
+    agent = backend_spec(name).build(settings, metrics)
+    if not isinstance(agent, Agent):
+        raise ServiceError(f"backend {name!r} built a {type(agent).__name__}, not an Agent")
+    return agent
 
 
 async def serve(settings: Settings, ready: Callable[[dict[str, Any]], None] | None = None) -> int:
