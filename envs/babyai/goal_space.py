@@ -10,7 +10,7 @@ import numpy.typing as npt
 from autotelic.core import InvalidGoalError, ParsedGoal, Split
 from autotelic.core.goals import achieved_rows
 from autotelic.envs.babyai.grammar import Category, Goal, GoalError, parse_goal
-from autotelic.envs.babyai.splits import all_goals
+from autotelic.envs.babyai.splits import all_goals, split_of
 
 
 def parse_or_invalid(text: str) -> Goal:
@@ -42,6 +42,11 @@ class BabyAIGoalSpace:
 
     def goals(self, split: Split = "train") -> list[str]:
         return [g for g in all_goals(split) if parse_goal(g).category.value in self.families]
+
+    def split(self, goal: str) -> Split:
+        """``test`` for a goal naming a held-out colour-object pair, of any family (also
+        one the configuration leaves out): held-out goals never train."""
+        return split_of(parse_or_invalid(goal))
 
     def achieved(self, goal: str, achieved_goals: Collection[str]) -> bool:
         """Membership of the canonical goal: the env reports achieved goals canonically."""

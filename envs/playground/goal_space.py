@@ -16,6 +16,7 @@ from autotelic.envs.playground.goals import (
     all_goals,
     parse_goal,
 )
+from autotelic.envs.playground.objects import split_of
 
 
 class PlaygroundGoalSpace:
@@ -45,6 +46,12 @@ class PlaygroundGoalSpace:
         self, goals: Sequence[str], achieved_goals: Sequence[Collection[str]]
     ) -> npt.NDArray[np.bool_]:
         return achieved_batch(goals, achieved_goals)
+
+    def split(self, goal: str) -> Split:
+        """``test`` for a goal naming a held-out object, whether or not the configured
+        lists hold it (``Grow lamp`` is impossible and held out): held-out goals never
+        train."""
+        return split_of(parse_goal(goal).obj)
 
     def feasible(self, goal: str) -> bool | None:
         """Furniture never grows; every other goal is feasible in a scene made for it."""
