@@ -3,7 +3,9 @@
 Topics live under ``autotelic/<agent>/`` (see :class:`Topics`). Incoming goal
 requests are validated twice: by :class:`InjectRequest` (shape and types) and
 by the environment's goal grammar (the daemon's job); every rejection names
-its reason.
+its reason. The agent knows none of these: :func:`acceptance` and
+:func:`status_message` map its plain answers (:mod:`autotelic.runtime.control`)
+to payloads.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import asdict
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from autotelic.runtime.control import Accepted, AgentStatus
 
 MAX_PAYLOAD_BYTES = 16 * 1024
 """Goal requests larger than this are rejected unread."""
@@ -63,6 +68,11 @@ class Acceptance(BaseModel):
     injection_id: str
     goal: str
     episodes: int
+    feasible: bool | None = Field(
+        None,
+        description="The goal space's word on whether any episode can achieve it "
+        "(`Grow chair` is known infeasible); null when it cannot tell.",
+    )
     request_id: str | None = None
     time: float = Field(default_factory=time.time)
 
@@ -113,6 +123,36 @@ class Status(BaseModel):
         None, description="Collector actors (backend ray), with their pid, node and lag."
     )
     time: float = Field(default_factory=time.time)
+
+
+def acceptance(accepted: Accepted, request_id: str | None = None) -> Acceptance:
+    """The reply to a request the agent accepted, echoing the request's id."""
+    return Acceptance(
+        injection_id=accepted.injection_id,
+        goal=accepted.goal,
+        episodes=accepted.episodes,
+        feasible=accepted.feasible,
+        request_id=request_id,
+    )
+
+
+def status_message(status: AgentStatus, state: Literal["online", "offline"] = "online") -> Status:
+    """The retained status payload of the agent's ``status``."""
+    actors = status.actors
+    return Status(
+        state=state,
+        agent=status.agent,
+        pid=status.pid,
+        learner=status.learner,
+        policy_version=status.policy_version,
+        env_steps=status.env_steps,
+        updates=status.updates,
+        episodes=status.episodes,
+        results_pending=status.results_pending,
+        reason=status.failure,
+        backend=status.backend,
+        actors=None if actors is None else [ActorStatus(**asdict(a)) for a in actors],
+    )
 
 
 class EvalRowMessage(BaseModel):
