@@ -57,6 +57,7 @@ from autotelic.runtime.metrics import Metrics
 from autotelic.runtime.periodic_eval import PeriodicEvaluator
 from autotelic.runtime.progress import Snapshot
 from autotelic.runtime.rollout import RolloutRecorder
+from autotelic.runtime.tracking import open_tracking
 from autotelic.storage import CheckpointManager, EpisodeStore, ReplaySampler, RunLayout
 
 log = logging.getLogger(__name__)
@@ -193,7 +194,10 @@ class Agent:
         self.collection.episodes = int(counters.get("episodes", 0))
         self.collection.successes = int(counters.get("successes", 0))
         self.collection.listeners.append(self._on_episode)
-        self.learner_loop = LearnerLoop(self.learner, lock=self.lock, metrics=self.metrics)
+        self.tracking = open_tracking(  # every stat of every update, to every sink
+            s.tracking, self.run_dir, start_step=self.learner.num_updates, metrics=self.metrics
+        )
+        self.learner_loop = LearnerLoop(self.learner, lock=self.lock, tracking=self.tracking)
         self.schedule = self._schedule(np.random.default_rng(replay_seed))
         self.evaluator = self._evaluator()
         self.collection.start(seed=int(env_seed))
@@ -568,6 +572,7 @@ class Agent:
     def close(self) -> None:
         if self.evaluator is not None:
             self.evaluator.close()
+        self.tracking.close()
         self.store.close()
 
     # -- views -------------------------------------------------------------------------------

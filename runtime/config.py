@@ -203,6 +203,34 @@ class MetricsConfig(BaseModel):
     port: int = Field(9477, ge=0, le=65535, description="Port to listen on (0 picks a free one).")
 
 
+class TrackingConfig(BaseModel):
+    """Where the learner's stats go besides Prometheus (runtime/tracking.py).
+
+    Every key an algorithm's update returns reaches every sink enabled here, under
+    the algorithm's own name for it; the step is the learner's update count, which
+    a checkpoint saves, so a resumed run continues the same series.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    csv: bool = Field(
+        True,
+        description="Append every stat to <run>/learner_stats.csv, one row per "
+        "(step, key, value): any key an algorithm reports, without a fixed header.",
+    )
+    tensorboard: bool = Field(
+        False,
+        description="Write TensorBoard event files under <run>/tensorboard; a restart "
+        "continues the same run there (needs the tensorboard extra).",
+    )
+    every_updates: int = Field(
+        1,
+        ge=1,
+        description="The file sinks (csv, tensorboard) record the updates whose count "
+        "crosses a multiple of this; Prometheus always shows the latest.",
+    )
+
+
 class CheckpointConfig(BaseModel):
     """When the run's state is saved."""
 
@@ -418,6 +446,10 @@ class Settings(BaseSettings):
     collector: CollectorConfig = Field(default_factory=CollectorConfig, description="Collection.")
     mqtt: MQTTConfig = Field(default_factory=MQTTConfig, description="MQTT broker.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus.")
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig,
+        description="Learner stats to progress files and TensorBoard.",
+    )
     checkpoint: CheckpointConfig = Field(
         default_factory=CheckpointConfig, description="Checkpoints."
     )

@@ -1,12 +1,16 @@
 """The learner side of the loop: replayed batches or rollouts -> updates -> metrics.
 
-A :class:`LearnerLoop` does one unit of learning per call and publishes what
-it measured. It holds no thread of its own: the serial driver calls it inline,
-the concurrent one from a learner thread. It knows the two learner kinds of
-:mod:`autotelic.core`, never a specific algorithm; an off-policy learner whose
-``update`` also takes ``progress`` (a callback given the share of the update
-done, e.g. after each micro-batch) gets one, so a long update lets the collector
-move before it ends.
+A :class:`LearnerLoop` does one unit of learning per call and reports every stat
+the update returned, whatever its key, to a
+:class:`~autotelic.runtime.tracking.Tracking` (Prometheus, ``learner_stats.csv``,
+TensorBoard), with the update count as the step. It reads no key, and adds three
+of its own (policy lag, relabeled share, policy version), so a plug-in's stat
+reaches every sink without a change here. It holds no thread of its own: the
+serial driver calls it inline, the concurrent one from a learner thread. It
+knows the two learner kinds of :mod:`autotelic.core`, never a specific algorithm;
+an off-policy learner whose ``update`` also takes ``progress`` (a callback given
+the share of the update done, e.g. after each micro-batch) gets one, so a long
+update lets the collector move before it ends.
 
 Python's cyclic garbage collector is kept out of the update itself: an update
 allocates many short-lived autograd objects, enough to trigger a few
@@ -26,7 +30,7 @@ from typing import cast
 import numpy as np
 
 from autotelic.core import Learner, Lock, OffPolicyLearner, OnPolicyLearner, Rollout
-from autotelic.runtime.metrics import Metrics, RateMeter
+from autotelic.runtime.tracking import Tracking
 from autotelic.storage import ReplaySampler
 
 
@@ -38,15 +42,14 @@ class LearnerLoop:
         learner: Learner,
         *,
         lock: Lock | None = None,
-        metrics: Metrics | None = None,
+        tracking: Tracking | None = None,
     ) -> None:
         self.learner = learner
         self.lock = lock
-        self.metrics = metrics
+        self.tracking = tracking or Tracking(start_step=learner.num_updates)
         self.last: dict[str, float] = {}
         self.transitions_learned = 0
         """Transitions (or rollout steps) the updates of this loop consumed."""
-        self._updates_rate = RateMeter(metrics.updates_rate) if metrics is not None else None
         update = getattr(learner, "update", None)
         self._reports_progress = callable(update) and _takes(update, "progress")
         self.pause_gc = True
@@ -88,22 +91,10 @@ class LearnerLoop:
         return stats
 
     def _publish(self, stats: dict[str, float]) -> None:
+        """Keep the stats for the progress row and report them all, keys unread."""
+        stats["policy_version"] = float(self.learner.policy_version)
         self.last = stats
-        m = self.metrics
-        if m is None or self._updates_rate is None:
-            return
-        m.updates.inc()
-        m.policy_version.set(self.learner.policy_version)
-        for keys, gauge in (
-            (("critic_loss", "value_loss"), m.critic_loss),  # an on-policy critic is its value head
-            (("actor_loss", "policy_loss"), m.actor_loss),
-            (("alpha",), m.alpha),
-            (("policy_lag",), m.policy_lag),
-        ):
-            for key in keys:
-                if key in stats:
-                    gauge.set(stats[key])
-        self._updates_rate.update(self.learner.num_updates)
+        self.tracking.record(self.learner.num_updates, stats)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ Per-goal figures are read offline instead (``autotelic goals``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -18,6 +19,8 @@ from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
 
 
 class ActorMetrics:
@@ -113,6 +116,13 @@ class Metrics:
         self.alpha = Gauge("autotelic_alpha", "Entropy temperature.", registry=r)
         self.entropy = Gauge(
             "autotelic_policy_entropy_nats", "Mean policy entropy on the last batch.", registry=r
+        )
+        self.learner_stat = Gauge(
+            "autotelic_learner_stat",
+            "Last value of each stat the learner's update reported, labelled with the key "
+            "the algorithm named it by (an identifier of the algorithm, never goal text).",
+            ["key"],
+            registry=r,
         )
         self.policy_version = Gauge(
             "autotelic_policy_version",
@@ -296,6 +306,67 @@ class RateMeter:
         if now - mark_time >= self._every:
             self._gauge.set((count - mark_count) / (now - mark_time))
             self._mark = (now, count)
+
+
+DASHBOARD_GAUGES: Mapping[str, str] = {
+    "critic_loss": "critic_loss",
+    "value_loss": "critic_loss",  # an on-policy critic is its value head
+    "actor_loss": "actor_loss",
+    "policy_loss": "actor_loss",
+    "alpha": "alpha",
+    "policy_lag": "policy_lag",
+    "policy_version": "policy_version",
+}
+"""Stat key -> attribute of :class:`Metrics`: the named gauges the Grafana dashboard
+(ops/grafana) queries, fed from the keys SAC and PPO report. Only this adapter knows
+them; every key, these included, is also in ``autotelic_learner_stat``."""
+
+MAX_STAT_KEYS = 256
+"""Distinct keys ``autotelic_learner_stat`` takes: each is a time series, so an
+algorithm that put a counter in its key names would otherwise grow the scrape forever."""
+
+
+class PrometheusSink:
+    """A tracking sink (runtime/tracking.py) onto the service's metrics: every key as
+    ``autotelic_learner_stat{key=...}``, the dashboard's named gauges, and the update
+    counter and rate, which the step (the learner's update count) drives."""
+
+    def __init__(self, metrics: Metrics, *, start_step: int) -> None:
+        self._metrics = metrics
+        self._step = start_step
+        """The update count the counter holds already (the agent adds the restored one)."""
+        self._rate = RateMeter(metrics.updates_rate)
+        self._keys: set[str] = set()
+        self._full = False
+
+    def record(self, step: int, values: Mapping[str, float]) -> None:
+        m = self._metrics
+        if step > self._step:
+            m.updates.inc(step - self._step)
+            self._step = step
+        for key, value in values.items():
+            if self._admit(key):
+                m.learner_stat.labels(key=key).set(value)
+            gauge = DASHBOARD_GAUGES.get(key)
+            if gauge is not None:
+                getattr(m, gauge).set(value)
+        self._rate.update(step)
+
+    def _admit(self, key: str) -> bool:
+        """Whether ``key`` has (or may take) a series of its own; warns once when full."""
+        if key in self._keys:
+            return True
+        if len(self._keys) >= MAX_STAT_KEYS:
+            if not self._full:
+                log.warning("more than %d learner stat keys: %r and later ones are not "
+                            "exported to Prometheus", MAX_STAT_KEYS, key)  # fmt: skip
+                self._full = True
+            return False
+        self._keys.add(key)
+        return True
+
+    def close(self) -> None:
+        """Nothing to release: the registry outlives the sink."""
 
 
 class MetricsServer:

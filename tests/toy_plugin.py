@@ -226,7 +226,8 @@ class ToyQLearner:
                 errors.append(error * error)
             self.num_updates += 1
             self.policy_version += 1
-        return {"critic_loss": float(np.mean(errors))}
+        # table_size: a stat no part of autotelic names; it must reach every sink.
+        return {"critic_loss": float(np.mean(errors)), "table_size": float(len(self.q))}
 
     def state_dict(self) -> dict[str, Any]:
         return {"q": dict(self.q), "version": self.policy_version, "updates": self.num_updates}
