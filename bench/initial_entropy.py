@@ -29,7 +29,7 @@ from autotelic.runtime.time_limits import with_steps_left
 
 ENVS = {
     "autotelic/PlaygroundText-v0": {},
-    "autotelic/BabyAIText-v0": {"categories": ["go_to", "pick_up"], "room_size": 6},
+    "autotelic/BabyAIText-v0": {"categories": ["go_to", "pick_up"], "room_size": 6, "num_distractors": 2},
 }
 
 
@@ -80,10 +80,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["tiny-words", "tiny-causal", "smollm2"])
     parser.add_argument("--states", type=int, default=200)
+    parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=list(ENVS))
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     print(f"{'env':30} {'model':12} {'score':5} {'entropy':>8} {'uniform':>8} {'>0.95':>6}")
-    for env_id in ENVS:
+    for env_id in args.envs:
         for path in args.models:
             for score in ("auto", "sum", "mean"):
                 m = measure(path, score, env_id, args.states)
