@@ -29,7 +29,11 @@ from autotelic.runtime.time_limits import with_steps_left
 
 ENVS = {
     "autotelic/PlaygroundText-v0": {},
-    "autotelic/BabyAIText-v0": {"categories": ["go_to", "pick_up"], "room_size": 6, "num_distractors": 2},
+    "autotelic/BabyAIText-v0": {
+        "categories": ["go_to", "pick_up"],
+        "room_size": 6,
+        "num_distractors": 2,
+    },
 }
 
 
