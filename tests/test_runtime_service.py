@@ -101,6 +101,7 @@ def test_injected_goal_is_accepted_and_every_episode_result_arrives(
     )
     assert topic == TOPICS.accepted, reply
     assert reply["goal"] == "Grasp cow" and reply["episodes"] == 3 and reply["request_id"] == "r1"
+    assert reply["feasible"] is True  # the goal space's word, from the agent
     results = []
     while True:
         _, data, _ = probe.next(timeout=120, topic=TOPICS.results)
@@ -306,6 +307,7 @@ def test_metric_names_follow_prometheus_conventions(service: ServiceProcess) -> 
                 "learner",
                 "model",
                 "le",
+                "key",  # autotelic_learner_stat: the algorithm's stat names, at most 256
             }
             assert not any(goal in sample.labels.values() for goal in GOALS), sample
 
