@@ -108,6 +108,8 @@ def test_the_real_service_runs_the_toy_pair_and_serves_its_goals(
         lambda: toy_service.metrics().get("autotelic_learner_updates_total", 0) > 5,
         what="toy-q updates",
     )
+    # The toy learner's own stat, which nothing in autotelic names, is exported too.
+    assert toy_service.metrics()['autotelic_learner_stat{key="table_size"}'] > 0
     assert toy_service.terminate() == 0
 
 
