@@ -239,7 +239,11 @@ class ProgressSource(Protocol):
 
 class ProgressLog:
     """Appends a row of counters, losses, throughput and curriculum figures to
-    ``progress.csv`` at each progress interval of the service."""
+    ``progress.csv`` at each progress interval of the service.
+
+    Its loss columns are a fixed summary for the progress plot; every key of every
+    update, whatever the algorithm, is in ``learner_stats.csv`` (runtime/tracking.py),
+    whose long rows never need a new column."""
 
     def __init__(self, path: Path, categories: Iterable[str]) -> None:
         self.log = CsvLog(path, progress_fields(categories))
