@@ -44,7 +44,8 @@ TENSORBOARD_FLUSH_S = 10
 
 
 class Sink(Protocol):
-    """Somewhere stats go. ``values`` are finite or NaN floats under the reporter's keys."""
+    """Somewhere stats go. ``values`` are floats (NaN and inf included) under the keys
+    the reporter chose."""
 
     def record(self, step: int, values: Mapping[str, float]) -> None:
         """Take the stats of update ``step``."""
@@ -73,8 +74,15 @@ class Tracking:
             sink.record(step, clean)
 
     def close(self) -> None:
+        """Close every sink, also when one fails to (its error is raised after)."""
+        failure: Exception | None = None
         for sink in self.sinks:
-            sink.close()
+            try:
+                sink.close()
+            except Exception as err:  # the others must still flush
+                failure = failure or err
+        if failure is not None:
+            raise failure
 
 
 def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
