@@ -47,6 +47,7 @@ from autotelic.core import AlgorithmConfig, EnvConfig, OffPolicyConfig
 from autotelic.core.registry import (
     RegistryError,
     algorithm_config,
+    backend_spec,
     env_config,
     load_plugins,
     registered_algorithms,
@@ -80,9 +81,10 @@ class RunConfig(BaseModel):
         "concurrent",
         description="concurrent: collector and learner threads; serial: one deterministic loop.",
     )
-    backend: Literal["local", "ray"] = Field(
+    backend: str = Field(
         "local",
-        description="local: everything in this process (collector and learner threads); ray: "
+        description="A registered backend (autotelic.core.register_backend). Built in: "
+        "local: everything in this process (collector and learner threads); ray: "
         "collector actors on a Ray cluster, the goal daemon as a named actor, the learner "
         "and the episode store here (the `ray` section; docs/scale.md). ray needs "
         "mode: concurrent.",
@@ -108,7 +110,7 @@ class RunConfig(BaseModel):
     plugins: list[str] = Field(
         default_factory=list,
         description="Modules to import before validation: they register your own "
-        "environments and algorithms (see docs/environments.md).",
+        "environments, algorithms and backends (see docs/environments.md).",
     )
     time_limit: TimeLimit = Field(
         DEFAULT_TIME_LIMIT,
@@ -120,6 +122,13 @@ class RunConfig(BaseModel):
         "bootstrapped (the behaviour before this option existed; at gamma 0.99 its "
         "soft-optimal policy avoids the goal).",
     )
+
+    @field_validator("backend")
+    @classmethod
+    def _registered_backend(cls, value: str) -> str:
+        """Refuse an unknown backend here, with the registered names, not when the
+        service starts (the run's plug-ins are loaded before this section is read)."""
+        return backend_spec(value).name
 
 
 class ReplayConfig(BaseModel):
@@ -487,9 +496,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        if self.run.backend == "ray" and self.run.mode != "concurrent":
+        modes = backend_spec(self.run.backend).modes
+        if self.run.mode not in modes:
             raise ValueError(
-                "run.backend ray needs run.mode concurrent (serial runs are one process)"
+                f"run.backend {self.run.backend} needs run.mode {' or '.join(modes)} "
+                f"(not {self.run.mode})"
             )
         starts = getattr(self.algorithm, "learning_starts", 0)
         if (
