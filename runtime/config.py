@@ -457,7 +457,7 @@ class Settings(BaseSettings):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus.")
     tracking: TrackingConfig = Field(
         default_factory=TrackingConfig,
-        description="Learner stats to progress files and TensorBoard.",
+        description="Where every learner stat goes: learner_stats.csv, TensorBoard.",
     )
     checkpoint: CheckpointConfig = Field(
         default_factory=CheckpointConfig, description="Checkpoints."
