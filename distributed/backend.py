@@ -20,6 +20,7 @@ counters and the schedule of off-policy learning are the local agent's, unchange
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -36,8 +37,8 @@ from autotelic.distributed.weights import WeightsBoard
 from autotelic.runtime.agent import Agent, Collection, CurriculumService
 from autotelic.runtime.collector import EpisodeCommitter
 from autotelic.runtime.config import Settings
+from autotelic.runtime.control import ActorState, AgentStatus
 from autotelic.runtime.drivers import Schedule
-from autotelic.runtime.messages import ActorStatus, Status
 from autotelic.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -209,10 +210,10 @@ class RayAgent(Agent):
 
     # -- views ---------------------------------------------------------------------------------
 
-    def actor_statuses(self) -> list[ActorStatus]:
+    def actor_states(self) -> tuple[ActorState, ...]:
         """What ``autotelic status`` shows of each collector actor."""
-        return [
-            ActorStatus(
+        return tuple(
+            ActorState(
                 actor=v.actor,
                 pid=v.pid,
                 node=v.node_ip,
@@ -225,12 +226,10 @@ class RayAgent(Agent):
                 restarts=v.restarts,
             )
             for v in self.cluster.views
-        ]
-
-    def status(self) -> Status:
-        return (
-            super().status().model_copy(update={"backend": "ray", "actors": self.actor_statuses()})
         )
+
+    def status(self) -> AgentStatus:
+        return dataclasses.replace(super().status(), actors=self.actor_states())
 
     # -- ending --------------------------------------------------------------------------------
 

@@ -38,11 +38,11 @@ from autotelic.goals import (
     GoalDaemon,
     GoalRecord,
     Injection,
-    InjectionRejected,
     InjectionReport,
 )
 from autotelic.runtime.collector import Collector, EpisodeListener, FinishedEpisode, GoalService
 from autotelic.runtime.config import Settings, dump_settings
+from autotelic.runtime.control import Accepted, AgentStatus
 from autotelic.runtime.coordination import SafePoints
 from autotelic.runtime.drivers import (
     OffPolicySchedule,
@@ -52,7 +52,6 @@ from autotelic.runtime.drivers import (
     when_learner_behind,
 )
 from autotelic.runtime.learner_loop import LearnerLoop
-from autotelic.runtime.messages import Acceptance, InjectRequest, Rejection, Status
 from autotelic.runtime.metrics import Metrics
 from autotelic.runtime.periodic_eval import PeriodicEvaluator
 from autotelic.runtime.progress import Snapshot
@@ -391,19 +390,19 @@ class Agent:
         for listener in self.report_listeners:
             listener(report)
 
-    def inject(self, request: InjectRequest) -> Acceptance | Rejection:
-        """Hand a person's goal request to the daemon; the reply says what became of it."""
-        try:
-            injection = self.daemon.inject(
-                request.goal, request.episodes, priority=request.priority, ttl=request.ttl_s
-            )
-        except InjectionRejected as err:
-            return Rejection(reason=str(err), request_id=request.request_id)
-        return Acceptance(
+    def inject(
+        self, goal: str, episodes: int = 1, *, priority: int = 0, ttl_s: float | None = None
+    ) -> Accepted:
+        """Queue a goal a person asked for (``episodes`` of it, served by ``priority``,
+        unserved ones expiring after ``ttl_s``). Raises
+        :class:`~autotelic.goals.InjectionRejected` with the reason when the goal space or
+        the daemon refuses it; an infeasible goal is accepted, and said to be."""
+        injection = self.daemon.inject(goal, episodes, priority=priority, ttl=ttl_s)
+        return Accepted(
             injection_id=injection.id,
             goal=injection.goal,
             episodes=injection.episodes,
-            request_id=request.request_id,
+            feasible=self.goal_space.feasible(injection.goal),
         )
 
     # -- driving -----------------------------------------------------------------------------
@@ -588,9 +587,9 @@ class Agent:
             started_from=self.started_from,
         )
 
-    def status(self) -> Status:
-        return Status(
-            state="online",
+    def status(self) -> AgentStatus:
+        """Counters and health now, for whatever reports them (the MQTT status, a CLI)."""
+        return AgentStatus(
             agent=self.settings.run.agent,
             pid=os.getpid(),
             learner=self.settings.algorithm.name,
@@ -598,9 +597,9 @@ class Agent:
             env_steps=self.collection.env_steps,
             updates=self.learner.num_updates,
             episodes=self.collection.episodes,
-            reason=None if self.error is None else f"{type(self.error).__name__}: {self.error}",
             results_pending=self.daemon.results_pending,
             backend=self.settings.run.backend,
+            failure=None if self.error is None else f"{type(self.error).__name__}: {self.error}",
         )
 
     def refresh_gauges(self) -> None:

@@ -13,6 +13,10 @@ retained status is ``online`` while connected and the broker publishes the
 ``offline`` last will if the process dies; a clean stop publishes ``offline``
 itself before disconnecting.
 
+The bridge is an adapter: it calls the agent's plain ``inject`` and ``status``
+(:mod:`autotelic.runtime.control`) and maps their answers to and from the payloads of
+:mod:`autotelic.runtime.messages`, so the agent knows no MQTT.
+
 Connection failures are explained once per cause, in one log line that names the
 ``mqtt.*`` setting to check (:func:`diagnose`): a TLS certificate the CA file does
 not vouch for, credentials the broker refuses, nothing listening at the URL... The
@@ -31,6 +35,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import aiomqtt
 import paho.mqtt.client as mqtt
@@ -38,22 +43,33 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel
 
+from autotelic.runtime.control import Accepted, AgentStatus, InjectionRejected
 from autotelic.runtime.messages import (
     Acceptance,
-    InjectRequest,
     Rejection,
     RequestError,
     Status,
     Topics,
+    acceptance,
     parse_inject_request,
+    status_message,
 )
 from autotelic.runtime.metrics import Metrics
 from autotelic.runtime.mqtt_config import MQTTConfig, TLSSettingError
 
 log = logging.getLogger(__name__)
 
-InjectHandler = Callable[[InjectRequest], Acceptance | Rejection]
-StatusSource = Callable[[], Status]
+
+class Injector(Protocol):
+    """What queues a requested goal: the agent's ``inject`` (raises
+    :class:`~autotelic.goals.InjectionRejected` with the reason to refuse it)."""
+
+    def __call__(
+        self, goal: str, episodes: int = 1, *, priority: int = 0, ttl_s: float | None = None
+    ) -> Accepted: ...
+
+
+StatusSource = Callable[[], AgentStatus]
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,14 +246,14 @@ class MQTTBridge:
         self,
         config: MQTTConfig,
         topics: Topics,
-        handle_inject: InjectHandler,
+        inject: Injector,
         status: StatusSource,
         client_id: str,
         metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.topics = topics
-        self._handle_inject = handle_inject
+        self._inject = inject
         self._status = status
         self._client_id = client_id
         self._metrics = metrics
@@ -403,7 +419,7 @@ class MQTTBridge:
         async with self._client() as client:
             granted = await client.subscribe(self.topics.inject, qos=1)
             self._check_granted(granted)
-            await client.publish(self.topics.status, encode(self._status()), qos=1, retain=True)
+            await client.publish(self.topics.status, encode(self._status_now()), qos=1, retain=True)
             self._set_connected(True)
             self._session_up = True
             self._reported = None
@@ -432,7 +448,7 @@ class MQTTBridge:
             await asyncio.wait_for(self._flush(client), timeout=5.0)
         except TimeoutError:
             log.warning("MQTT stop: %d messages not flushed", len(self._outbox))
-        offline = self._status().model_copy(update={"state": "offline"})
+        offline = self._status_now("offline")
         await client.publish(self.topics.status, encode(offline), qos=1, retain=True)
 
     async def _flush(self, client: aiomqtt.Client) -> None:
@@ -453,7 +469,7 @@ class MQTTBridge:
                 except Exception:
                     log.exception("MQTT: acknowledging a delivered message failed")
         if acked:  # the retained status tells how many results are still owed
-            await client.publish(self.topics.status, encode(self._status()), qos=1, retain=True)
+            await client.publish(self.topics.status, encode(self._status_now()), qos=1, retain=True)
 
     async def _send(self, client: aiomqtt.Client) -> None:
         assert self._wakeup is not None
@@ -465,7 +481,7 @@ class MQTTBridge:
     async def _status_loop(self, client: aiomqtt.Client) -> None:
         while True:
             await asyncio.sleep(self.config.status_interval_s)
-            await client.publish(self.topics.status, encode(self._status()), qos=1, retain=True)
+            await client.publish(self.topics.status, encode(self._status_now()), qos=1, retain=True)
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -478,8 +494,7 @@ class MQTTBridge:
         """Validate a goal request and reply; nothing in here may take the bridge down."""
         reply: Acceptance | Rejection
         try:
-            request = parse_inject_request(payload)
-            reply = self._handle_inject(request)
+            reply = self._reply(payload)
         except RequestError as err:
             reply = Rejection(reason=err.reason, request_id=err.request_id)
         except Exception as err:  # a bug in a handler must not stop goal intake
@@ -490,6 +505,20 @@ class MQTTBridge:
             status = "accepted" if isinstance(reply, Acceptance) else "rejected"
             self._metrics.injected_goals.labels(status=status).inc()
         self._enqueue(Outgoing(topic, encode(reply), 1, False))
+
+    def _reply(self, payload: bytes | bytearray) -> Acceptance | Rejection:
+        """The agent's answer to one request, as the payload that says it."""
+        request = parse_inject_request(payload)
+        try:
+            accepted = self._inject(
+                request.goal, request.episodes, priority=request.priority, ttl_s=request.ttl_s
+            )
+        except InjectionRejected as err:
+            return Rejection(reason=str(err), request_id=request.request_id)
+        return acceptance(accepted, request.request_id)
+
+    def _status_now(self, state: Literal["online", "offline"] = "online") -> Status:
+        return status_message(self._status(), state)
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import pytest
 from autotelic.runtime.agent import Agent
 from autotelic.runtime.broker import free_port
 from autotelic.runtime.config import Settings, deep_merge, load_settings
-from autotelic.runtime.messages import InjectRequest, Topics
+from autotelic.runtime.messages import Topics
 from autotelic.runtime.metrics import Metrics
 from autotelic.runtime.progress import ProgressLine
 from autotelic.runtime.run_logs import ProgressLog, read_rows
@@ -64,8 +64,7 @@ def test_a_restarted_agent_continues_every_counter_from_its_checkpoint(tmp_path:
     """Counters of a run killed after its checkpoint (episodes stored after it included)
     start the next process where they were, not at 0."""
     first = Agent(settings_for(tmp_path, 160), metrics=(metrics := Metrics()))
-    accepted = first.inject(InjectRequest(goal="Grasp carrot", episodes=1))
-    assert accepted.status == "accepted"
+    assert first.inject("Grasp carrot", episodes=1).goal == "Grasp carrot"
     metrics.injected_goals.labels(status="accepted").inc()  # what the MQTT bridge counts
     first.run_serial()  # ends with a checkpoint
     saved = counters(metrics)

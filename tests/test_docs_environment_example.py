@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from autotelic.core import env_spec
+from autotelic.goals import InjectionRejected
 from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import deep_merge, load_settings
 from autotelic.runtime.evaluation import evaluate
-from autotelic.runtime.messages import InjectRequest
 from tests.runtime_fixtures import TINY_SERVICE
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "environments.md"
@@ -41,10 +41,10 @@ def test_the_documented_environment_runs_through_the_agent(lamps_module: Path) -
     assert settings.env.id == "lamps/Lamps-v0"
     agent = Agent(settings)
     try:
-        reply = agent.inject(InjectRequest(goal="Light the RED lamp", episodes=1, priority=1))
-        assert reply.status == "accepted" and reply.goal == "light the red lamp"
-        rejected = agent.inject(InjectRequest(goal="light the purple lamp"))
-        assert rejected.status == "rejected" and "unknown colour 'purple'" in rejected.reason
+        reply = agent.inject("Light the RED lamp", episodes=1, priority=1)
+        assert reply.goal == "light the red lamp"
+        with pytest.raises(InjectionRejected, match="unknown colour 'purple'"):
+            agent.inject("light the purple lamp")
         agent.run_serial()
         episodes = list(agent.store.iter_episodes())
         assert len(episodes) > 20 and {e.env_id for e in episodes} == {"lamps/Lamps-v0"}

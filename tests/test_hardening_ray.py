@@ -156,7 +156,6 @@ def test_injected_episodes_held_by_an_actor_that_dies_are_served_again_at_once(
     """With no ttl, an episode lost with its actor would wait forever: the injection
     completes only because what the dead process held is served again."""
     from autotelic.goals import InjectionReport
-    from autotelic.runtime.messages import InjectRequest
 
     settings = load_settings(
         None,
@@ -182,9 +181,7 @@ def test_injected_episodes_held_by_an_actor_that_dies_are_served_again_at_once(
         views = agent.cluster.views
         threads = agent.start_threads()
         _wait(agent, lambda: views[0].episodes > 0 and views[1].episodes > 0)
-        accepted = agent.inject(InjectRequest(goal="Grasp cow", episodes=24))
-        injection_id = getattr(accepted, "injection_id", None)
-        assert injection_id is not None, accepted
+        injection_id = agent.inject("Grasp cow", episodes=24).injection_id
         _wait(agent, lambda: any(r.injection_id == injection_id for r in reports))
         victim = views[1].pid
         os.kill(victim, signal.SIGKILL)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from autotelic.envs.playground import PlaygroundTextEnv, parse_goal, reward
+from autotelic.goals import InjectionRejected
 from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import ConfigError, Settings, deep_merge, load_settings
 from autotelic.runtime.drivers import OffPolicySchedule
-from autotelic.runtime.messages import InjectRequest
 from autotelic.runtime.time_limits import with_steps_left
 from autotelic.storage import EpisodeStore
 from tests.runtime_fixtures import TINY_PPO, TINY_SERVICE
@@ -113,14 +113,15 @@ def test_ppo_learns_from_on_policy_rollouts_of_the_same_collector(tmp_path: Path
 
 def test_injected_goals_are_served_first_and_stored_as_injected(tmp_path: Path) -> None:
     agent = Agent(settings_for(tmp_path, run={"max_env_steps": 160}))
-    reply = agent.inject(InjectRequest(goal="grow Tiger", episodes=2, priority=5))
-    assert reply.status == "accepted" and reply.goal == "Grow tiger"
-    rejected = agent.inject(InjectRequest(goal="Grow unicorn"))
-    assert rejected.status == "rejected" and "unicorn" in rejected.reason
+    reply = agent.inject("grow Tiger", episodes=2, priority=5)
+    assert reply.goal == "Grow tiger" and reply.episodes == 2 and reply.feasible is True
+    with pytest.raises(InjectionRejected, match="unicorn"):
+        agent.inject("Grow unicorn")
     agent.run_serial()
     injected = [e for e in agent.store.iter_episodes() if e.goal_source == "injected"]
     assert [e.goal for e in injected] == ["Grow tiger", "Grow tiger"]
     assert {e.injection_id for e in injected} == {reply.injection_id}
+    assert agent.inject("Grow chair").feasible is False  # accepted, and said infeasible
     agent.close()
 
 

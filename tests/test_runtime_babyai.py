@@ -13,10 +13,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from autotelic.goals import InjectionRejected
 from autotelic.runtime.agent import Agent
 from autotelic.runtime.cli import app
 from autotelic.runtime.config import deep_merge, load_settings
-from autotelic.runtime.messages import InjectRequest, Topics
+from autotelic.runtime.messages import Topics
 from tests.runtime_fixtures import TINY_PPO, TINY_SERVICE, Mosquitto, Probe, ServiceProcess
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "babyai.yaml"
@@ -37,10 +38,10 @@ def test_sac_collects_stores_relabels_and_evaluates_babyai_missions(tmp_path: Pa
     agent = Agent(babyai_settings(tmp_path, run={"max_env_steps": 600}))
     try:
         assert {agent.goal_space.parse(g.text).category for g in agent.daemon.goals()} == FAMILIES
-        reply = agent.inject(InjectRequest(goal="Pick up a RED ball", episodes=1, priority=3))
-        assert reply.status == "accepted" and reply.goal == "pick up the red ball"
-        refused = agent.inject(InjectRequest(goal="pick up the plaid ball"))
-        assert refused.status == "rejected" and "unknown colour 'plaid'" in refused.reason
+        reply = agent.inject("Pick up a RED ball", episodes=1, priority=3)
+        assert reply.goal == "pick up the red ball"
+        with pytest.raises(InjectionRejected, match="unknown colour 'plaid'"):
+            agent.inject("pick up the plaid ball")
         agent.run_serial()
         episodes = list(agent.store.iter_episodes())
         assert episodes and {e.env_id for e in episodes} == {"autotelic/BabyAIText-v0"}

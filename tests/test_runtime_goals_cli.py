@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from autotelic.runtime.agent import Agent
 from autotelic.runtime.cli import app
 from autotelic.runtime.config import deep_merge, load_settings
-from autotelic.runtime.messages import InjectRequest
 from tests.runtime_fixtures import TINY_SERVICE
 
 
@@ -32,7 +31,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
     )
     agent = Agent(settings)
     try:
-        agent.inject(InjectRequest(goal="Grasp tiger", episodes=2))
+        agent.inject("Grasp tiger", episodes=2)
         agent.run_serial()  # ends with a checkpoint
         stats = agent.daemon.stats(detail=True)
     finally:

@@ -17,8 +17,9 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from autotelic.envs.playground import GoalError, canonical_goal
-from autotelic.runtime.messages import Acceptance, InjectRequest, Rejection, Status, Topics
+from autotelic.envs.playground import GoalError, PlaygroundGoalSpace, canonical_goal
+from autotelic.runtime.control import Accepted, AgentStatus, InjectionRejected
+from autotelic.runtime.messages import Topics
 from autotelic.runtime.metrics import Metrics
 from autotelic.runtime.mqtt import MQTTBridge
 from autotelic.runtime.mqtt_config import MQTTConfig
@@ -27,17 +28,23 @@ from tests.runtime_fixtures import Mosquitto
 TOPICS = Topics("tester")
 
 
-def grammar_handler(request: InjectRequest) -> Acceptance | Rejection:
+def grammar_inject(
+    goal: str, episodes: int = 1, *, priority: int = 0, ttl_s: float | None = None
+) -> Accepted:
+    """An agent's ``inject`` reduced to the goal grammar: the bridge sees the same."""
     try:
-        goal = canonical_goal(request.goal)
+        canonical = canonical_goal(goal)
     except GoalError as err:
-        return Rejection(reason=str(err), request_id=request.request_id)
-    return Acceptance(
-        injection_id=f"inj-{request.request_id}",
-        goal=goal,
-        episodes=request.episodes,
-        request_id=request.request_id,
-    )
+        raise InjectionRejected(str(err), goal) from None
+    feasible = PlaygroundGoalSpace().feasible(canonical)
+    return Accepted(f"inj-{canonical}-{episodes}", canonical, episodes, feasible)
+
+
+def status_now() -> AgentStatus:
+    return AgentStatus(
+        agent="tester", pid=1, learner="sac", policy_version=3, env_steps=7, updates=2,
+        episodes=1, results_pending=0, backend="local",
+    )  # fmt: skip
 
 
 def make_bridge(url: str, metrics: Metrics | None = None, **overrides: Any) -> MQTTBridge:
@@ -46,8 +53,8 @@ def make_bridge(url: str, metrics: Metrics | None = None, **overrides: Any) -> M
     return MQTTBridge(
         config,
         TOPICS,
-        grammar_handler,
-        status=lambda: Status(state="online", agent="tester", env_steps=7),
+        grammar_inject,
+        status=status_now,
         client_id="autotelic-tester",
         metrics=metrics,
     )
@@ -100,22 +107,23 @@ def test_requests_get_replies_and_status_is_retained(mosquitto: Mosquitto) -> No
             await client.publish(
                 TOPICS.inject, json.dumps({"goal": "Grasp cow", "episodes": "3"}), qos=1
             )
+            await client.publish(TOPICS.inject, json.dumps({"goal": "grow chair"}), qos=1)
 
-        replies = await collect(mosquitto.port, [TOPICS.accepted, TOPICS.rejected], 4, send)
+        replies = await collect(mosquitto.port, [TOPICS.accepted, TOPICS.rejected], 5, send)
         by_topic: dict[str, list[dict[str, Any]]] = {}
         for m in replies:
             by_topic.setdefault(str(m.topic), []).append(json.loads(m.payload))
         accepted = by_topic[TOPICS.accepted]
-        assert accepted == [
-            {
-                **accepted[0],
-                "status": "accepted",
-                "injection_id": "inj-a",
-                "goal": "Grow carrot",
-                "episodes": 2,
-                "request_id": "a",
-            }
-        ]
+        assert accepted[0] == {
+            **accepted[0],
+            "status": "accepted",
+            "injection_id": "inj-Grow carrot-2",
+            "goal": "Grow carrot",
+            "episodes": 2,
+            "feasible": True,
+            "request_id": "a",
+        }
+        assert [(a["goal"], a["feasible"]) for a in accepted[1:]] == [("Grow chair", False)]
         reasons = [r["reason"] for r in by_topic[TOPICS.rejected]]
         assert any("not JSON" in r for r in reasons)
         assert any("unknown object 'unicorn'" in r for r in reasons)
@@ -123,6 +131,7 @@ def test_requests_get_replies_and_status_is_retained(mosquitto: Mosquitto) -> No
 
         status = await collect(mosquitto.port, TOPICS.status, 1)
         assert status[0].retain and json.loads(status[0].payload)["state"] == "online"
+        assert json.loads(status[0].payload)["env_steps"] == 7
 
         bridge.stop()
         await asyncio.wait_for(task, 30)
@@ -130,7 +139,7 @@ def test_requests_get_replies_and_status_is_retained(mosquitto: Mosquitto) -> No
         assert json.loads(status[0].payload)["state"] == "offline"
 
     asyncio.run(scenario())
-    assert metrics.injected_goals.labels(status="accepted")._value.get() == 1
+    assert metrics.injected_goals.labels(status="accepted")._value.get() == 2
     assert metrics.injected_goals.labels(status="rejected")._value.get() == 3
 
 

@@ -19,7 +19,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from autotelic.runtime.config import ConfigError, deep_merge
-from autotelic.runtime.messages import Acceptance, Rejection, Status, Topics
+from autotelic.runtime.control import Accepted, AgentStatus
+from autotelic.runtime.messages import Topics
 from autotelic.runtime.mqtt import MQTTBridge, diagnose
 from autotelic.runtime.mqtt_config import MQTTConfig
 from tests.runtime_fixtures import TINY_SERVICE, ServiceProcess
@@ -171,16 +172,27 @@ def tls_bridge(broker: SecureMosquitto, user: str, password: str) -> MQTTBridge:
         reconnect_max_s=0.2,
     )
 
-    def accept(_request: Any) -> Acceptance:
+    def accept(goal: str, episodes: int = 1, **_: Any) -> Accepted:
         raise AssertionError("no goal can reach this bridge")
 
     return MQTTBridge(
         config,
         TOPICS,
         accept,
-        status=lambda: Status(state="online", agent=AGENT),
+        status=idle_status,
         client_id=f"autotelic-{AGENT}-as-{user}-{time.monotonic_ns()}",
     )
+
+
+def idle_status() -> AgentStatus:
+    return AgentStatus(
+        agent=AGENT, pid=1, learner="sac", policy_version=0, env_steps=0, updates=0,
+        episodes=0, results_pending=0, backend="local",
+    )  # fmt: skip
+
+
+def unused_inject(goal: str, episodes: int = 1, **_: Any) -> Accepted:
+    raise AssertionError("unused")
 
 
 def run_bridge_for(bridge: MQTTBridge, seconds: float) -> None:
@@ -249,8 +261,8 @@ def test_a_missing_or_unusable_tls_file_is_a_configuration_error_naming_the_sett
             MQTTBridge(
                 config,
                 TOPICS,
-                lambda r: Rejection(reason="unused"),
-                lambda: Status(state="online", agent=AGENT),
+                unused_inject,
+                idle_status,
                 client_id="unused",
             )
 

@@ -13,7 +13,6 @@ from autotelic.learners.prompt import build_prompt, candidate_text
 from autotelic.learners.words import word_tokenizer
 from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import deep_merge, load_settings
-from autotelic.runtime.messages import InjectRequest
 from autotelic.runtime.time_limits import with_steps_left
 from autotelic.testing.tiny_models import env_vocabulary, tiny_model
 from tests.runtime_fixtures import TINY_SERVICE
@@ -117,7 +116,7 @@ def test_cached_prompt_ids_equal_fresh_ones_across_a_run_with_injected_and_relab
     })  # fmt: skip
     agent = Agent(load_settings(None, **config))
     assert agent.settings.model.vocabulary == ("autotelic/PlaygroundText-v0",)
-    assert agent.inject(InjectRequest(goal="Grow carrot", episodes=3)).status == "accepted"
+    assert agent.inject("Grow carrot", episodes=3).goal == "Grow carrot"
     agent.run_serial()
     assert agent.learner.num_updates > 0
     encoders = [agent.learner.scorer.encoder, agent.learner.policy.scorer.encoder]
