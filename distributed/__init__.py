@@ -9,8 +9,10 @@ every collector (and other runs) draws goals from
 (:mod:`autotelic.distributed.goal_actor`). The learner, the episode store and replay
 stay in the service process, the one store writer (:mod:`autotelic.distributed.backend`).
 
-Everything here reuses the runtime's collector, committer, schedules and daemon; Ray
-is imported only when this package is.
+Everything here reuses the runtime's collector, committer, schedules and daemon. The
+runtime never imports this package: the backend registers itself
+(:mod:`autotelic.distributed.plugin`, a built-in plug-in that imports no Ray), and Ray
+is imported when a Ray run builds its agent.
 """
 
 import os
