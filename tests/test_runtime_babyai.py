@@ -56,7 +56,7 @@ def test_sac_collects_stores_relabels_and_evaluates_babyai_missions(tmp_path: Pa
     run = ["--run", str(tmp_path / "run")]
     evaluated = runner.invoke(app, ["eval", *run, "--episodes-per-goal", "1", "--json"])
     assert evaluated.exit_code == 0, evaluated.output
-    results = json.loads(evaluated.output)
+    results = json.loads(evaluated.stdout)  # progress lines go to stderr
     assert {(r["split"], r["greedy"]) for r in results} == {
         (s, g) for s in ("train", "test") for g in (True, False)
     }

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from autotelic.core import env_spec, load_plugins
+from autotelic.learners.base import LLMLearner
 from autotelic.learners.encoding import StateEncoder
 from autotelic.learners.prompt import build_prompt, candidate_text
 from autotelic.learners.words import word_tokenizer
@@ -119,8 +120,10 @@ def test_cached_prompt_ids_equal_fresh_ones_across_a_run_with_injected_and_relab
     assert agent.inject("Grow carrot", episodes=3).goal == "Grow carrot"
     agent.run_serial()
     assert agent.learner.num_updates > 0
-    encoders = [agent.learner.scorer.encoder, agent.learner.policy.scorer.encoder]
-    fresh = StateEncoder(agent.learner.model.tokenizer, seq2seq=False)
+    learner = agent.learner
+    assert isinstance(learner, LLMLearner)
+    encoders = [learner.scorer.encoder, learner.policy.scorer.encoder]
+    fresh = StateEncoder(learner.model.tokenizer, seq2seq=False)
     fresh.cache_prompts = False
     cached = {t: ids for e in encoders for t, ids in e._prompts.items()}
     goals = {t.split("\n", 1)[0] for t in cached}
