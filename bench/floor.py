@@ -86,9 +86,8 @@ def items_off(off: Sequence[str]) -> Iterator[None]:
 
 def build_agent(variant: Variant, run_dir: Path, budget: int) -> Any:
     sys_path_root()
-    from bench.experiment import build_settings
-
     from autotelic.runtime.agent import Agent
+    from bench.experiment import build_settings
 
     settings = build_settings(CONFIGS[variant.env], variant.method, 0, budget, run_dir)
     # Both models with the same candidate score (the config's, resolved for tiny models),

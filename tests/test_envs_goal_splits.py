@@ -4,7 +4,7 @@ trains either."""
 
 from __future__ import annotations
 
-from autotelic.envs.babyai import BabyAIGoalSpace
+from autotelic.envs.babyai import BabyAIGoalSpace, Category
 from autotelic.envs.playground import PlaygroundGoalSpace
 from autotelic.goals.splits import HeldOutGoals
 
@@ -20,7 +20,7 @@ def test_playground_splits_every_goal_by_its_object() -> None:
 
 
 def test_babyai_splits_goals_of_families_the_configuration_leaves_out() -> None:
-    space = BabyAIGoalSpace(["go_to", "pick_up"])
+    space = BabyAIGoalSpace([Category.GO_TO, Category.PICK_UP])
     held_out = HeldOutGoals(space)
     assert "open the yellow door" not in space.goals("test")
     assert held_out("open the yellow door")

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import pytest
 
+from autotelic.core import Split
 from autotelic.envs.playground import PlaygroundGoalSpace
 from autotelic.goals import (
     CurriculumConfig,
@@ -101,7 +102,7 @@ def test_a_goal_space_split_method_wins_over_the_test_list() -> None:
     class DoorsHeldOut(PlaygroundGoalSpace):
         """Holds out a goal its ``goals("test")`` does not list."""
 
-        def split(self, goal: str) -> str:
+        def split(self, goal: str) -> Split:
             return "test" if goal == "Grasp door" else "train"
 
     space = DoorsHeldOut()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from autotelic.learners.encoding import ScoringInputError, StateEncoder
 from autotelic.learners.layout import CandidateLayout
-from autotelic.learners.scorer import Scorer, lm_log_probs, pack_states, run_packed
+from autotelic.learners.scorer import PaddingSide, Scorer, lm_log_probs, pack_states, run_packed
 from autotelic.testing.naive_scorer import naive_score
 from autotelic.testing.tiny_models import tiny_tokenizer
 from tests.learners_fixtures import one_torch_thread, perturb_adapters, playground_states, tiny
@@ -245,7 +245,7 @@ def test_the_default_candidate_score_keeps_a_pretrained_models_summed_prior() ->
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
-def test_vectorised_packing_equals_the_per_token_reference(side: str) -> None:
+def test_vectorised_packing_equals_the_per_token_reference(side: PaddingSide) -> None:
     from autotelic.learners.scorer import pack_states
     from autotelic.testing.naive_scorer import pack_states_per_row
 

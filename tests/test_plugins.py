@@ -13,6 +13,7 @@ import pytest
 from autotelic.core import algorithm_spec, env_spec, registered_envs
 from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import ConfigError, deep_merge, load_settings
+from autotelic.runtime.drivers import OffPolicySchedule
 from autotelic.runtime.evaluation import evaluate
 from autotelic.runtime.messages import Topics
 from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, ServiceProcess
@@ -65,7 +66,9 @@ def test_the_serial_agent_stores_relabels_and_learns_on_the_toy_pair(tmp_path: P
         # Held-out cells never train (never pursued, never a relabel): the tabular learner
         # knows nothing of them, so they stay where an untrained policy is.
         held_out = set(spec.goal_space(agent.settings.env).goals("test"))
-        assert not held_out & set(agent.schedule.sampler.sample(512).goals)
+        schedule = agent.schedule
+        assert isinstance(schedule, OffPolicySchedule)
+        assert not held_out & set(schedule.sampler.sample(512).goals)
         assert rates["test"] < rates["train"] - 0.3
     finally:
         agent.close()
