@@ -296,10 +296,12 @@ def in_process(job: tuple[str, Any]) -> dict[str, float]:
     return result
 
 
-def jobs(tables: Sequence[str], steps: int, updates: int) -> list[tuple[str, str, Any]]:
+def jobs(
+    tables: Sequence[str], steps: int, updates: int, envs: Sequence[str] = tuple(CONFIGS)
+) -> list[tuple[str, str, Any]]:
     out: list[tuple[str, str, Any]] = []
     if "loop" in tables:
-        for env in CONFIGS:
+        for env in envs:
             for method in ("sac-glam-her", "ppo-glam"):
                 for off in (ITEMS, ()):
                     v = Variant(env, method, off)
@@ -358,9 +360,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tables", nargs="+", default=["loop", "items", "floor"],
                         choices=["loop", "items", "floor"])  # fmt: skip
+    parser.add_argument("--envs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS),
+                        help="environments of table 1")  # fmt: skip
     args = parser.parse_args(argv)
     results: dict[str, list[dict[str, float]]] = {}
-    todo = jobs(args.tables, args.steps, args.updates)
+    todo = jobs(args.tables, args.steps, args.updates, args.envs)
     for r in range(args.rounds):
         for kind, name, payload in todo:
             began = time.perf_counter()
