@@ -43,7 +43,10 @@ class ModelConfig(BaseModel):
     path: str = Field(
         default=PACKAGED,
         description=(
-            "A local Hugging Face model folder, or 'smollm2' (the packaged "
+            "A local Hugging Face model folder (an `autotelic export` folder too), or a "
+            "Hugging Face model id 'org/name' found in the local Hugging Face cache "
+            "($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub; never "
+            "downloaded, a local folder of that name wins), or 'smollm2' (the packaged "
             "SmolLM2-135M-Instruct), or 'tiny-words' (a tiny random model over a "
             "word-level tokenizer built from the environment's vocabulary: what CPU "
             "experiments use), or 'tiny-causal' / 'tiny-gpt2' / 'tiny-seq2seq' (tiny "

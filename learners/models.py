@@ -1,8 +1,9 @@
 """Loading the policy LLM: configuration, LoRA or full fine-tuning, device and dtype.
 
 Any local Hugging Face model folder loads through transformers' Auto classes
-(decoder-only or encoder-decoder); ``"smollm2"`` names the packaged pretrained
-model and ``"tiny-*"`` tiny random ones. Nothing is ever downloaded.
+(decoder-only or encoder-decoder), and so does a Hugging Face id (``org/name``)
+found in the local Hugging Face cache; ``"smollm2"`` names the packaged
+pretrained model and ``"tiny-*"`` tiny random ones. Nothing is ever downloaded.
 
 The model is kept in eval mode for its whole life: dropout would make the
 log-probabilities the collector records differ from those the learner
@@ -28,7 +29,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import platform
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,18 +294,60 @@ def store_frozen_linear_weights(model: PreTrainedModel, dtype: torch.dtype) -> i
 
 
 def resolve_model_dir(config: ModelConfig) -> Path:
-    """The local folder to load: the packaged model's cache entry, or ``config.path``."""
+    """The local folder to load: the packaged model's cache entry, ``config.path`` as a
+    folder, or a Hugging Face id's snapshot in the local cache (never downloaded: the
+    machines that run this have no network to the hub)."""
     if config.path == PACKAGED:
         gguf = smollm2_gguf()
         dest = config.cache_dir / smollm2_entry_name(gguf)
         return build_atomically(dest, lambda out: convert_smollm2(gguf, out))
     folder = Path(config.path).expanduser()
-    if not (folder / "config.json").is_file():
+    if (folder / "config.json").is_file():
+        return folder  # an existing local folder wins over a same-named hub id
+    if not folder.exists() and _HUB_ID.fullmatch(config.path):
+        return _hub_snapshot(config.path)
+    raise ModelError(
+        f"model path {config.path!r} is not a Hugging Face model folder (no config.json); "
+        f"use a local folder, a Hugging Face id (org/name) in the local cache, "
+        f"{PACKAGED!r}, or one of {TINY_NAMES}"
+    )
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9]")
+"""``org/name`` as the hub spells repository ids."""
+
+
+def hub_cache_dir() -> Path:
+    """Where Hugging Face keeps downloaded models, read from the environment on each call
+    (huggingface_hub reads it once at import, so a later change would go unseen)."""
+    if cache := os.environ.get("HF_HUB_CACHE"):
+        return Path(cache).expanduser()
+    home = os.environ.get("HF_HOME") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "huggingface"
+    )
+    return Path(home).expanduser() / "hub"
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    """The cached snapshot of ``repo_id`` that ``refs/main`` names, looked up offline by
+    huggingface_hub itself; a one-line error saying where it looked when it is absent."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    cache = hub_cache_dir()
+    try:
+        found = Path(snapshot_download(repo_id, local_files_only=True, cache_dir=cache))
+    except LocalEntryNotFoundError:
+        found = None
+    if found is None or not (found / "config.json").is_file():
+        entry = cache / f"models--{repo_id.replace('/', '--')}"
         raise ModelError(
-            f"model path {config.path!r} is not a Hugging Face model folder (no config.json); "
-            f"use a local folder, {PACKAGED!r}, or one of {TINY_NAMES}"
+            f"model {repo_id!r} is not a local folder and not in the Hugging Face cache "
+            f"(looked for {entry}; set HF_HUB_CACHE or HF_HOME to look elsewhere); nothing is "
+            f"downloaded: run `hf download {repo_id}` where the hub is reachable and copy "
+            f"that cache here, or give model.path a local folder"
         )
-    return folder
+    return found
 
 
 def _load_folder(
