@@ -430,6 +430,35 @@ def evaluate_run(
         typer.echo(line)
 
 
+@app.command("export")
+def export_model(
+    run_dir: Path = RunOption,
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder to write (absent or empty): the exported model."
+    ),
+) -> None:
+    """Write the policy of the run's latest checkpoint as a plain Hugging Face model folder
+    (config, safetensors weights, tokenizer; LoRA merged), which transformers loads with no
+    autotelic or peft and which `model.path` accepts; autotelic.json in it records the
+    prompt format and the settings that score candidates as the run did."""
+    from autotelic.learners.export import EXPORT_INFO
+    from autotelic.learners.model_config import ModelError
+    from autotelic.runtime.offline import export_checkpoint
+
+    with _fail_cleanly():
+        try:
+            written = export_checkpoint(run_dir, out)
+        except ModelError as err:  # a folder in the way, a base model that is missing
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+    info = json.loads((written / EXPORT_INFO).read_text())
+    settings = ", ".join(f"{k}: {v}" for k, v in info["model_settings"].items())
+    typer.echo(
+        f"exported checkpoint step {info['source']['checkpoint_step']} to {written}; "
+        f"use it as model.path: {written} with {settings}"
+    )
+
+
 def _eval_table(results: list[EvalResult]) -> list[str]:
     """One row per split and way of acting: its episodes, then per category the success
     rate and (n=) the episodes it is measured on, so a 1.00 of two episodes reads as such."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from autotelic.storage import CheckpointManager, EpisodeStore, RunLayout, StorageError
 from autotelic.storage.errors import StoreDamagedError, salvage_hint
@@ -16,6 +16,8 @@ from autotelic.storage.records import decode_episode
 from autotelic.storage.salvage import SalvageReport, salvage_store
 
 if TYPE_CHECKING:
+    from autotelic.core import Learner
+    from autotelic.runtime.config import Settings
     from autotelic.runtime.evaluation import EvalResult
 
 
@@ -129,19 +131,10 @@ def evaluate_checkpoint(
     """Greedy and sampled success on the training and held-out goals, from the newest
     complete checkpoint of ``run_dir`` (with the model and environment its configuration
     names). ``progress`` hears (episodes finished, episodes in all) as they end."""
-    # Imported here: the model stack (torch) costs seconds, and the store commands need none.
-    from autotelic.core import algorithm_spec, env_spec
-    from autotelic.runtime.config import load_settings
+    from autotelic.core import env_spec
     from autotelic.runtime.evaluation import evaluate
 
-    layout = RunLayout(run_dir)
-    layout.require_run()
-    settings = load_settings(layout.config)
-    loaded = CheckpointManager(layout.checkpoints).load()
-    if loaded is None:
-        raise FileNotFoundError(f"no complete checkpoint in {layout.checkpoints}")
-    learner = algorithm_spec(settings.algorithm.name).build(settings.model, settings.algorithm)
-    learner.load_state_dict(loaded.state["learner"])
+    settings, learner, _ = checkpoint_learner(run_dir)
     spec = env_spec(settings.env.id)
     splits: tuple[Literal["train", "test"], ...] = ("train", "test")
     runs = [(split, greedy) for split in splits for greedy in (True, False)]
@@ -164,6 +157,50 @@ def evaluate_checkpoint(
             )
         )
     return results
+
+
+def checkpoint_learner(
+    run_dir: Path, model_update: Mapping[str, Any] | None = None
+) -> tuple[Settings, Learner, int]:
+    """The run's settings (from its config.yaml), its learner built and restored from the
+    newest complete checkpoint, and that checkpoint's step: what ``eval`` and ``export``
+    start from. ``model_update`` changes model settings that do not change the weights
+    (the device, autocast)."""
+    # Imported here: the model stack (torch) costs seconds, and the store commands need none.
+    from autotelic.core import algorithm_spec
+    from autotelic.runtime.config import load_settings
+
+    layout = RunLayout(run_dir)
+    layout.require_run()
+    settings = load_settings(layout.config)
+    loaded = CheckpointManager(layout.checkpoints).load()
+    if loaded is None:
+        raise FileNotFoundError(f"no complete checkpoint in {layout.checkpoints}")
+    model = settings.model.model_copy(update=dict(model_update or {}))
+    learner = algorithm_spec(settings.algorithm.name).build(model, settings.algorithm)
+    learner.load_state_dict(loaded.state["learner"])
+    return settings, learner, loaded.step
+
+
+def export_checkpoint(run_dir: Path, out: Path) -> Path:
+    """Write the policy of the run's newest complete checkpoint to ``out`` as a plain
+    Hugging Face model folder (LoRA merged), on the CPU and without autocast, so the
+    weights written are the float32 masters and the frozen base as loaded."""
+    from autotelic.learners.base import LLMLearner
+    from autotelic.learners.export import export_policy
+
+    settings, learner, step = checkpoint_learner(run_dir, {"device": "cpu", "autocast": "off"})
+    if not isinstance(learner, LLMLearner):
+        raise TypeError(f"{type(learner).__name__} has no LLM policy to export")
+    source = {
+        "run": str(run_dir.resolve()),
+        "checkpoint_step": step,
+        "algorithm": settings.algorithm.name,
+        "policy_version": learner.policy_version,
+        "base_model": settings.model.path,
+        "finetune": settings.model.finetune,
+    }
+    return export_policy(learner.model, out, source)
 
 
 def _offset(progress: Callable[[int, int], None], base: int, total: int) -> Callable[[int], None]:

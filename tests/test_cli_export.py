@@ -1,0 +1,109 @@
+"""``autotelic export``: the run's policy as a plain Hugging Face folder, loadable again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+from typer.testing import CliRunner
+
+from autotelic.learners.base import LLMLearner
+from autotelic.learners.export import EXPORT_INFO
+from autotelic.learners.models import ModelConfig, PolicyModel, load_model
+from autotelic.learners.scorer import Scorer
+from autotelic.runtime.agent import Agent
+from autotelic.runtime.cli import app
+from autotelic.runtime.config import deep_merge, load_settings
+from autotelic.runtime.offline import checkpoint_learner
+from tests.learners_fixtures import playground_observations, playground_states
+from tests.runtime_fixtures import TINY_SERVICE
+
+
+@pytest.fixture(scope="module", params=["full", "lora"])
+def run_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A short serial run of the word-level tiny model that trained a little and ended
+    with a checkpoint, under the fine-tuning mode the parameter names."""
+    run = tmp_path_factory.mktemp(f"export-{request.param}") / "run"
+    extra = {
+        "model": {"path": "tiny-words", "finetune": request.param},
+        # The LLM trains from the first update, fast enough to move its scores visibly.
+        "algorithm": {"critic_warmup_updates": 0, "actor_lr": 1e-2},
+        "run": {"dir": str(run), "mode": "serial", "max_env_steps": 64},
+        "eval": {"enabled": False},
+    }
+    agent = Agent(load_settings(None, **deep_merge(TINY_SERVICE, extra)))
+    agent.run_serial()
+    agent.close()
+    return run
+
+
+def run_policy(run_dir: Path) -> PolicyModel:
+    _, learner, _ = checkpoint_learner(run_dir)
+    assert isinstance(learner, LLMLearner) and learner.policy_version > 0
+    return learner.model
+
+
+def log_pi(model: PolicyModel) -> torch.Tensor:
+    prompts, candidates = playground_states(4, seed=3)
+    with torch.no_grad():
+        return Scorer(model).score(prompts, candidates).log_pi
+
+
+def export(run_dir: Path, out: Path) -> dict[str, object]:
+    result = CliRunner().invoke(app, ["export", "--run", str(run_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"model.path: {out}" in result.stdout
+    info: dict[str, object] = json.loads((out / EXPORT_INFO).read_text())
+    return info
+
+
+def test_the_export_scores_candidates_as_the_run_policy_does(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "exported"
+    info = export(run_dir, out)
+    settings = info["model_settings"]
+    assert isinstance(settings, dict) and settings["candidate_score"] == "mean"
+    exported = load_model(
+        ModelConfig(
+            path=str(out),
+            finetune="frozen",
+            candidate_score=settings["candidate_score"],
+            list_actions=settings["list_actions"],
+        )
+    )
+    policy = run_policy(run_dir)
+    expected = log_pi(policy)
+    torch.testing.assert_close(log_pi(exported), expected, rtol=0, atol=1e-5)
+    untrained = load_model(load_settings(run_dir / "config.yaml").model)
+    assert (log_pi(untrained) - expected).abs().max() > 1e-4  # the comparison is not vacuous
+
+
+def test_the_export_is_plain_transformers_weights_and_the_word_tokenizer(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "exported"
+    export(run_dir, out)
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    assert not (out / "adapter_config.json").exists()
+    with safe_open(str(out / "model.safetensors"), "pt") as weights:
+        assert not [k for k in weights.keys() if "lora" in k]  # noqa: SIM118 - not a dict
+    plain = AutoModelForCausalLM.from_pretrained(out, local_files_only=True)
+    assert type(plain).__name__ == "LlamaForCausalLM"  # transformers alone, no peft wrapper
+    exported = load_model(ModelConfig(path=str(out), finetune="frozen"))
+    assert isinstance(exported.tokenizer, PreTrainedTokenizerFast)
+    goals, observations, actions = playground_observations(3)
+    texts = goals + observations + [a for row in actions for a in row] + ["an unknown word"]
+    original = run_policy(run_dir).tokenizer
+    assert exported.tokenizer(texts)["input_ids"] == original(texts)["input_ids"]
+    assert len(exported.tokenizer) == len(original)
+
+
+def test_export_refuses_a_folder_that_holds_files(run_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    result = CliRunner().invoke(app, ["export", "--run", str(run_dir), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not empty" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
