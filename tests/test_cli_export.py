@@ -107,3 +107,19 @@ def test_export_refuses_a_folder_that_holds_files(run_dir: Path, tmp_path: Path)
     assert result.exit_code == 2
     assert "not empty" in result.output
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.slow  # SmolLM2-135M with LoRA, exported and loaded again: about half a minute
+def test_smollm2_with_lora_exports_to_the_same_scores(tmp_path: Path) -> None:
+    from autotelic.learners.export import export_policy
+    from tests.learners_fixtures import perturb_adapters
+
+    config = ModelConfig(path="smollm2", finetune="lora", autocast="off")
+    policy = load_model(config)
+    perturb_adapters(policy, scale=0.05)
+    out = export_policy(policy, tmp_path / "smollm2-export", {"test": True})
+    exported = load_model(ModelConfig(path=str(out), finetune="frozen", autocast="off"))
+    expected = log_pi(policy)
+    torch.testing.assert_close(log_pi(exported), expected, rtol=0, atol=1e-4)
+    base = load_model(ModelConfig(path="smollm2", finetune="frozen", autocast="off"))
+    assert (log_pi(base) - expected).abs().max() > 1e-3  # the adapters were merged, not lost
