@@ -19,10 +19,10 @@ from typing import Any
 from torch import nn
 from transformers import PreTrainedModel
 
+from autotelic.learners.model_config import EXPORT_INFO
 from autotelic.learners.models import ModelError, PolicyModel, resolve_candidate_score
 from autotelic.learners.prompt import ACTIONS_PREFIX, PROMPT_SUFFIX, candidate_text
 
-EXPORT_INFO = "autotelic.json"
 """The file of an exported folder that records the prompt format and the run it came from."""
 
 

@@ -19,6 +19,10 @@ TinyName = Literal["tiny-words", "tiny-causal", "tiny-gpt2", "tiny-seq2seq"]
 TINY_NAMES: tuple[TinyName, ...] = ("tiny-words", "tiny-causal", "tiny-gpt2", "tiny-seq2seq")
 """Tiny random models (:mod:`autotelic.learners.tiny`): experiments on a CPU, tests, dry runs."""
 WORDS: TinyName = "tiny-words"
+EXPORT_INFO = "autotelic.json"
+"""The file ``autotelic export`` writes beside a policy's weights: how it read its input
+(the prompt format, the candidate score), so ``candidate_score: auto`` scores as it was
+trained."""
 
 _DEVICE = re.compile(r"(cpu|cuda|mps|xpu|meta|hpu|npu|xla)(:\d+)?")
 

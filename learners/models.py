@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import platform
@@ -50,6 +51,7 @@ from transformers import (
 
 from autotelic.learners.cache import build_atomically
 from autotelic.learners.model_config import (
+    EXPORT_INFO,
     PACKAGED,
     TINY_NAMES,
     AutocastName,
@@ -110,10 +112,13 @@ class PolicyModel:
     """Checksum of the frozen weights as loaded, before any is stored in lower precision,
     so a checkpoint fits its base whatever the precision of the run that resumes it."""
 
-    @property
+    folder: Path | None = None
+    """The folder the weights came from (None: a tiny model built in memory)."""
+
+    @functools.cached_property
     def candidate_score(self) -> Literal["sum", "mean"]:
         """The score in force: ``auto`` resolved (see :func:`resolve_candidate_score`)."""
-        return resolve_candidate_score(self.config)
+        return resolve_candidate_score(self.config, self.folder)
 
     def compute(self) -> contextlib.AbstractContextManager[object]:
         """The context the LLM's forward passes run in: autocast, or nothing.
@@ -143,12 +148,31 @@ class PolicyModel:
         return [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
 
 
-def resolve_candidate_score(config: ModelConfig) -> Literal["sum", "mean"]:
+def resolve_candidate_score(
+    config: ModelConfig, folder: Path | None = None
+) -> Literal["sum", "mean"]:
     """``auto``: the mean for randomly initialised models, which start near uniform
-    under it (docs/learning.md), the sum for pretrained ones, which keep their prior."""
-    if config.candidate_score == "auto":
-        return "mean" if config.path in TINY_NAMES else "sum"
-    return config.candidate_score
+    under it (docs/learning.md), the sum for pretrained ones, which keep their prior;
+    a policy exported by ``autotelic export`` scores as it was trained (its
+    ``autotelic.json`` says how)."""
+    if config.candidate_score != "auto":
+        return config.candidate_score
+    if config.path in TINY_NAMES:
+        return "mean"
+    return exported_candidate_score(folder) or "sum"
+
+
+def exported_candidate_score(folder: Path | None) -> Literal["sum", "mean"] | None:
+    """The candidate score an exported policy in ``folder`` was trained with, if any."""
+    if folder is None or not (folder / EXPORT_INFO).is_file():
+        return None
+    try:
+        info = json.loads((folder / EXPORT_INFO).read_text())
+        score = info["model_settings"]["candidate_score"]
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("%s in %s is unreadable: scoring by the sum", EXPORT_INFO, folder)
+        return None
+    return score if score in ("sum", "mean") else None
 
 
 def hf_model(module: nn.Module) -> PreTrainedModel:
@@ -222,6 +246,7 @@ def load_model(config: ModelConfig) -> PolicyModel:
         raise ModelError(f"device {config.device!r} requested but CUDA is not available")
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
+    folder: Path | None = None
     if config.path in TINY_NAMES:
         name: TinyName = config.path
         model, tokenizer = tiny_model(name, seed=config.seed, vocabulary=config.vocabulary)
@@ -254,6 +279,7 @@ def load_model(config: ModelConfig) -> PolicyModel:
         config=config,
         autocast_dtype=autocast,
         base_fingerprint=fingerprint,
+        folder=folder,
     )
 
 

@@ -441,8 +441,7 @@ def export_model(
     (config, safetensors weights, tokenizer; LoRA merged), which transformers loads with no
     autotelic or peft and which `model.path` accepts; autotelic.json in it records the
     prompt format and the settings that score candidates as the run did."""
-    from autotelic.learners.export import EXPORT_INFO
-    from autotelic.learners.model_config import ModelError
+    from autotelic.learners.model_config import EXPORT_INFO, ModelError
     from autotelic.runtime.offline import export_checkpoint
 
     with _fail_cleanly():

@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 from typer.testing import CliRunner
 
 from autotelic.learners.base import LLMLearner
-from autotelic.learners.export import EXPORT_INFO
+from autotelic.learners.model_config import EXPORT_INFO
 from autotelic.learners.models import ModelConfig, PolicyModel, load_model
 from autotelic.learners.scorer import Scorer
 from autotelic.runtime.agent import Agent
@@ -123,3 +123,22 @@ def test_smollm2_with_lora_exports_to_the_same_scores(tmp_path: Path) -> None:
     torch.testing.assert_close(log_pi(exported), expected, rtol=0, atol=1e-4)
     base = load_model(ModelConfig(path="smollm2", finetune="frozen", autocast="off"))
     assert (log_pi(base) - expected).abs().max() > 1e-3  # the adapters were merged, not lost
+
+
+def test_an_exported_policy_scores_as_it_was_trained_under_the_default_score(
+    tmp_path: Path,
+) -> None:
+    """``candidate_score: auto`` reads the export's autotelic.json: a tiny model trained
+    under the per-token mean is scored by the mean again, not by the sum of a folder."""
+    from autotelic.learners.model_config import ModelConfig
+    from autotelic.learners.models import load_model
+
+    folder = tmp_path / "policy"
+    folder.mkdir()
+    (folder / EXPORT_INFO).write_text(json.dumps({"model_settings": {"candidate_score": "mean"}}))
+    tiny = load_model(ModelConfig(path="tiny-words", finetune="frozen"))
+    tiny.hf.save_pretrained(folder)
+    tiny.tokenizer.save_pretrained(folder)
+    assert load_model(ModelConfig(path=str(folder), finetune="frozen")).candidate_score == "mean"
+    (folder / EXPORT_INFO).unlink()
+    assert load_model(ModelConfig(path=str(folder), finetune="frozen")).candidate_score == "sum"
