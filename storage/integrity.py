@@ -125,6 +125,13 @@ class DataFile:
             return b""
         return os.pread(self._fd, min(size, self.size - offset), offset)
 
+    def refresh_size(self) -> int:
+        """The file's size now. Read after the meta pages, it covers every page their
+        commits use: LMDB writes a commit's pages before its meta page and never
+        shrinks the file, so only a truncated file ends before the newest commit."""
+        self.size = os.fstat(self._fd).st_size
+        return self.size
+
     def close(self) -> None:
         os.close(self._fd)
 
@@ -162,7 +169,7 @@ def read_header(store: Path) -> Header:
     path = store / "data.mdb"
     with DataFile(path) as data:
         psize, metas = data.metas()
-        size = data.size
+        size = data.refresh_size()  # after the metas: a live writer's growth is no damage
     if psize is None or size < 2 * psize:
         reason = next((m for m in metas if isinstance(m, str)), "no meta pages")
         raise StoreDamagedError(store, f"{reason}; the file is {size} bytes")
@@ -414,6 +421,7 @@ class _Reading:
         self.store = store
         self.data = data
         self.psize, metas = data.metas()
+        data.refresh_size()  # after the metas, as read_header does
         self.problems = [m for m in metas if isinstance(m, str)]
         self.commits = sorted((m for m in metas if isinstance(m, MetaPage)), key=lambda m: -m.txnid)
         # Without a meta page the page size is LMDB's default, the memory page size.

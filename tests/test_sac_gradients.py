@@ -130,8 +130,9 @@ def test_under_joint_clipping_the_scale_weighs_the_critics_gradient_before_the_c
     actor = llm_gradient("full", batch, critic_trains_llm=False, **unclipped)
     critic = minus(llm_gradient("full", batch, **unclipped), actor)
     quarter = llm_gradient("full", batch, **(unclipped | {"critic_body_grad_scale": 0.25}))
+    # critic is a difference of two float32 gradients: allow a float32 rounding there.
     for q, a, c in zip(quarter, actor, critic, strict=True):
-        torch.testing.assert_close(q, a + 0.25 * c, rtol=1e-4, atol=1e-8)
+        torch.testing.assert_close(q, a + 0.25 * c, rtol=1e-4, atol=1e-7)
     # Scale 0 is the critic kept out of the LLM, per loss or joint alike.
     none = llm_gradient("full", batch, critic_body_grad_scale=0.0)
     for n, a in zip(none, actor, strict=True):
