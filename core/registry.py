@@ -195,33 +195,29 @@ def _put(table: dict[str, Any], key: str, spec: Any, kind: str) -> None:
 
 def env_spec(env_id: str) -> EnvSpec:
     """The spec registered under ``env_id``, or a :class:`RegistryError` listing the ids."""
-    load_plugins()
-    spec = _envs.get(env_id)
-    if spec is None:
-        raise RegistryError(
-            f"unknown environment {env_id!r}; registered: {', '.join(sorted(_envs)) or 'none'}"
-        )
+    spec: EnvSpec = _lookup(_envs, env_id, "environment")
     return spec
 
 
 def algorithm_spec(name: str) -> AlgorithmSpec:
     """The spec registered under ``name``, or a :class:`RegistryError` listing the names."""
-    load_plugins()
-    spec = _algorithms.get(name)
-    if spec is None:
-        raise RegistryError(
-            f"unknown algorithm {name!r}; registered: {', '.join(sorted(_algorithms)) or 'none'}"
-        )
+    spec: AlgorithmSpec = _lookup(_algorithms, name, "algorithm")
     return spec
 
 
 def backend_spec(name: str) -> BackendSpec:
     """The backend registered under ``name``, or a :class:`RegistryError` listing the names."""
+    spec: BackendSpec = _lookup(_backends, name, "backend")
+    return spec
+
+
+def _lookup(table: Mapping[str, Any], key: str, kind: str) -> Any:
+    """``table[key]`` once the plug-ins are loaded, or an error naming what is registered."""
     load_plugins()
-    spec = _backends.get(name)
+    spec = table.get(key)
     if spec is None:
         raise RegistryError(
-            f"unknown backend {name!r}; registered: {', '.join(sorted(_backends)) or 'none'}"
+            f"unknown {kind} {key!r}; registered: {', '.join(sorted(table)) or 'none'}"
         )
     return spec
 
