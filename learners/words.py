@@ -17,7 +17,6 @@ runs, it just reads as unknown.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
@@ -89,9 +88,3 @@ def word_tokenizer(vocabulary: TextVocabulary) -> PreTrainedTokenizerFast:
 def _phrases(phrases: Iterable[str], words: list[str]) -> list[str]:
     known = set(words)
     return [p for p in phrases if p and p not in known]
-
-
-def describe(tokenizer: PreTrainedTokenizerFast) -> str:
-    """A short JSON summary (size and phrases) for logs and reports."""
-    added = [t.content for t in tokenizer.added_tokens_decoder.values()]
-    return json.dumps({"size": len(tokenizer), "phrases": added})
