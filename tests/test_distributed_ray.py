@@ -19,70 +19,24 @@ os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 import ipaddress
 import signal
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-import ray
 
 from autotelic.distributed.backend import RayAgent
 from autotelic.distributed.cluster import ClusterUnreachableError
 from autotelic.distributed.local_cluster import LocalCluster
 from autotelic.runtime.broker import free_port
 from autotelic.runtime.collector import FinishedEpisode
-from autotelic.runtime.config import ConfigError, deep_merge, load_settings
+from autotelic.runtime.config import ConfigError, load_settings
 from autotelic.runtime.messages import Topics
 from autotelic.storage import EpisodeStore
-from tests.runtime_fixtures import TINY_PPO, TINY_SAC, Mosquitto, Probe, ServiceProcess
+from tests.ray_fixtures import NODES, cluster, ray_config, wait_until
+from tests.runtime_fixtures import TINY_PPO, Mosquitto, Probe, ServiceProcess
 
-HEAD = "127.0.0.2"
-NODES = {HEAD, "127.0.0.3"}
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = LocalCluster(
-        tmp_path_factory.mktemp("ray"), workers=1, num_cpus=4, token=os.environ["RAY_AUTH_TOKEN"]
-    )
-    local.start()
-    try:
-        ray.init(address=local.address, _node_ip_address=HEAD, include_dashboard=False)
-        yield local
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        local.stop()
-
-
-def ray_config(cluster: LocalCluster, run_dir: Path, **extra: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "run": {"dir": str(run_dir), "backend": "ray", "torch_threads": 1, "agent": "ray"},
-        "model": {"path": "tiny-causal"},
-        "env": {"num_envs": 4},
-        "algorithm": TINY_SAC,
-        "replay": {"capacity_transitions": 20000},
-        "eval": {"enabled": False},
-        "service": {"mqtt_enabled": False},
-        "ray": {
-            "address": cluster.address,
-            "node_ip_address": HEAD,
-            "num_collectors": 2,
-            "collector_num_cpus": 0.5,
-            "steps_per_call": 2,
-        },
-    }
-    return deep_merge(base, extra)
-
-
-def wait_until(agent: RayAgent, done: Any, timeout: float = 240.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert not agent.stopping.is_set(), f"the run stopped: {agent.error!r}"
-        assert time.monotonic() < deadline, f"not reached within {timeout}s: {agent.snapshot()}"
-        time.sleep(0.2)
+__all__ = ["cluster"]  # the module's fixture
 
 
 def stop(agent: RayAgent, threads: list[threading.Thread]) -> None:

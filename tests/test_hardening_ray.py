@@ -14,63 +14,35 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
+import functools
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
 import ray
 
 from autotelic.distributed.backend import RayAgent
 from autotelic.distributed.local_cluster import LocalCluster
 from autotelic.runtime.config import load_settings
-from tests.runtime_fixtures import TINY_SAC
+from tests.ray_fixtures import cluster, ray_config, wait_until
 
-HEAD = "127.0.0.2"
+__all__ = ["cluster"]  # the module's fixture
 
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = LocalCluster(
-        tmp_path_factory.mktemp("ray"), workers=1, num_cpus=4, token=os.environ["RAY_AUTH_TOKEN"]
-    )
-    local.start()
-    try:
-        ray.init(address=local.address, _node_ip_address=HEAD, include_dashboard=False)
-        yield local
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        local.stop()
-
-
-def _wait(agent: RayAgent, done: Any, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert not agent.stopping.is_set(), f"the run stopped: {agent.error!r}"
-        assert time.monotonic() < deadline, f"not reached within {timeout}s: {agent.snapshot()}"
-        time.sleep(0.2)
+_wait = functools.partial(wait_until, timeout=300.0)
+"""Restarted actors take longer than a first start: the bound these tests always had."""
 
 
 def test_one_actor_death_is_one_restart(cluster: LocalCluster, tmp_path: Path) -> None:
     settings = load_settings(
         None,
-        run={"dir": str(tmp_path / "run"), "backend": "ray", "torch_threads": 1, "agent": "r1"},
-        model={"path": "tiny-causal"},
-        env={"num_envs": 2},
-        algorithm=TINY_SAC,
-        eval={"enabled": False},
-        service={"mqtt_enabled": False},
-        ray={
-            "address": cluster.address,
-            "node_ip_address": HEAD,
-            "num_collectors": 2,
-            "collector_num_cpus": 0.5,
-            "steps_per_call": 2,
-        },
+        **ray_config(
+            cluster,
+            tmp_path / "run",
+            run={"agent": "r1"},
+            env={"num_envs": 2},
+            ray={"num_collectors": 2},
+        ),
     )
     agent = RayAgent(settings)
     threads: list[threading.Thread] = []
@@ -99,19 +71,13 @@ def test_a_goal_actor_restarted_by_ray_starts_from_the_latest_checkpoint(
 ) -> None:
     settings = load_settings(
         None,
-        run={"dir": str(tmp_path / "run"), "backend": "ray", "torch_threads": 1, "agent": "r2"},
-        model={"path": "tiny-causal"},
-        env={"num_envs": 2},
-        algorithm=TINY_SAC,
-        eval={"enabled": False},
-        service={"mqtt_enabled": False},
-        ray={
-            "address": cluster.address,
-            "node_ip_address": HEAD,
-            "num_collectors": 1,
-            "collector_num_cpus": 0.5,
-            "steps_per_call": 2,
-        },
+        **ray_config(
+            cluster,
+            tmp_path / "run",
+            run={"agent": "r2"},
+            env={"num_envs": 2},
+            ray={"num_collectors": 1},
+        ),
     )
     agent = RayAgent(settings)
     threads: list[threading.Thread] = []
@@ -159,19 +125,13 @@ def test_injected_episodes_held_by_an_actor_that_dies_are_served_again_at_once(
 
     settings = load_settings(
         None,
-        run={"dir": str(tmp_path / "run"), "backend": "ray", "torch_threads": 1, "agent": "r3"},
-        model={"path": "tiny-causal"},
-        env={"num_envs": 2},
-        algorithm=TINY_SAC,
-        eval={"enabled": False},
-        service={"mqtt_enabled": False},
-        ray={
-            "address": cluster.address,
-            "node_ip_address": HEAD,
-            "num_collectors": 2,
-            "collector_num_cpus": 0.5,
-            "steps_per_call": 2,
-        },
+        **ray_config(
+            cluster,
+            tmp_path / "run",
+            run={"agent": "r3"},
+            env={"num_envs": 2},
+            ray={"num_collectors": 2},
+        ),
     )
     agent = RayAgent(settings)
     reports: list[InjectionReport] = []
