@@ -24,7 +24,13 @@ settings it changes (an ablation undoes one choice)::
       sac-glam-her-no-negatives: {method: sac-glam-her, set: {replay: {her_negatives: 0.0}}}
 
 A finished run leaves ``<label>-s<seed>.done`` beside its CSV; a suite that is
-started again skips those runs (``bench/run_suite.py``).
+started again skips those runs (``bench/run_suite.py``). A run cut short (killed,
+the machine gone) continues from its last evaluation: each one checkpoints the
+run, and a restart restores that checkpoint (policy, optimisers, curriculum,
+counters, and the replay in the run's store), keeps the CSV rows up to it and
+goes on. The restart draws new random streams (as any restarted ``autotelic run``
+does), so a resumed curve is a valid run of the seed but not bit-identical to an
+uninterrupted one; its log says where it resumed. ``--fresh`` starts over.
 """
 
 from __future__ import annotations
@@ -109,6 +115,9 @@ def build_settings(
             # The same run as the serial driver's: the update-to-data ratio holds (the
             # collector waits when the learner falls behind), only the overlap differs.
             **({"collector": {"when_learner_behind": "wait"}} if driver == "concurrent" else {}),
+            # A serial run resumed from its checkpoint redoes the updates lost with the cut
+            # (the data collected after it is kept), so updates per env step stay the ratio.
+            **({"collector": {"max_lag_updates": 1_000_000}} if driver == "serial" else {}),
         },
     )
     return load_settings(None, **overrides)
@@ -154,16 +163,32 @@ class RandomPolicy:
 class Recorder:
     """Runs the evaluations and writes the CSV rows."""
 
-    def __init__(self, path: Path, method: str, seed: int, settings: Settings, args: Any) -> None:
+    def __init__(
+        self,
+        path: Path,
+        method: str,
+        seed: int,
+        settings: Settings,
+        args: Any,
+        resume_at: int | None = None,
+    ) -> None:
         self.path = path
         self.method, self.seed, self.settings, self.args = method, seed, settings, args
         self.goals = {split: eval_goals(settings, split) for split in ("train", "test")}
         self.env = env_spec(settings.env.id)
         self.train_seconds = 0.0
         self.last_step = -1
-        self._mark = time.perf_counter()
+        self.checkpoint_after = False
+        """Checkpoint the run after each evaluation, so a cut run resumes from there."""
+        kept = kept_rows(path, resume_at) if resume_at is not None else []
         with path.open("w", newline="") as f:
-            csv.DictWriter(f, FIELDS).writeheader()
+            writer = csv.DictWriter(f, FIELDS)
+            writer.writeheader()
+            writer.writerows(kept)
+        if kept:
+            self.last_step = int(kept[-1]["env_steps"])
+            self.train_seconds = float(kept[-1]["train_seconds"])
+        self._mark = time.perf_counter()
 
     def __call__(self, agent: Agent | None, policy: Any = None) -> None:
         steps = agent.collector.env_steps if agent else 0
@@ -172,6 +197,8 @@ class Recorder:
         self.train_seconds += time.perf_counter() - self._mark
         learner = policy if policy is not None else agent.learner  # type: ignore[union-attr]
         self.record(learner, steps, agent.learner.num_updates if agent else 0)
+        if agent is not None and self.checkpoint_after:
+            agent.checkpoint()
         self._mark = time.perf_counter()
 
     def record(self, learner: Any, steps: int, updates: int) -> None:
@@ -222,6 +249,25 @@ class Recorder:
             {**base, "category": "all", "success": result.overall, "episodes": result.episodes}
         )
         return rows
+
+
+def kept_rows(path: Path, step: int) -> list[dict[str, str]]:
+    """The rows of a cut run's CSV up to the evaluation its checkpoint was taken at."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [r for r in csv.DictReader(f) if int(r["env_steps"]) <= step]
+
+
+def checkpoint_step(run_dir: Path) -> int | None:
+    """The env steps of the newest complete checkpoint in ``run_dir`` (None: none)."""
+    from autotelic.storage import CheckpointManager
+
+    directory = run_dir / "checkpoints"
+    if not directory.is_dir():
+        return None
+    newest = CheckpointManager(directory).latest()
+    return None if newest is None else newest.step
 
 
 def run_concurrent(agent: Agent, recorder: Recorder, every: int) -> None:
@@ -277,6 +323,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--max-minutes", type=float, default=None, help="also stop after this much wall time"
     )
     parser.add_argument(
+        "--fresh", action="store_true", help="start over even if a cut run could resume"
+    )
+    parser.add_argument(
         "--driver",
         choices=["serial", "concurrent"],
         default="serial",
@@ -291,9 +340,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     label = args.method if args.driver == "serial" else f"{args.method}-concurrent"
     run_dir = args.out / "runs" / f"{label}-s{args.seed}"
-    shutil.rmtree(run_dir, ignore_errors=True)  # a rerun starts from scratch
+    # Only the serial driver checkpoints at its evaluations; a concurrent run starts over.
+    resume_at = None if args.fresh or args.driver != "serial" else checkpoint_step(run_dir)
+    if resume_at is None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    else:
+        print(
+            f"[{label} s{args.seed}] resuming from the checkpoint at {resume_at} steps", flush=True
+        )
     settings = build_settings(args.config, args.method, args.seed, budget, run_dir, args.driver)
-    recorder = Recorder(args.out / f"{label}-s{args.seed}.csv", label, args.seed, settings, args)
+    recorder = Recorder(
+        args.out / f"{label}-s{args.seed}.csv", label, args.seed, settings, args, resume_at
+    )
     done = args.out / f"{label}-s{args.seed}.done"
     done.unlink(missing_ok=True)
     base, _ = resolve_method(args.config, args.method)
@@ -303,10 +361,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     agent = Agent(settings)
     try:
-        recorder(agent)
+        if resume_at is None:
+            recorder(agent)
         if args.driver == "concurrent" and base != "zero-shot":
             run_concurrent(agent, recorder, args.eval_every)
         elif base != "zero-shot":
+            recorder.checkpoint_after = True
             hooks: list[tuple[int, Callable[[Agent], None]]] = [(args.eval_every, recorder)]
             if args.max_minutes is not None:
                 hooks.append((agent.settings.env.num_envs, stop_after(args.max_minutes * 60)))

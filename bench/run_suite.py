@@ -10,8 +10,8 @@ Each run is ``bench/experiment.py`` in its own process (its log in
 ``bench/plot.py`` draws the figures and the table from the CSVs.
 
 A suite started again continues where it was: a run that finished (its
-``.done`` marker beside its CSV) is skipped, one that was cut short runs again
-from its start. ``--methods`` also takes the variants an experiment file names
+``.done`` marker beside its CSV) is skipped, one that was cut short continues
+from its last evaluation's checkpoint (``bench/experiment.py``). ``--methods`` also takes the variants an experiment file names
 (ablations, see ``bench/experiment.py``); ``--no-plot`` skips the figures.
 """
 
