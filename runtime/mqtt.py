@@ -35,7 +35,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import aiomqtt
 import paho.mqtt.client as mqtt
@@ -239,6 +239,21 @@ class _ClientLog(logging.Handler):
             log.log(record.levelno, "paho: %s", message)
 
 
+async def cancel_all(tasks: set[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait until every one has ended.
+
+    One ``cancel()`` is not always enough: on Python 3.11 ``asyncio.wait_for`` (inside
+    aiomqtt's publish) drops a cancellation that arrives as the awaited acknowledgement
+    completes, and the task carries on, e.g. back to waiting for the next outgoing
+    message, forever. So a task still running a second later is cancelled again.
+    """
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
+
+
 class MQTTBridge:
     """Connects the service to a broker and keeps it connected."""
 
@@ -433,9 +448,7 @@ class MQTTBridge:
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await cancel_all(tasks)
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]

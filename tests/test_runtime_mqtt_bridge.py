@@ -21,7 +21,7 @@ from autotelic.envs.playground import GoalError, PlaygroundGoalSpace, canonical_
 from autotelic.runtime.control import Accepted, AgentStatus, InjectionRejected
 from autotelic.runtime.messages import Topics
 from autotelic.runtime.metrics import Metrics
-from autotelic.runtime.mqtt import MQTTBridge
+from autotelic.runtime.mqtt import MQTTBridge, cancel_all
 from autotelic.runtime.mqtt_config import MQTTConfig
 from tests.runtime_fixtures import Mosquitto
 
@@ -269,3 +269,25 @@ def test_last_will_says_offline_when_the_process_is_killed(
 def test_bad_broker_urls_are_rejected_by_name(url: str) -> None:
     with pytest.raises(ValueError, match="url"):
         MQTTConfig(url=url)
+
+
+def test_ending_a_session_stops_a_task_that_swallowed_its_first_cancellation() -> None:
+    """A task that loses one cancel (Python 3.11's wait_for does, when the awaited
+    acknowledgement completes at that moment) must not keep the bridge from stopping."""
+    swallowed: list[bool] = []
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            swallowed.append(True)  # carries on as if nothing happened
+        await asyncio.sleep(60)
+
+    async def scenario() -> asyncio.Task[None]:
+        task = asyncio.create_task(stubborn())
+        await asyncio.sleep(0)
+        await asyncio.wait_for(cancel_all({task}), timeout=10)
+        return task
+
+    task = asyncio.run(scenario())
+    assert swallowed == [True] and task.cancelled()
