@@ -1,5 +1,5 @@
 """``python -m autotelic`` is the same as the ``autotelic`` command."""
 
-from autotelic.runtime.cli import app
+from autotelic.runtime.commands.cli import app
 
 app()

@@ -1,6 +1,6 @@
 """One learning run of the real runtime, headless, evaluated at fixed intervals.
 
-It builds the same :class:`~autotelic.runtime.agent.Agent` that ``autotelic
+It builds the same :class:`~autotelic.runtime.loop.agent.Agent` that ``autotelic
 run`` serves (collector, LMDB store, HER replay, learner, curriculum) and drives
 it serially, so a seed reproduces its curve. Every ``--eval-every`` env steps it
 evaluates the policy on training and held-out objects, greedy and sampled, and
@@ -48,9 +48,9 @@ import numpy as np
 import yaml
 
 from autotelic.core import ActResult, env_spec
-from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import Settings, deep_merge, load_settings
-from autotelic.runtime.evaluation import EvalResult, evaluate
+from autotelic.runtime.evaluation.evaluate import EvalResult, evaluate
+from autotelic.runtime.loop.agent import Agent
 
 METHODS = ("sac-glam-her", "sac-glam", "ppo-glam", "zero-shot", "random")
 FIELDS = [

@@ -86,7 +86,7 @@ def items_off(off: Sequence[str]) -> Iterator[None]:
 
 def build_agent(variant: Variant, run_dir: Path, budget: int) -> Any:
     sys_path_root()
-    from autotelic.runtime.agent import Agent
+    from autotelic.runtime.loop.agent import Agent
     from bench.experiment import build_settings
 
     settings = build_settings(CONFIGS[variant.env], variant.method, 0, budget, run_dir)

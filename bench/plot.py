@@ -39,6 +39,7 @@ COLORS = {
     "sac-glam-her-concurrent": "tab:purple",
 }
 
+
 def learners(curves: Curves) -> list[str]:
     """The learning methods (and variants) the CSVs hold: the usual ones first, in order."""
     found = {k[0] for k in curves} - set(REFERENCES)

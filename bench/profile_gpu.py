@@ -42,9 +42,9 @@ import torch
 import yaml
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import Settings, deep_merge, load_settings
-from autotelic.runtime.drivers import OffPolicySchedule
+from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.loop.drivers import OffPolicySchedule
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "gpu.yaml"
 PRECISIONS = {

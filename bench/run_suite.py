@@ -11,8 +11,9 @@ Each run is ``bench/experiment.py`` in its own process (its log in
 
 A suite started again continues where it was: a run that finished (its
 ``.done`` marker beside its CSV) is skipped, one that was cut short continues
-from its last evaluation's checkpoint (``bench/experiment.py``). ``--methods`` also takes the variants an experiment file names
-(ablations, see ``bench/experiment.py``); ``--no-plot`` skips the figures.
+from its last evaluation's checkpoint (``bench/experiment.py``). ``--methods``
+also takes the variants an experiment file names (ablations, see
+``bench/experiment.py``); ``--no-plot`` skips the figures.
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ import yaml
 from autotelic.core import TransitionBatch
 from autotelic.learners import sac_math
 from autotelic.learners.sac import SACLearner
-from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import Settings
+from autotelic.runtime.loop.agent import Agent
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.experiment import Recorder, build_settings

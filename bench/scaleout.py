@@ -51,8 +51,8 @@ import ray
 from autotelic.distributed.backend import RayAgent
 from autotelic.distributed.local_cluster import LocalCluster
 from autotelic.goals import EpisodeOutcome
-from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import deep_merge, load_settings
+from autotelic.runtime.loop.agent import Agent
 
 HEAD = "127.0.0.2"
 MODELS = {"tiny": "tiny-causal", "smollm2": "smollm2"}

@@ -1,6 +1,6 @@
 """The whole service loop, headless: collector, learner, LMDB store, HER replay, curriculum.
 
-Each variant is the :class:`~autotelic.runtime.agent.Agent` that ``autotelic run``
+Each variant is the :class:`~autotelic.runtime.loop.agent.Agent` that ``autotelic run``
 serves (no MQTT, no HTTP server, no periodic evaluation), in a process of its
 own so that each sets its torch threads as the service would. Variants differ in
 the driver (``concurrent``: a collector thread and a learner thread; ``serial``:
@@ -75,7 +75,7 @@ def variant_overrides(base: dict[str, Any], variant: str, run_dir: Path) -> dict
     """``base`` for one variant: its driver and precision, the concurrent run's profile,
     a fresh run directory, and nothing that is not the learning loop."""
     from autotelic.runtime.config import Settings, deep_merge, load_settings
-    from autotelic.runtime.drivers import resolve_profile
+    from autotelic.runtime.loop.drivers import resolve_profile
 
     driver, precision = variant.split("-")
     concurrent = load_settings(None, **deep_merge(base, {"run": {"mode": "concurrent"}}))
@@ -131,8 +131,8 @@ class Sample:
 
 def worker(conn: Connection, name: str, overrides: dict[str, Any]) -> None:
     """Build the agent parked at its safe points, then obey the parent's commands."""
-    from autotelic.runtime.agent import Agent
     from autotelic.runtime.config import load_settings
+    from autotelic.runtime.loop.agent import Agent
 
     agent = Agent(load_settings(None, **overrides))
     agent.points.pause(timeout=0)  # no worker yet: they park at their first safe point

@@ -35,8 +35,8 @@ import torch
 from autotelic.core import ActResult, EnvConfig, env_spec, load_plugins
 from autotelic.learners.models import ModelConfig, load_model
 from autotelic.learners.sac import SACConfig, SACLearner
-from autotelic.runtime.collector import behaviour_sample
-from autotelic.runtime.evaluation import evaluate
+from autotelic.runtime.evaluation.evaluate import evaluate
+from autotelic.runtime.loop.collector import behaviour_sample
 
 ENVS: dict[str, dict[str, Any]] = {
     "playground": {"id": "autotelic/PlaygroundText-v0"},

@@ -37,7 +37,7 @@ from autotelic.core.vocabulary import TextVocabulary
 BUILTIN_PLUGINS = (
     "autotelic.envs",
     "autotelic.learners.algorithms",
-    "autotelic.runtime.backends",
+    "autotelic.runtime.loop.backends",
     "autotelic.distributed.plugin",
 )
 ENTRY_POINT_GROUP = "autotelic.plugins"

@@ -1,4 +1,4 @@
-"""The Ray backend: an :class:`~autotelic.runtime.agent.Agent` whose collection runs in
+"""The Ray backend: an :class:`~autotelic.runtime.loop.agent.Agent` whose collection runs in
 collector actors and whose goal daemon is a shared named actor.
 
 What stays here, in the service process (the Ray driver): the learner (on
@@ -34,12 +34,12 @@ from autotelic.distributed.collection import ClusterCollection
 from autotelic.distributed.goal_actor import GoalDaemonClient, goal_actor
 from autotelic.distributed.schedules import GatheredOnPolicySchedule
 from autotelic.distributed.weights import WeightsBoard
-from autotelic.runtime.agent import Agent, Collection, CurriculumService
-from autotelic.runtime.collector import EpisodeCommitter
 from autotelic.runtime.config import Settings
-from autotelic.runtime.control import ActorState, AgentStatus
-from autotelic.runtime.drivers import Schedule
-from autotelic.runtime.metrics import Metrics
+from autotelic.runtime.loop.agent import Agent, Collection, CurriculumService
+from autotelic.runtime.loop.collector import EpisodeCommitter
+from autotelic.runtime.loop.control import ActorState, AgentStatus
+from autotelic.runtime.loop.drivers import Schedule
+from autotelic.runtime.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """The driver's side of collection: collector actors started, called and accounted for.
 
 :class:`ClusterCollection` is what the agent collects with under the Ray backend
-(:class:`~autotelic.runtime.agent.Collection`): it starts the actors, asks one for a
+(:class:`~autotelic.runtime.loop.agent.Collection`): it starts the actors, asks one for a
 batch of steps (with the newest weights' reference), and commits what ended through the
-runtime's :class:`~autotelic.runtime.collector.EpisodeCommitter` (stored durably in one
+runtime's :class:`~autotelic.runtime.loop.collector.EpisodeCommitter` (stored durably in one
 transaction, then reported to the goal daemon, counted and announced), exactly the tail
 the local collector runs. An actor whose process died is restarted by Ray; the call
 that was in flight fails, and so does every call until the new process is up: the
@@ -28,13 +28,13 @@ from autotelic.core import Rollout
 from autotelic.distributed.actors.collector import CollectorActor, CollectorSpec
 from autotelic.distributed.records import ActorView, CollectedBatch
 from autotelic.distributed.weights import WeightsBoard
-from autotelic.runtime.collector import (
+from autotelic.runtime.config import RayConfig
+from autotelic.runtime.loop.collector import (
     CommittedCounts,
     EpisodeCommitter,
     FinishedEpisode,
 )
-from autotelic.runtime.config import RayConfig
-from autotelic.runtime.metrics import Metrics
+from autotelic.runtime.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

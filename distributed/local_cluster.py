@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autotelic.runtime.broker import free_port
+from autotelic.runtime.transport.broker import free_port
 
 READY_TEXT = "Ray runtime started"
 

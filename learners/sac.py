@@ -244,7 +244,7 @@ class SACLearner(LLMLearner):
 
         ``progress``, if given, hears the share of the batch done after each
         micro-batch (the runtime credits it to the collector, see
-        :mod:`autotelic.runtime.coordination`).
+        :mod:`autotelic.runtime.loop.coordination`).
         """
         began = time.perf_counter()
         warmup = self.warming_up

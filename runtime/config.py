@@ -55,7 +55,7 @@ from autotelic.core.registry import (
 )
 from autotelic.goals import CurriculumConfig
 from autotelic.learners.model_config import WORDS, ModelConfig
-from autotelic.runtime.mqtt_config import MQTTConfig
+from autotelic.runtime.transport.mqtt_config import MQTTConfig
 from autotelic.storage import STRATEGIES
 from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit
 
@@ -213,7 +213,7 @@ class MetricsConfig(BaseModel):
 
 
 class TrackingConfig(BaseModel):
-    """Where the learner's stats go besides Prometheus (runtime/tracking.py).
+    """Where the learner's stats go besides Prometheus (runtime/telemetry/tracking.py).
 
     Every key an algorithm's update returns reaches every sink enabled here, under
     the algorithm's own name for it; the step is the learner's update count, which

@@ -1,4 +1,4 @@
-"""The agent as a long-lived service: an :class:`~autotelic.runtime.agent.Agent` plus
+"""The agent as a long-lived service: an :class:`~autotelic.runtime.loop.agent.Agent` plus
 what a service needs around it.
 
 :func:`serve` adds metrics over HTTP, the MQTT bridge (and an embedded broker
@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autotelic.core import backend_spec
-from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import Settings
-from autotelic.runtime.messages import Topics
-from autotelic.runtime.metrics import Metrics, MetricsServer
-from autotelic.runtime.progress import ProgressLine
-from autotelic.runtime.run_logs import ProgressLog
+from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.telemetry.metrics import Metrics, MetricsServer
+from autotelic.runtime.telemetry.progress import ProgressLine
+from autotelic.runtime.telemetry.run_logs import ProgressLog
+from autotelic.runtime.transport.messages import Topics, evaluation_message
 from autotelic.storage import RunLayout, StorageError
 
 if TYPE_CHECKING:
-    from autotelic.runtime.broker import EmbeddedBroker
-    from autotelic.runtime.mqtt import MQTTBridge
+    from autotelic.runtime.transport.broker import EmbeddedBroker
+    from autotelic.runtime.transport.mqtt import MQTTBridge
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,8 @@ async def _start_mqtt(
     if not settings.service.mqtt_enabled:
         return None, None, None
     # Imported here: headless runs (experiments, GPU boxes) need no MQTT packages.
-    from autotelic.runtime.broker import EmbeddedBroker
-    from autotelic.runtime.mqtt import MQTTBridge
+    from autotelic.runtime.transport.broker import EmbeddedBroker
+    from autotelic.runtime.transport.mqtt import MQTTBridge
 
     broker = None
     config = settings.mqtt
@@ -160,7 +160,9 @@ async def _start_mqtt(
     if agent.evaluator is not None:
         # Retained: a dashboard that subscribes later still sees the latest evaluation.
         agent.evaluator.listeners.append(
-            lambda report: bridge.publish(topics.evaluations, report.message(), retain=True)
+            lambda report: bridge.publish(
+                topics.evaluations, evaluation_message(report), retain=True
+            )
         )
     task = asyncio.create_task(bridge.run())
     return broker, bridge, task

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from autotelic.runtime.broker import free_port
 from autotelic.runtime.config import deep_merge
+from autotelic.runtime.transport.broker import free_port
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:

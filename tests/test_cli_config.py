@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from autotelic.runtime.cli import app
+from autotelic.runtime.commands.cli import app
 from autotelic.runtime.config import ConfigError, load_settings, parse_overrides
 
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from autotelic.runtime.agent import Agent
-from autotelic.runtime.broker import free_port
 from autotelic.runtime.config import Settings, deep_merge, load_settings
-from autotelic.runtime.messages import Topics
-from autotelic.runtime.metrics import Metrics
-from autotelic.runtime.progress import ProgressLine
-from autotelic.runtime.run_logs import ProgressLog, read_rows
+from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.telemetry.metrics import Metrics
+from autotelic.runtime.telemetry.progress import ProgressLine
+from autotelic.runtime.telemetry.run_logs import ProgressLog, read_rows
+from autotelic.runtime.transport.broker import free_port
+from autotelic.runtime.transport.messages import Topics
 from autotelic.storage import CheckpointManager, RunLayout
 from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, Prometheus, ServiceProcess
 

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from autotelic.core import env_spec
-from autotelic.runtime.agent import Agent
-from autotelic.runtime.cli import app
+from autotelic.runtime.commands.cli import app
 from autotelic.runtime.config import deep_merge, load_settings
-from autotelic.runtime.progress import CountProgress
+from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.telemetry.progress import CountProgress
 from tests.runtime_fixtures import TINY_SERVICE
 
 
@@ -86,7 +86,7 @@ def test_count_progress_writes_at_most_every_interval_and_the_end_once() -> None
 def test_a_laptop_run_evaluates_every_2000_steps_unless_told_otherwise() -> None:
     """The cpu profile (a concurrent run on the CPU) brings the first evaluation point into
     a first session; serial experiments and a configured interval keep theirs."""
-    from autotelic.runtime.drivers import CPU_EVAL_INTERVAL, apply_profile
+    from autotelic.runtime.loop.drivers import CPU_EVAL_INTERVAL, apply_profile
 
     assert CPU_EVAL_INTERVAL == 2_000
     assert apply_profile(load_settings(None)).eval.interval_env_steps == 2_000

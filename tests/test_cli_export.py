@@ -15,10 +15,10 @@ from autotelic.learners.base import LLMLearner
 from autotelic.learners.model_config import EXPORT_INFO
 from autotelic.learners.models import ModelConfig, PolicyModel, load_model
 from autotelic.learners.scorer import Scorer
-from autotelic.runtime.agent import Agent
-from autotelic.runtime.cli import app
+from autotelic.runtime.commands.cli import app
+from autotelic.runtime.commands.offline import checkpoint_learner
 from autotelic.runtime.config import deep_merge, load_settings
-from autotelic.runtime.offline import checkpoint_learner
+from autotelic.runtime.loop.agent import Agent
 from tests.learners_fixtures import playground_observations, playground_states
 from tests.runtime_fixtures import TINY_SERVICE
 

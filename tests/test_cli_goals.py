@@ -8,7 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from autotelic.runtime.cli import _feasibility, app
+from autotelic.runtime.commands.cli import _feasibility, app
 from autotelic.runtime.config import deep_merge, dump_settings, load_settings
 from autotelic.storage import RunLayout
 from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, ServiceProcess

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from autotelic.runtime.agent import Agent
-from autotelic.runtime.cli import app
+from autotelic.runtime.commands.cli import app
+from autotelic.runtime.commands.plot import plot_notes
 from autotelic.runtime.config import deep_merge, load_settings
 from autotelic.runtime.extras import MINILM_MODULE, PACKAGED_MODELS, PLOT, SMOLLM2_MODULE
-from autotelic.runtime.plot import plot_notes
-from autotelic.runtime.run_logs import ProgressLog
+from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.telemetry.run_logs import ProgressLog
 from tests.runtime_fixtures import TINY_SERVICE
 
 ROOT = Path(__file__).resolve().parents[1]

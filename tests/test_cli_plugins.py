@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SESSION = """
 import json, sys
 from typer.testing import CliRunner
-from autotelic.runtime.cli import app
+from autotelic.runtime.commands.cli import app
 runs = [["envs"], ["envs", "--plugin", "tests.toy_plugin"],
         ["algorithms", "--config", sys.argv[1]], ["envs", "--plugin", "tests.nowhere"]]
 out = []

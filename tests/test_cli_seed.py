@@ -9,7 +9,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from autotelic.runtime.cli import app
+from autotelic.runtime.commands.cli import app
 
 TINY_SERIAL = [
     "model.path=tiny-causal",

@@ -43,7 +43,9 @@ def test_the_wheel_installed_in_a_fresh_venv_runs_a_few_hundred_steps(tmp_path: 
     site = run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
                cwd=tmp_path).strip()  # fmt: skip
     Path(site, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    where = run(python, "-c", "import autotelic.runtime.cli as m; print(m.__file__)", cwd=tmp_path)
+    where = run(
+        python, "-c", "import autotelic.runtime.commands.cli as m; print(m.__file__)", cwd=tmp_path
+    )
     assert where.startswith(site) and not where.startswith(str(ROOT))
 
     sets = [

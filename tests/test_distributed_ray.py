@@ -28,10 +28,10 @@ import pytest
 from autotelic.distributed.backend import RayAgent
 from autotelic.distributed.cluster import ClusterUnreachableError
 from autotelic.distributed.local_cluster import LocalCluster
-from autotelic.runtime.broker import free_port
-from autotelic.runtime.collector import FinishedEpisode
 from autotelic.runtime.config import ConfigError, load_settings
-from autotelic.runtime.messages import Topics
+from autotelic.runtime.loop.collector import FinishedEpisode
+from autotelic.runtime.transport.broker import free_port
+from autotelic.runtime.transport.messages import Topics
 from autotelic.storage import EpisodeStore
 from tests.ray_fixtures import NODES, cluster, ray_config, wait_until
 from tests.runtime_fixtures import TINY_PPO, Mosquitto, Probe, ServiceProcess

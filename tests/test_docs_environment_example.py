@@ -13,9 +13,9 @@ import yaml
 
 from autotelic.core import env_spec
 from autotelic.goals import InjectionRejected
-from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import deep_merge, load_settings
-from autotelic.runtime.evaluation import evaluate
+from autotelic.runtime.evaluation.evaluate import evaluate
+from autotelic.runtime.loop.agent import Agent
 from tests.runtime_fixtures import TINY_SERVICE
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "environments.md"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autotelic.runtime.cli import _user_error
+from autotelic.runtime.commands.cli import _user_error
 
 
 def _run(config: dict[str, object], workdir: Path, **env: str) -> subprocess.CompletedProcess[str]:

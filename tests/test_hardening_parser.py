@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from autotelic.runtime.messages import (
+from autotelic.runtime.transport.messages import (
     MAX_NESTING,
     MAX_PAYLOAD_BYTES,
     InjectRequest,

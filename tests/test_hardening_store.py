@@ -148,7 +148,7 @@ import json, shutil, sys
 from pathlib import Path
 from autotelic.storage import EpisodeStore
 from autotelic.storage.errors import StorageError, StoreDamagedError
-from autotelic.runtime.offline import export_run, salvage_run, verify_run
+from autotelic.runtime.commands.offline import export_run, salvage_run, verify_run
 results = []
 for run, out in zip(sys.argv[1::2], sys.argv[2::2]):
     run, out = Path(run), Path(out)

@@ -59,9 +59,9 @@ def test_sac_update_on_cuda_changes_the_policy() -> None:
 
 
 def test_serial_agent_on_cuda(tmp_path: Path) -> None:
-    from autotelic.runtime.agent import Agent
     from autotelic.runtime.config import load_settings
-    from autotelic.runtime.evaluation import evaluate
+    from autotelic.runtime.evaluation.evaluate import evaluate
+    from autotelic.runtime.loop.agent import Agent
 
     settings = load_settings(
         None,

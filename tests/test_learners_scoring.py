@@ -227,8 +227,10 @@ def test_mean_candidate_scores_divide_each_summed_log_prob_by_its_token_count():
 def test_the_default_candidate_score_starts_a_random_model_near_uniform(name: str) -> None:
     """``candidate_score: auto`` scores a tiny random model by the per-token mean, so its
     first policy explores; under the sum it all but always picks the shortest action."""
-    prompts = ["Goal: Grasp carrot\nYou see: carrot seed, water, door\nYou are standing on: "
-               "nothing\nInventory (0/2): empty\nAction:"]
+    prompts = [
+        "Goal: Grasp carrot\nYou see: carrot seed, water, door\nYou are standing on: "
+        "nothing\nInventory (0/2): empty\nAction:"
+    ]
     candidates = [["Go to carrot seed", "Go to water", "Go to door"]]
     with torch.no_grad():
         auto = Scorer(tiny(name)).score(prompts, candidates)

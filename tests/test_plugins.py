@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from autotelic.core import algorithm_spec, env_spec, registered_envs
-from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import ConfigError, deep_merge, load_settings
-from autotelic.runtime.drivers import OffPolicySchedule
-from autotelic.runtime.evaluation import evaluate
-from autotelic.runtime.messages import Topics
+from autotelic.runtime.evaluation.evaluate import evaluate
+from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.loop.drivers import OffPolicySchedule
+from autotelic.runtime.transport.messages import Topics
 from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,3 +155,36 @@ def test_the_bottom_layers_depend_on_nothing_above_them(
         for path, names in imports_of(folder).items()
     }
     assert {p: n for p, n in above.items() if n} == {}
+
+
+R = "autotelic.runtime."
+RUNTIME_LAYERS = {
+    # folder under runtime/ -> the runtime modules its files may import besides its own
+    "telemetry": (R + "config", R + "extras"),
+    "loop": (R + "config", R + "time_limits", R + "telemetry", R + "evaluation"),
+    "evaluation": (R + "config", R + "time_limits", R + "telemetry"),
+    "transport": (R + "config", R + "transport", R + "loop.control", R + "evaluation",
+                  R + "telemetry.metrics"),
+}  # fmt: skip
+"""The runtime's layers: the loop reports to telemetry and runs evaluations but knows no
+transport, no command and not the service; transports adapt the loop's control interface
+and evaluation reports; only ``service.py`` and the commands wire everything together."""
+
+
+@pytest.mark.parametrize("folder", sorted(RUNTIME_LAYERS))
+def test_each_runtime_layer_imports_only_those_below_it(folder: str) -> None:
+    allowed = (R + folder, *RUNTIME_LAYERS[folder])
+    above = {
+        path: sorted(n for n in names if n.startswith(R) and not n.startswith(allowed))
+        for path, names in imports_of(f"runtime/{folder}").items()
+    }
+    assert {p: n for p, n in above.items() if n} == {}
+
+
+def test_the_runtime_is_split_into_the_layers_the_rule_names() -> None:
+    """A new folder under runtime/ needs its rule above; a loose module at the top is the
+    configuration, the service that wires the layers, or a helper every layer shares."""
+    folders = {p.name for p in (ROOT / "runtime").iterdir() if (p / "__init__.py").exists()}
+    assert folders == {*RUNTIME_LAYERS, "commands"}
+    loose = {p.stem for p in (ROOT / "runtime").glob("*.py")}
+    assert loose == {"__init__", "config", "service", "extras", "time_limits"}

@@ -10,9 +10,9 @@ import pytest
 
 from autotelic.envs.playground import PlaygroundTextEnv, parse_goal, reward
 from autotelic.goals import InjectionRejected
-from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import ConfigError, Settings, deep_merge, load_settings
-from autotelic.runtime.drivers import OffPolicySchedule
+from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.loop.drivers import OffPolicySchedule
 from autotelic.runtime.time_limits import with_steps_left
 from autotelic.storage import EpisodeStore
 from tests.runtime_fixtures import TINY_PPO, TINY_SERVICE
@@ -194,7 +194,7 @@ def test_every_start_draws_new_seed_streams_even_without_a_checkpoint(tmp_path: 
 
 
 def test_an_epsilon_mixed_behaviour_samples_every_action_and_records_its_own_log_prob() -> None:
-    from autotelic.runtime.collector import behaviour_sample
+    from autotelic.runtime.loop.collector import behaviour_sample
 
     peaked = [np.array([0.999, 0.001, 0.0, 0.0], dtype=np.float32)] * 4000
     actions, log_probs = behaviour_sample(peaked, 0.2, np.random.default_rng(0))

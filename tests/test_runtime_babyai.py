@@ -14,10 +14,10 @@ import yaml
 from typer.testing import CliRunner
 
 from autotelic.goals import InjectionRejected
-from autotelic.runtime.agent import Agent
-from autotelic.runtime.cli import app
+from autotelic.runtime.commands.cli import app
 from autotelic.runtime.config import deep_merge, load_settings
-from autotelic.runtime.messages import Topics
+from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.transport.messages import Topics
 from tests.runtime_fixtures import TINY_PPO, TINY_SERVICE, Mosquitto, Probe, ServiceProcess
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "babyai.yaml"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from autotelic.runtime.cli import app
+from autotelic.runtime.commands.cli import app
 from autotelic.storage import RunLayout
 from tests.runtime_fixtures import Mosquitto, Probe
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from autotelic.runtime.coordination import SafePoints, TimeShares, UpdateThrottle
+from autotelic.runtime.loop.coordination import SafePoints, TimeShares, UpdateThrottle
 
 
 def test_updates_owed_follow_the_ratio_after_learning_starts():

@@ -16,7 +16,7 @@ import pytest
 
 from autotelic.goals.daemon import INJECTIONS_KEY, RESULTS_PREFIX
 from autotelic.runtime.config import deep_merge
-from autotelic.runtime.messages import Topics
+from autotelic.runtime.transport.messages import Topics
 from autotelic.storage import EpisodeStore
 from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, ServiceProcess
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from autotelic.runtime.config import deep_merge
-from autotelic.runtime.messages import Topics
+from autotelic.runtime.transport.messages import Topics
 from autotelic.storage import EpisodeStore
 from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, ServiceProcess
 

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from autotelic.core import algorithm_spec, env_spec, load_plugins, registered_envs
-from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import ConfigError, EvalConfig, deep_merge, load_settings
-from autotelic.runtime.evaluation import plan_episodes
-from autotelic.runtime.metrics import Metrics
-from autotelic.runtime.periodic_eval import PeriodicEvaluator
-from autotelic.runtime.run_logs import read_rows
+from autotelic.runtime.evaluation.evaluate import plan_episodes
+from autotelic.runtime.evaluation.periodic import PeriodicEvaluator
+from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.telemetry.metrics import Metrics
+from autotelic.runtime.telemetry.run_logs import read_rows
 from autotelic.storage import RunLayout
 from tests.runtime_fixtures import TINY_SERVICE
 

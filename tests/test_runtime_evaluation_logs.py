@@ -8,7 +8,7 @@ import os
 import signal
 from pathlib import Path
 
-from autotelic.runtime.run_logs import CsvLog, read_rows
+from autotelic.runtime.telemetry.run_logs import CsvLog, read_rows
 
 FIELDS = ("evaluation", "split", "success")
 

@@ -14,11 +14,11 @@ import pytest
 from typer.testing import CliRunner
 
 from autotelic.core import env_spec
-from autotelic.runtime.cli import app
+from autotelic.runtime.commands.cli import app
 from autotelic.runtime.config import deep_merge
-from autotelic.runtime.evaluation import plan_episodes
-from autotelic.runtime.messages import Topics
-from autotelic.runtime.run_logs import read_rows
+from autotelic.runtime.evaluation.evaluate import plan_episodes
+from autotelic.runtime.telemetry.run_logs import read_rows
+from autotelic.runtime.transport.messages import Topics
 from autotelic.storage import EpisodeStore, RunLayout
 from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, ServiceProcess
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autotelic.runtime.config import deep_merge
-from autotelic.runtime.messages import Topics
+from autotelic.runtime.transport.messages import Topics
 from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, ServiceProcess
 from tests.test_runtime_service import expected_verdict, payloads
 

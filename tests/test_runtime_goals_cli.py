@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from autotelic.runtime.agent import Agent
-from autotelic.runtime.cli import app
+from autotelic.runtime.commands.cli import app
 from autotelic.runtime.config import deep_merge, load_settings
+from autotelic.runtime.loop.agent import Agent
 from tests.runtime_fixtures import TINY_SERVICE
 
 

@@ -21,16 +21,16 @@ from pydantic import ConfigDict, Field
 from autotelic.core import Lock, TransitionBatch, register_algorithm
 from autotelic.learners.models import ModelConfig, load_model
 from autotelic.learners.sac import SACConfig, SACLearner
-from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import Settings, deep_merge, load_settings
-from autotelic.runtime.drivers import (
+from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.loop.drivers import (
     CPU_PROFILE,
     OffPolicySchedule,
     apply_profile,
     resolve_profile,
     when_learner_behind,
 )
-from autotelic.runtime.learner_loop import LearnerLoop
+from autotelic.runtime.loop.learner_loop import LearnerLoop
 from tests.learners_fixtures import playground_observations, transition_batch
 
 SAFETY_S = 120.0

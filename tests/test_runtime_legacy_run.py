@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from autotelic.runtime.agent import Agent
+from autotelic.runtime.commands.offline import evaluate_checkpoint
 from autotelic.runtime.config import load_settings
-from autotelic.runtime.offline import evaluate_checkpoint
+from autotelic.runtime.loop.agent import Agent
 
 LEGACY = Path(__file__).parent / "data" / "run_v0.1"
 """Written by the 0.1 runtime: tiny model, 60 env steps, 8 episodes, 5 SAC updates."""

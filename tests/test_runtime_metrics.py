@@ -6,7 +6,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from autotelic.runtime.metrics import RateMeter
+from autotelic.runtime.telemetry.metrics import RateMeter
 
 
 def test_rate_meter_measures_from_its_first_mark_not_from_zero() -> None:

@@ -18,11 +18,11 @@ import aiomqtt
 import pytest
 
 from autotelic.envs.playground import GoalError, PlaygroundGoalSpace, canonical_goal
-from autotelic.runtime.control import Accepted, AgentStatus, InjectionRejected
-from autotelic.runtime.messages import Topics
-from autotelic.runtime.metrics import Metrics
-from autotelic.runtime.mqtt import MQTTBridge, cancel_all
-from autotelic.runtime.mqtt_config import MQTTConfig
+from autotelic.runtime.loop.control import Accepted, AgentStatus, InjectionRejected
+from autotelic.runtime.telemetry.metrics import Metrics
+from autotelic.runtime.transport.messages import Topics
+from autotelic.runtime.transport.mqtt import MQTTBridge, cancel_all
+from autotelic.runtime.transport.mqtt_config import MQTTConfig
 from tests.runtime_fixtures import Mosquitto
 
 TOPICS = Topics("tester")

@@ -19,10 +19,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from autotelic.runtime.config import ConfigError, deep_merge
-from autotelic.runtime.control import Accepted, AgentStatus
-from autotelic.runtime.messages import Topics
-from autotelic.runtime.mqtt import MQTTBridge, diagnose
-from autotelic.runtime.mqtt_config import MQTTConfig
+from autotelic.runtime.loop.control import Accepted, AgentStatus
+from autotelic.runtime.transport.messages import Topics
+from autotelic.runtime.transport.mqtt import MQTTBridge, diagnose
+from autotelic.runtime.transport.mqtt_config import MQTTConfig
 from tests.runtime_fixtures import TINY_SERVICE, ServiceProcess
 from tests.tls_fixtures import CertificateAuthority, SecureMosquitto, SecureProbe
 
@@ -146,7 +146,7 @@ def test_a_wrong_ca_is_named_once_in_the_log_while_training_goes_on(
         lines = [line for line in text.splitlines() if "MQTT: " in line]
         assert len(lines) == 1, service.tail()
         assert lines[0].endswith(
-            "ERROR autotelic.runtime.mqtt: MQTT: TLS handshake failed (certificate verify "
+            "ERROR autotelic.runtime.transport.mqtt: MQTT: TLS handshake failed (certificate verify "
             "failed: self-signed certificate in certificate chain): check mqtt.tls_ca_file "
             "(the CA that signed the broker's certificate); retrying with back-off, training "
             "continues"
@@ -211,7 +211,7 @@ def test_a_wrong_password_is_named_once_and_the_bridge_keeps_retrying(
     """In-process, as a service start costs seconds: the bridge retries with back-off
     (about ten times here) and logs the refusal once."""
     bridge = tls_bridge(broker, AGENT, "not-the-password")
-    with caplog.at_level(logging.DEBUG, logger="autotelic.runtime.mqtt"):
+    with caplog.at_level(logging.DEBUG, logger="autotelic.runtime.transport.mqtt"):
         run_bridge_for(bridge, 2.0)
     assert not bridge.connected.is_set()
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -230,7 +230,7 @@ def test_a_refused_subscription_to_the_goal_topic_is_named(
     grants it and delivers nothing): the bridge names the ACL to fix, once."""
     bridge = tls_bridge(broker, OTHER, PASSWORDS[OTHER])
     refused = [ReasonCode(PacketTypes.SUBACK, identifier=0x87)]
-    with caplog.at_level(logging.INFO, logger="autotelic.runtime.mqtt"):
+    with caplog.at_level(logging.INFO, logger="autotelic.runtime.transport.mqtt"):
         bridge._check_granted(refused)
         bridge._check_granted(refused)
     assert [r.getMessage() for r in caplog.records] == [

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from autotelic.runtime.agent import Agent
-from autotelic.runtime.cli import app
+from autotelic.runtime.commands.cli import app
 from autotelic.runtime.config import deep_merge, load_settings
-from autotelic.runtime.run_logs import ProgressLog, read_rows
+from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.telemetry.run_logs import ProgressLog, read_rows
 from autotelic.storage import RunLayout
 from tests.runtime_fixtures import TINY_SERVICE
 
@@ -98,8 +98,8 @@ def test_plot_says_when_a_run_has_nothing_to_plot_yet(tmp_path: Path) -> None:
 
 def test_the_service_modules_do_not_import_matplotlib() -> None:
     code = (
-        "import sys, autotelic.runtime.service, autotelic.runtime.cli, "
-        "autotelic.runtime.periodic_eval; "
+        "import sys, autotelic.runtime.service, autotelic.runtime.commands.cli, "
+        "autotelic.runtime.evaluation.periodic; "
         "sys.exit('matplotlib' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=120).returncode == 0

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from autotelic.envs.playground import GoalError, all_goals, canonical_goal
-from autotelic.runtime.cli import app
+from autotelic.runtime.commands.cli import app
 from autotelic.runtime.config import deep_merge
-from autotelic.runtime.messages import RequestError, Topics, parse_inject_request
+from autotelic.runtime.transport.messages import RequestError, Topics, parse_inject_request
 from autotelic.storage import EpisodeStore
 from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, Prometheus, ServiceProcess
 

@@ -77,8 +77,8 @@ def test_every_variant_runs_the_concurrent_runs_settings(
 ) -> None:
     """Drivers compare at equal algorithm settings: serial variants get the profile the
     concurrent run resolves (cpu here), not the serial default (paper)."""
-    from autotelic.runtime.agent import Agent
     from autotelic.runtime.config import load_settings
+    from autotelic.runtime.loop.agent import Agent
 
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY_EXPERIMENT)

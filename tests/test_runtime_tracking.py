@@ -14,12 +14,17 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import TrackingConfig, deep_merge, load_settings
 from autotelic.runtime.extras import MissingPackageError
-from autotelic.runtime.metrics import MAX_STAT_KEYS, Metrics, MetricsServer, PrometheusSink
-from autotelic.runtime.run_logs import read_rows
-from autotelic.runtime.tracking import (
+from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.telemetry.metrics import (
+    MAX_STAT_KEYS,
+    Metrics,
+    MetricsServer,
+    PrometheusSink,
+)
+from autotelic.runtime.telemetry.run_logs import read_rows
+from autotelic.runtime.telemetry.tracking import (
     STATS_CSV,
     TENSORBOARD_DIR,
     Every,

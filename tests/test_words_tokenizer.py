@@ -12,8 +12,8 @@ from autotelic.learners.base import LLMLearner
 from autotelic.learners.encoding import StateEncoder
 from autotelic.learners.prompt import build_prompt, candidate_text
 from autotelic.learners.words import word_tokenizer
-from autotelic.runtime.agent import Agent
 from autotelic.runtime.config import deep_merge, load_settings
+from autotelic.runtime.loop.agent import Agent
 from autotelic.runtime.time_limits import with_steps_left
 from autotelic.testing.tiny_models import env_vocabulary, tiny_model
 from tests.runtime_fixtures import TINY_SERVICE

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from autotelic.runtime.broker import free_port
+from autotelic.runtime.transport.broker import free_port
 from tests.runtime_fixtures import Probe, find_binary, wait_for_port
 
 LOOPBACK = "127.0.0.1"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from autotelic.core import register_backend
-from autotelic.runtime.agent import Agent
+from autotelic.runtime.loop.agent import Agent
 
 
 class InlineAgent(Agent):

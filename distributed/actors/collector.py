@@ -1,4 +1,4 @@
-"""A collector actor: the runtime's :class:`~autotelic.runtime.collector.Collector` on an
+"""A collector actor: the runtime's :class:`~autotelic.runtime.loop.collector.Collector` on an
 env batch of its own, with its own copy of the policy, in a Ray worker process.
 
 It is the local collector with one change: episodes that end are not stored here but
@@ -32,8 +32,8 @@ from autotelic.distributed.records import CollectedBatch, EndedEpisode
 from autotelic.distributed.weights import Published, load_weights
 from autotelic.goals import GoalAssignment
 from autotelic.learners.models import ModelConfig
-from autotelic.runtime.collector import Collector, FinishedEpisode
-from autotelic.runtime.rollout import RolloutRecorder
+from autotelic.runtime.loop.collector import Collector, FinishedEpisode
+from autotelic.runtime.loop.rollout import RolloutRecorder
 from autotelic.storage import Episode, EpisodeBuilder
 from autotelic.storage.her import TimeLimit
 

@@ -2,7 +2,7 @@
 
 A :class:`LearnerLoop` does one unit of learning per call and reports every stat
 the update returned, whatever its key, to a
-:class:`~autotelic.runtime.tracking.Tracking` (Prometheus, ``learner_stats.csv``,
+:class:`~autotelic.runtime.telemetry.tracking.Tracking` (Prometheus, ``learner_stats.csv``,
 TensorBoard), with the update count as the step. It reads no key, and adds three
 of its own (policy lag, relabeled share, policy version), so a plug-in's stat
 reaches every sink without a change here. It holds no thread of its own: the
@@ -30,7 +30,7 @@ from typing import cast
 import numpy as np
 
 from autotelic.core import Learner, Lock, OffPolicyLearner, OnPolicyLearner, Rollout
-from autotelic.runtime.tracking import Tracking
+from autotelic.runtime.telemetry.tracking import Tracking
 from autotelic.storage import ReplaySampler
 
 

@@ -18,7 +18,7 @@ from autotelic.storage.salvage import SalvageReport, salvage_store
 if TYPE_CHECKING:
     from autotelic.core import Learner
     from autotelic.runtime.config import Settings
-    from autotelic.runtime.evaluation import EvalResult
+    from autotelic.runtime.evaluation.evaluate import EvalResult
 
 
 @contextlib.contextmanager
@@ -132,7 +132,7 @@ def evaluate_checkpoint(
     complete checkpoint of ``run_dir`` (with the model and environment its configuration
     names). ``progress`` hears (episodes finished, episodes in all) as they end."""
     from autotelic.core import env_spec
-    from autotelic.runtime.evaluation import evaluate
+    from autotelic.runtime.evaluation.evaluate import evaluate
 
     settings, learner, _ = checkpoint_learner(run_dir)
     spec = env_spec(settings.env.id)

@@ -2,7 +2,7 @@
 
 Every ``eval.interval_env_steps`` training env steps (or ``eval.interval_s``
 seconds), the :class:`PeriodicEvaluator` runs a fixed, seeded set of episodes
-per goal category (:func:`~autotelic.runtime.evaluation.plan_episodes`) on each
+per goal category (:func:`~autotelic.runtime.evaluation.evaluate.plan_episodes`) on each
 configured split (training goals, held-out goals) and way of acting (greedy,
 sampled), with the current policy. It has its own batch of environments per
 split and its own random generators, so it never consumes the training random
@@ -43,17 +43,15 @@ import numpy as np
 
 from autotelic.core import EnvConfig, EnvSpec, Learner, Lock, Split, TextEnvBatch
 from autotelic.runtime.config import EvalConfig
-from autotelic.runtime.evaluation import (
+from autotelic.runtime.evaluation.evaluate import (
     EpisodeRunner,
     EvalEpisode,
     EvalResult,
-    check_split,
     plan_episodes,
     stable_hash,
 )
-from autotelic.runtime.messages import EvalRowMessage, EvaluationMessage
-from autotelic.runtime.metrics import Metrics
-from autotelic.runtime.run_logs import EVAL_FIELDS, CsvLog, read_rows, to_float
+from autotelic.runtime.telemetry.metrics import Metrics
+from autotelic.runtime.telemetry.run_logs import EVAL_FIELDS, CsvLog, read_rows, to_float
 from autotelic.runtime.time_limits import time_limited
 from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit
 
@@ -110,33 +108,6 @@ class EvalReport:
             for r in self.results
             for category in r.success
         ]
-
-    def message(self) -> EvaluationMessage:
-        """Its MQTT payload."""
-        return EvaluationMessage(
-            evaluation=self.evaluation,
-            env_steps=self.env_steps,
-            policy_version=self.policy_version,
-            updates=self.updates,
-            env_steps_end=self.env_steps_end,
-            policy_version_end=self.policy_version_end,
-            eval_env_steps=self.cost,
-            duration_s=self.duration_s,
-            time=self.time,
-            results=[
-                EvalRowMessage(
-                    split=check_split(r.split),
-                    acting=r.acting,
-                    category=c,
-                    episodes=r.counts[c],
-                    successes=round(r.success[c] * r.counts[c]),
-                    success=r.success[c],
-                    mean_steps=r.mean_steps[c],
-                )
-                for r in self.results
-                for c in r.success
-            ],
-        )
 
     def summary(self) -> str:
         """One line for the log: overall success per split and way of acting."""

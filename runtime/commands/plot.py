@@ -2,7 +2,7 @@
 
 For people without Grafana: everything is read from the CSV logs the service
 appends to (``evaluations.csv``, ``progress.csv``; see
-:mod:`autotelic.runtime.run_logs`), so it works while the service runs and
+:mod:`autotelic.runtime.telemetry.run_logs`), so it works while the service runs and
 after it stopped, on a copy of the directory as well. matplotlib is imported
 only here, only when plotting.
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autotelic.runtime.extras import require_plotting
-from autotelic.runtime.run_logs import CURRICULUM_COLUMNS, read_rows, to_float
+from autotelic.runtime.telemetry.run_logs import CURRICULUM_COLUMNS, read_rows, to_float
 from autotelic.storage import RunLayout
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ retained status is ``online`` while connected and the broker publishes the
 itself before disconnecting.
 
 The bridge is an adapter: it calls the agent's plain ``inject`` and ``status``
-(:mod:`autotelic.runtime.control`) and maps their answers to and from the payloads of
-:mod:`autotelic.runtime.messages`, so the agent knows no MQTT.
+(:mod:`autotelic.runtime.loop.control`) and maps their answers to and from the payloads of
+:mod:`autotelic.runtime.transport.messages`, so the agent knows no MQTT.
 
 Connection failures are explained once per cause, in one log line that names the
 ``mqtt.*`` setting to check (:func:`diagnose`): a TLS certificate the CA file does
@@ -43,8 +43,9 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel
 
-from autotelic.runtime.control import Accepted, AgentStatus, InjectionRejected
-from autotelic.runtime.messages import (
+from autotelic.runtime.loop.control import Accepted, AgentStatus, InjectionRejected
+from autotelic.runtime.telemetry.metrics import Metrics
+from autotelic.runtime.transport.messages import (
     Acceptance,
     Rejection,
     RequestError,
@@ -54,8 +55,7 @@ from autotelic.runtime.messages import (
     parse_inject_request,
     status_message,
 )
-from autotelic.runtime.metrics import Metrics
-from autotelic.runtime.mqtt_config import MQTTConfig, TLSSettingError
+from autotelic.runtime.transport.mqtt_config import MQTTConfig, TLSSettingError
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Topics live under ``autotelic/<agent>/`` (see :class:`Topics`). Incoming goal
 requests are validated twice: by :class:`InjectRequest` (shape and types) and
 by the environment's goal grammar (the daemon's job); every rejection names
 its reason. The agent knows none of these: :func:`acceptance` and
-:func:`status_message` map its plain answers (:mod:`autotelic.runtime.control`)
+:func:`status_message` map its plain answers (:mod:`autotelic.runtime.loop.control`)
 to payloads.
 """
 
@@ -14,11 +14,15 @@ import json
 import re
 import time
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from autotelic.runtime.control import Accepted, AgentStatus
+from autotelic.runtime.evaluation.evaluate import check_split
+from autotelic.runtime.loop.control import Accepted, AgentStatus
+
+if TYPE_CHECKING:
+    from autotelic.runtime.evaluation.periodic import EvalReport
 
 MAX_PAYLOAD_BYTES = 16 * 1024
 """Goal requests larger than this are rejected unread."""
@@ -180,6 +184,35 @@ class EvaluationMessage(BaseModel):
     duration_s: float
     results: list[EvalRowMessage]
     time: float = Field(default_factory=time.time)
+
+
+def evaluation_message(report: EvalReport) -> EvaluationMessage:
+    """A finished periodic evaluation as its payload (one row per split, way of acting
+    and category)."""
+    return EvaluationMessage(
+        evaluation=report.evaluation,
+        env_steps=report.env_steps,
+        policy_version=report.policy_version,
+        updates=report.updates,
+        env_steps_end=report.env_steps_end,
+        policy_version_end=report.policy_version_end,
+        eval_env_steps=report.cost,
+        duration_s=report.duration_s,
+        time=report.time,
+        results=[
+            EvalRowMessage(
+                split=check_split(r.split),
+                acting=r.acting,
+                category=c,
+                episodes=r.counts[c],
+                successes=round(r.success[c] * r.counts[c]),
+                success=r.success[c],
+                mean_steps=r.mean_steps[c],
+            )
+            for r in report.results
+            for c in r.success
+        ],
+    )
 
 
 class RequestError(ValueError):

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from autotelic.core import OffPolicyConfig
-from autotelic.runtime.coordination import TimeShares, UpdateThrottle, WhenBehind
-from autotelic.runtime.learner_loop import LearnerLoop
-from autotelic.runtime.rollout import RolloutRecorder
+from autotelic.runtime.loop.coordination import TimeShares, UpdateThrottle, WhenBehind
+from autotelic.runtime.loop.learner_loop import LearnerLoop
+from autotelic.runtime.loop.rollout import RolloutRecorder
 from autotelic.storage import ReplaySampler
 
 if TYPE_CHECKING:

@@ -1,10 +1,10 @@
 """What the agent answers whoever controls it: plain values that name no transport.
 
-:meth:`Agent.inject <autotelic.runtime.agent.Agent.inject>` returns an
+:meth:`Agent.inject <autotelic.runtime.loop.agent.Agent.inject>` returns an
 :class:`Accepted` (or raises :class:`~autotelic.goals.InjectionRejected` with the
-reason) and :meth:`Agent.status <autotelic.runtime.agent.Agent.status>` an
+reason) and :meth:`Agent.status <autotelic.runtime.loop.agent.Agent.status>` an
 :class:`AgentStatus`. The MQTT bridge maps them to and from its JSON payloads
-(:mod:`autotelic.runtime.messages`); another control transport (HTTP, gRPC, a notebook)
+(:mod:`autotelic.runtime.transport.messages`); another control transport (HTTP, gRPC, a notebook)
 maps them its own way without touching the loop.
 """
 

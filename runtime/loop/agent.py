@@ -8,7 +8,7 @@ names through the registries (:mod:`autotelic.core.registry`), restores the
 run, and runs it either serially (one thread, deterministic: tests and
 experiments) or concurrently (a collector thread and, for off-policy learning,
 a learner thread). The asyncio service around it is :mod:`autotelic.runtime.service`.
-Periodic evaluation (:mod:`autotelic.runtime.periodic_eval`) runs between serial steps,
+Periodic evaluation (:mod:`autotelic.runtime.evaluation.periodic`) runs between serial steps,
 or in a thread of its own in concurrent mode, on its own envs and random streams.
 
 Restart semantics: policy, curriculum and counters come from the newest
@@ -40,23 +40,28 @@ from autotelic.goals import (
     Injection,
     InjectionReport,
 )
-from autotelic.runtime.collector import Collector, EpisodeListener, FinishedEpisode, GoalService
 from autotelic.runtime.config import Settings, dump_settings
-from autotelic.runtime.control import Accepted, AgentStatus
-from autotelic.runtime.coordination import SafePoints
-from autotelic.runtime.drivers import (
+from autotelic.runtime.evaluation.periodic import PeriodicEvaluator
+from autotelic.runtime.loop.collector import (
+    Collector,
+    EpisodeListener,
+    FinishedEpisode,
+    GoalService,
+)
+from autotelic.runtime.loop.control import Accepted, AgentStatus
+from autotelic.runtime.loop.coordination import SafePoints
+from autotelic.runtime.loop.drivers import (
     OffPolicySchedule,
     OnPolicySchedule,
     Schedule,
     apply_profile,
     when_learner_behind,
 )
-from autotelic.runtime.learner_loop import LearnerLoop
-from autotelic.runtime.metrics import Metrics
-from autotelic.runtime.periodic_eval import PeriodicEvaluator
-from autotelic.runtime.progress import Snapshot
-from autotelic.runtime.rollout import RolloutRecorder
-from autotelic.runtime.tracking import open_tracking
+from autotelic.runtime.loop.learner_loop import LearnerLoop
+from autotelic.runtime.loop.rollout import RolloutRecorder
+from autotelic.runtime.telemetry.metrics import Metrics
+from autotelic.runtime.telemetry.progress import Snapshot
+from autotelic.runtime.telemetry.tracking import open_tracking
 from autotelic.storage import CheckpointManager, EpisodeStore, ReplaySampler, RunLayout
 
 log = logging.getLogger(__name__)
@@ -301,7 +306,7 @@ class Agent:
         )
 
     def _evaluator(self) -> PeriodicEvaluator | None:
-        """Periodic evaluation on its own envs and streams (runtime/periodic_eval.py)."""
+        """Periodic evaluation on its own envs and streams (runtime/evaluation/periodic.py)."""
         s = self.settings
         if not s.eval.enabled:
             return None

@@ -17,11 +17,11 @@ import typer
 import yaml
 
 from autotelic import __version__
-from autotelic.runtime.messages import Topics
-from autotelic.runtime.mqtt_config import MQTTConfig
+from autotelic.runtime.transport.messages import Topics
+from autotelic.runtime.transport.mqtt_config import MQTTConfig
 
 if TYPE_CHECKING:
-    from autotelic.runtime.evaluation import EvalResult
+    from autotelic.runtime.evaluation.evaluate import EvalResult
 
 _USER_ERRORS = frozenset(
     {
@@ -321,7 +321,7 @@ def inject(
     topic_root: str | None = TopicRootOption,
 ) -> None:
     """Ask a running agent to practise a goal; prints the acceptance (or why not)."""
-    from autotelic.runtime.client import inject_goal
+    from autotelic.runtime.transport.client import inject_goal
 
     config, topics = _connection(run_dir, broker, agent, topic_root)
     request = {
@@ -371,7 +371,7 @@ def status(
     timeout: float = typer.Option(5.0, help="Seconds to wait for the retained status."),
 ) -> None:
     """Print the agent's retained status (online or offline, counters)."""
-    from autotelic.runtime.client import read_status
+    from autotelic.runtime.transport.client import read_status
 
     config, topics = _connection(run_dir, broker, agent, topic_root)
     found = asyncio.run(read_status(config, topics, timeout))
@@ -409,8 +409,8 @@ def evaluate_run(
     """Success per goal category of the run's latest checkpoint, on training and held-out
     objects, greedy and sampled, with the episodes behind each figure; progress (episodes
     done of all, rate, time left) goes to stderr while it runs."""
-    from autotelic.runtime.offline import evaluate_checkpoint
-    from autotelic.runtime.progress import CountProgress
+    from autotelic.runtime.commands.offline import evaluate_checkpoint
+    from autotelic.runtime.telemetry.progress import CountProgress
 
     shown: list[CountProgress] = []
 
@@ -442,7 +442,7 @@ def export_model(
     autotelic or peft and which `model.path` accepts; autotelic.json in it records the
     prompt format and the settings that score candidates as the run did."""
     from autotelic.learners.model_config import EXPORT_INFO, ModelError
-    from autotelic.runtime.offline import export_checkpoint
+    from autotelic.runtime.commands.offline import export_checkpoint
 
     with _fail_cleanly():
         try:
@@ -493,7 +493,7 @@ def goals(
 ) -> None:
     """Each goal's competence and learning progress as the curriculum estimates them, from
     the run's newest checkpoint (safe while the service runs)."""
-    from autotelic.runtime.goals_report import goals_report
+    from autotelic.runtime.commands.goals_report import goals_report
 
     with _fail_cleanly():
         report = goals_report(run_dir)
@@ -536,7 +536,7 @@ def plot(
 ) -> None:
     """PNG learning curves from the run directory alone: evaluation success per category
     and split, learning progress, losses, throughput (safe while the service runs)."""
-    from autotelic.runtime.plot import plot_notes, plot_run
+    from autotelic.runtime.commands.plot import plot_notes, plot_run
 
     with _fail_cleanly():
         written = plot_run(run_dir, out)
@@ -550,7 +550,7 @@ def plot(
 def replay_stats(run_dir: Path = RunOption) -> None:
     """Episodes, transitions and disk use of a run's store (safe while the service runs);
     exits 1 when a record is unreadable."""
-    from autotelic.runtime.offline import StoreReport, open_store_readonly
+    from autotelic.runtime.commands.offline import StoreReport, open_store_readonly
 
     with _fail_cleanly(), open_store_readonly(run_dir) as store:
         stats = store.stats(check=True)
@@ -568,7 +568,7 @@ def replay_export(
 ) -> None:
     """Write every stored episode as one JSON object per line (safe while the service runs);
     from a damaged store, every readable one, exiting 1 with the list of the others."""
-    from autotelic.runtime.offline import export_run
+    from autotelic.runtime.commands.offline import export_run
 
     with _fail_cleanly(), contextlib.ExitStack() as stack:
         sink = sys.stdout if str(out) == "-" else stack.enter_context(out.open("w"))
@@ -583,7 +583,7 @@ def replay_export(
 def replay_verify(run_dir: Path = RunOption) -> None:
     """Read and decode every record of a run's store and say what is unreadable (exit 1);
     nothing is written (safe while the service runs)."""
-    from autotelic.runtime.offline import verify_run
+    from autotelic.runtime.commands.offline import verify_run
 
     with _fail_cleanly():
         report = verify_run(run_dir)
@@ -598,7 +598,7 @@ def replay_salvage(
 ) -> None:
     """Copy every readable episode, the goal registry and the injections of a damaged store
     into a new one (the damaged files are only read)."""
-    from autotelic.runtime.offline import salvage_run
+    from autotelic.runtime.commands.offline import salvage_run
     from autotelic.storage import RunLayout
 
     with _fail_cleanly():

@@ -9,7 +9,7 @@ held-out split come from the environment's goal space.
 - :func:`evaluate` runs every goal of a split (``autotelic eval``, experiments).
 - :func:`plan_episodes` draws a fixed, seeded set of episodes per goal category
   (goal and episode seed), the same on every call: what the service's periodic
-  evaluation (:mod:`autotelic.runtime.periodic_eval`) runs.
+  evaluation (:mod:`autotelic.runtime.evaluation.periodic`) runs.
 - :class:`EpisodeRunner` runs such a list step by step, so a caller can bound
   how many env steps it spends between two of its own.
 """

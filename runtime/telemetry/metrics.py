@@ -149,7 +149,7 @@ class Metrics:
             "When the last checkpoint was written.",
             registry=r,
         )
-        # Periodic evaluation (runtime/periodic_eval.py): fixed episode sets, nothing stored.
+        # Periodic evaluation (runtime/evaluation/periodic.py): fixed episode sets, nothing stored.
         self.eval_success = Gauge(
             "autotelic_eval_success_ratio",
             "Success rate of the last periodic evaluation on its fixed episode set, per split "
@@ -327,7 +327,7 @@ algorithm that put a counter in its key names would otherwise grow the scrape fo
 
 
 class PrometheusSink:
-    """A tracking sink (runtime/tracking.py) onto the service's metrics: every key as
+    """A tracking sink (runtime/telemetry/tracking.py) onto the service's metrics: every key as
     ``autotelic_learner_stat{key=...}``, the dashboard's named gauges, and the update
     counter and rate, which the step (the learner's update count) drives."""
 

@@ -2,7 +2,7 @@
 
 An algorithm's ``update`` returns a dict of floats under names it chooses (SAC's
 ``critic_loss`` and ``entropy``, PPO's ``clip_fraction``, a plug-in's own losses).
-:class:`~autotelic.runtime.learner_loop.LearnerLoop` hands each dict to a
+:class:`~autotelic.runtime.loop.learner_loop.LearnerLoop` hands each dict to a
 :class:`Tracking`, which hands it to each :class:`Sink`, with the learner's update
 count as the step. Neither the loop nor the fan-out reads a key's name, so a new
 algorithm's stat reaches Prometheus, ``learner_stats.csv`` and TensorBoard without
@@ -29,8 +29,8 @@ from typing import Any, Protocol
 
 from autotelic.runtime.config import TrackingConfig
 from autotelic.runtime.extras import MissingPackageError, pip_command
-from autotelic.runtime.metrics import Metrics, PrometheusSink
-from autotelic.runtime.run_logs import CsvLog
+from autotelic.runtime.telemetry.metrics import Metrics, PrometheusSink
+from autotelic.runtime.telemetry.run_logs import CsvLog
 
 STATS_CSV = "learner_stats.csv"
 """The long-format stats file in the run directory: ``time,step,key,value``."""

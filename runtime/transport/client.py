@@ -10,8 +10,8 @@ from typing import Any
 
 import aiomqtt
 
-from autotelic.runtime.messages import Topics
-from autotelic.runtime.mqtt_config import MQTTConfig
+from autotelic.runtime.transport.messages import Topics
+from autotelic.runtime.transport.mqtt_config import MQTTConfig
 
 Echo = Callable[[str], None]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from autotelic.goals import CurriculumStats
-from autotelic.runtime.progress import Snapshot
+from autotelic.runtime.telemetry.progress import Snapshot
 
 EVAL_FIELDS = (
     "time",
@@ -223,7 +223,7 @@ class _Evaluating(Protocol):
 class ProgressSource(Protocol):
     """What a progress row reads of the agent. Named here, structurally, so that this
     module (which the evaluator the agent builds imports) depends on nothing above it:
-    :class:`~autotelic.runtime.agent.Agent` satisfies it without importing it."""
+    :class:`~autotelic.runtime.loop.agent.Agent` satisfies it without importing it."""
 
     def snapshot(self) -> Snapshot: ...
 
@@ -242,7 +242,7 @@ class ProgressLog:
     ``progress.csv`` at each progress interval of the service.
 
     Its loss columns are a fixed summary for the progress plot; every key of every
-    update, whatever the algorithm, is in ``learner_stats.csv`` (runtime/tracking.py),
+    update, whatever the algorithm, is in ``learner_stats.csv`` (runtime/telemetry/tracking.py),
     whose long rows never need a new column."""
 
     def __init__(self, path: Path, categories: Iterable[str]) -> None:

@@ -27,8 +27,8 @@ import numpy as np
 
 from autotelic.core import EnvStep, Learner, Lock, TextEnvBatch, TextState
 from autotelic.goals import EpisodeOutcome, GoalAssignment, GoalRecord
-from autotelic.runtime.metrics import Metrics, RateMeter
-from autotelic.runtime.rollout import RolloutRecorder
+from autotelic.runtime.loop.rollout import RolloutRecorder
+from autotelic.runtime.telemetry.metrics import Metrics, RateMeter
 from autotelic.runtime.time_limits import time_limited
 from autotelic.storage import Episode, EpisodeBuilder
 from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 from autotelic.core import register_backend
 
 if TYPE_CHECKING:
-    from autotelic.runtime.agent import Agent
     from autotelic.runtime.config import Settings
-    from autotelic.runtime.metrics import Metrics
+    from autotelic.runtime.loop.agent import Agent
+    from autotelic.runtime.telemetry.metrics import Metrics
 
 
 def build_local(settings: Settings, metrics: Metrics | None) -> Agent:
     """The agent with its collector and learner threads in this process."""
-    from autotelic.runtime.agent import Agent
+    from autotelic.runtime.loop.agent import Agent
 
     return Agent(settings, metrics)
 
