@@ -44,7 +44,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from autotelic.runtime.config import Settings, deep_merge, load_settings
 from autotelic.runtime.loop.agent import Agent
-from autotelic.runtime.loop.drivers import OffPolicySchedule
+from autotelic.runtime.loop.schedules import OffPolicySchedule
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "gpu.yaml"
 PRECISIONS = {

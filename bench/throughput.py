@@ -75,7 +75,7 @@ def variant_overrides(base: dict[str, Any], variant: str, run_dir: Path) -> dict
     """``base`` for one variant: its driver and precision, the concurrent run's profile,
     a fresh run directory, and nothing that is not the learning loop."""
     from autotelic.runtime.config import Settings, deep_merge, load_settings
-    from autotelic.runtime.loop.drivers import resolve_profile
+    from autotelic.runtime.loop.profiles import resolve_profile
 
     driver, precision = variant.split("-")
     concurrent = load_settings(None, **deep_merge(base, {"run": {"mode": "concurrent"}}))

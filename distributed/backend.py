@@ -38,7 +38,7 @@ from autotelic.runtime.config import Settings
 from autotelic.runtime.loop.agent import Agent, Collection, CurriculumService
 from autotelic.runtime.loop.collector import EpisodeCommitter
 from autotelic.runtime.loop.control import ActorState, AgentStatus
-from autotelic.runtime.loop.drivers import Schedule
+from autotelic.runtime.loop.schedules import Schedule
 from autotelic.runtime.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """On-policy learning from rollouts gathered from every collector actor.
 
-The local :class:`~autotelic.runtime.loop.drivers.OnPolicySchedule` updates inline, in the
+The local :class:`~autotelic.runtime.loop.schedules.OnPolicySchedule` updates inline, in the
 collector's thread, on its own recorder. With several actors, each records its own
 rollout; once they hold ``steps_per_update`` steps between them, collection pauses
 (the drivers' ``may_collect`` says no), the calls in flight finish, the learner

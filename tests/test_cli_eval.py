@@ -86,7 +86,7 @@ def test_count_progress_writes_at_most_every_interval_and_the_end_once() -> None
 def test_a_laptop_run_evaluates_every_2000_steps_unless_told_otherwise() -> None:
     """The cpu profile (a concurrent run on the CPU) brings the first evaluation point into
     a first session; serial experiments and a configured interval keep theirs."""
-    from autotelic.runtime.loop.drivers import CPU_EVAL_INTERVAL, apply_profile
+    from autotelic.runtime.loop.profiles import CPU_EVAL_INTERVAL, apply_profile
 
     assert CPU_EVAL_INTERVAL == 2_000
     assert apply_profile(load_settings(None)).eval.interval_env_steps == 2_000

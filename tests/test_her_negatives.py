@@ -20,7 +20,7 @@ from autotelic.envs.playground import achieved as predicate
 from autotelic.envs.playground.config import PlaygroundConfig
 from autotelic.runtime.config import ReplayConfig
 from autotelic.runtime.loop.agent import Agent
-from autotelic.runtime.loop.drivers import OffPolicySchedule
+from autotelic.runtime.loop.schedules import OffPolicySchedule
 from autotelic.runtime.time_limits import STEPS_LEFT, with_steps_left
 from autotelic.storage import EmptyReplayError, Episode, EpisodeBuilder, EpisodeStore, ReplaySampler
 from autotelic.storage.her import STEPS_LEFT_LINE, n_step, relabel_candidates, steps_left

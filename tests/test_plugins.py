@@ -14,7 +14,7 @@ from autotelic.core import algorithm_spec, env_spec, registered_envs
 from autotelic.runtime.config import ConfigError, deep_merge, load_settings
 from autotelic.runtime.evaluation.evaluate import evaluate
 from autotelic.runtime.loop.agent import Agent
-from autotelic.runtime.loop.drivers import OffPolicySchedule
+from autotelic.runtime.loop.schedules import OffPolicySchedule
 from autotelic.runtime.transport.messages import Topics
 from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, ServiceProcess
 

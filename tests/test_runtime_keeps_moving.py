@@ -23,14 +23,14 @@ from autotelic.learners.models import ModelConfig, load_model
 from autotelic.learners.sac import SACConfig, SACLearner
 from autotelic.runtime.config import Settings, deep_merge, load_settings
 from autotelic.runtime.loop.agent import Agent
-from autotelic.runtime.loop.drivers import (
+from autotelic.runtime.loop.learner_loop import LearnerLoop
+from autotelic.runtime.loop.profiles import (
     CPU_PROFILE,
-    OffPolicySchedule,
     apply_profile,
     resolve_profile,
     when_learner_behind,
 )
-from autotelic.runtime.loop.learner_loop import LearnerLoop
+from autotelic.runtime.loop.schedules import OffPolicySchedule
 from tests.learners_fixtures import playground_observations, transition_batch
 
 SAFETY_S = 120.0

@@ -2,7 +2,8 @@
 
 ``agent`` wires one run's parts and restores them from its directory; ``collector``
 steps N environments with one batched policy call and commits finished episodes;
-``drivers`` and ``coordination`` decide how collection and learning share time;
+``schedules`` say when learning is due (built of ``coordination``'s throttle and safe
+points), ``profiles`` what ``run.profile`` changes for the hardware;
 ``learner_loop`` turns replayed batches or rollouts into updates; ``control`` is the
 plain interface (inject a goal, read the status) that transports adapt; ``backends``
 registers the local backend. Nothing here knows a transport.

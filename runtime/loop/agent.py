@@ -50,15 +50,10 @@ from autotelic.runtime.loop.collector import (
 )
 from autotelic.runtime.loop.control import Accepted, AgentStatus
 from autotelic.runtime.loop.coordination import SafePoints
-from autotelic.runtime.loop.drivers import (
-    OffPolicySchedule,
-    OnPolicySchedule,
-    Schedule,
-    apply_profile,
-    when_learner_behind,
-)
 from autotelic.runtime.loop.learner_loop import LearnerLoop
+from autotelic.runtime.loop.profiles import apply_profile, when_learner_behind
 from autotelic.runtime.loop.rollout import RolloutRecorder
+from autotelic.runtime.loop.schedules import OffPolicySchedule, OnPolicySchedule, Schedule
 from autotelic.runtime.telemetry.metrics import Metrics
 from autotelic.runtime.telemetry.progress import Snapshot
 from autotelic.runtime.telemetry.tracking import open_tracking
@@ -158,7 +153,7 @@ class Agent:
     """What collects: the local collector, or a backend's driver of remote collectors."""
 
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
-        # The hardware profile decides what the configuration leaves to it (drivers.py).
+        # The hardware profile decides what the configuration leaves to it (profiles.py).
         self.settings = apply_profile(settings)
         self.layout = RunLayout(settings.run.dir.resolve())
         self.run_dir = self.layout.root

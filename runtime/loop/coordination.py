@@ -1,4 +1,4 @@
-"""How the collector and the learner share time: the update-to-data ratio and safe points.
+"""The primitives the schedules are built of: the update-to-data throttle, time shares, safe points.
 
 The same objects serve the serial driver (tests, experiments: one thread,
 deterministic) and the concurrent one (a collector thread and a learner thread).
