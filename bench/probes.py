@@ -10,7 +10,7 @@ Success rates say whether an agent learned; these probes say what it learned.
   action and its critic rank it first; under goal X (wrong) it should not. Printed:
   pi(action) and Q(action) - max Q(other action) (min over the twin heads), right
   and wrong, and pi's difference. A hindsight replay without negatives makes
-  both sides alike (DESIGN.md section 1).
+  both sides alike (storage/her.py, docs/learning.md).
 * **Replay.** (``--replay``) What the run's own replay feeds the learner, drawn with
   its configuration from its store: the share of rows relabeled, of hindsight
   negatives, of rewarded rows per goal category, and of relabeled rows whose

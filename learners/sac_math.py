@@ -1,7 +1,7 @@
 """The discrete SAC quantities as pure functions of flat per-candidate tensors.
 
 Kept apart from the learner so each formula can be checked by hand on a few
-numbers (see DESIGN.md section 1):
+numbers (tests/test_learners_sac.py does):
 
 * soft value    V(s') = sum_a' pi(a'|s') [ min_j Qtarg_j(s', a') - alpha log pi(a'|s') ]
 * target        y = R + discount * (1 - terminated) * V(s')

@@ -20,7 +20,7 @@ for a state-value head.
 Under mixed precision (``ModelConfig.autocast``) the body runs in the model's
 autocast region and the LM head outside it, in float32.
 
-The traps this avoids are listed in DESIGN.md section 6: the mask is additive
+The traps this avoids: the mask is additive
 and in the model dtype (eager attention adds it to the scores, so a boolean
 mask would be silently wrong), and padding positions attend to themselves
 (a row attending to nothing gives NaN that spreads).

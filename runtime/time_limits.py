@@ -4,7 +4,7 @@ A time limit is part of the task: an episode of goal g ends after ``horizon``
 steps whatever happens. Counting that cut as terminal while the state does not
 show the time makes the task non-Markov (the same observation is worth less
 near the end); bootstrapping it at gamma 0.99 values wandering above the goal
-(DESIGN.md section 1, docs/learning.md). The ``observed`` mode shows the steps
+(docs/learning.md). The ``observed`` mode shows the steps
 left in the observation and counts the cut as terminal, which is exact.
 
 Every place the policy reads an observation must show the same text, so the

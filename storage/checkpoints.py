@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
+from autotelic.files import fsync_dir
 from autotelic.processes import pid_alive
 from autotelic.storage.errors import (
     FULL_ERRNOS,
@@ -128,14 +129,6 @@ def _is_json(value: Any) -> bool:
     return False
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def _synced_file(path: Path) -> Iterator[BinaryIO]:
     """``path`` opened for writing; flushed and fsynced when the block completes."""
@@ -205,7 +198,7 @@ class CheckpointManager:
                 "files": {n: f.__dict__ for n, f in files.items()},
             }
             self._write_bytes(scratch / MANIFEST, json.dumps(manifest, indent=1).encode())
-            _fsync_dir(scratch)
+            fsync_dir(scratch)
             final = self.directory / f"{_PREFIX}{step:012d}"
             self._move_into_place(scratch, final)
         except BaseException as err:
@@ -259,7 +252,7 @@ class CheckpointManager:
             final.rename(trash)
             self._verified.pop(final, None)
         scratch.rename(final)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
 
@@ -378,7 +371,7 @@ class CheckpointManager:
             self._verified.pop(path, None)
             removed.append(path)
         if removed:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return removed
 
     def _remove_stale_scratch(self) -> None:
@@ -387,4 +380,4 @@ class CheckpointManager:
             if match and entry.is_dir() and not pid_alive(int(match.group(2))):
                 shutil.rmtree(entry, ignore_errors=True)
         with contextlib.suppress(OSError):
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)

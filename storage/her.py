@@ -16,7 +16,7 @@ steps is twice as likely, and a relabel is always a different goal:
 Relabeling only with achieved goals removes the rows that bind a goal to its
 object: at ratio 0.8, among Grasp rows where the agent grasped something, the
 wrong-object rows (reward 0) fall from 67% to 16%, and the policy grasps what it
-stands on whatever the goal names (DESIGN.md section 1). Hence *hindsight
+stands on whatever the goal names (docs/learning.md). Hence *hindsight
 negatives*: a row relabeled with a goal the episode never achieved (the goal
 space's predicate is false at every step), of the category of a goal achieved in
 the row's future (another object's Grasp where a Grasp happened), so its reward
@@ -42,7 +42,7 @@ and termination exactly at the steps where the predicate holds. The n-step sum
 stops at the first termination or at the end of the episode.
 
 How the end of an episode that is not a termination counts is the time-limit
-mode (:data:`TimeLimit`, DESIGN.md section 1 "Value scale", docs/learning.md):
+mode (:data:`TimeLimit`, docs/learning.md):
 
 * an episode cut by its time limit (its last step ``truncated``) is terminal in
   the ``terminal`` and ``observed`` modes (no bootstrap: what the authors'

@@ -145,7 +145,7 @@ def test_the_generic_layers_import_no_specific_environment_or_algorithm(folder: 
 @pytest.mark.parametrize(
     ("folder", "allowed"),
     [("core", ("autotelic.core",)), ("storage", ("autotelic.core", "autotelic.storage",
-                                                  "autotelic.processes"))],
+                                                  "autotelic.processes", "autotelic.files"))],
 )  # fmt: skip
 def test_the_bottom_layers_depend_on_nothing_above_them(
     folder: str, allowed: tuple[str, ...]

@@ -4,7 +4,7 @@ SAC does not learn "the optimal policy": it learns the fixed point of soft polic
 iteration, pi(a|s) ∝ exp(Q(s, a) / alpha) with
 V(s) = sum_a pi(a|s) [Q(s, a) - alpha log pi(a|s)] = alpha log sum_a exp(Q(s, a) / alpha).
 Whether that fixed point reaches the goal depends on alpha, gamma and how a time
-limit enters the targets (DESIGN.md section 1, "Value scale"). This module
+limit enters the targets. This module
 computes it exactly on a task shaped like Playground-Text's ``Grasp <obj>``:
 
 * ``start`` (standing on nothing useful): ``Go to obj`` reaches ``on obj``; the

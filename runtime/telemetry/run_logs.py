@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from autotelic.files import fsync_dir
 from autotelic.goals import CurriculumStats
 from autotelic.runtime.telemetry.progress import Snapshot
 
@@ -108,7 +109,7 @@ class CsvLog:
             else:
                 self.fields = header
             if created and durable:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
         except BaseException:
             os.close(self._fd)
             raise
@@ -167,14 +168,6 @@ class CsvLog:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
