@@ -1,0 +1,44 @@
+"""bench/trace_policy.py: a checkpoint's policy played step by step on named goals."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from autotelic.runtime.config import deep_merge, load_settings
+from autotelic.runtime.loop.agent import Agent
+from tests.runtime_fixtures import TINY_SERVICE
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import trace_policy  # noqa: E402
+
+
+def test_each_step_shows_the_action_its_probability_and_the_entropy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    extra = {"run": {"dir": str(run), "mode": "serial", "max_env_steps": 40}}
+    agent = Agent(load_settings(None, **deep_merge(TINY_SERVICE, extra)))
+    agent.run_serial()  # ends with a checkpoint
+    agent.close()
+
+    trace_policy.main([str(run), "grasp COW", "Grow carrot", "--episodes", "2", "--sampled"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{run} at ") and lines[0].endswith("env steps (sampled)")
+    plays = [line for line in lines[1:] if "  " in line]
+    assert [p.split("  ")[0] for p in plays] == ["Grasp cow"] * 2 + ["Grow carrot"] * 2
+    step = re.compile(r"[^>()]+ \((0\.\d\d|1\.00), H \d\.\d\d\)")
+    for play in plays:
+        goal, outcome, moves = play.split("  ", 2)
+        assert outcome in ("WIN", "fail")
+        parts = moves.split(" > ")
+        assert all(step.fullmatch(p.strip()) for p in parts), moves
+        # The time limit (Grasp 3 steps, Grow plant 6) bounds every episode.
+        assert 1 <= len(parts) <= (3 if goal.startswith("Grasp") else 6)
+        assert outcome == "WIN" or len(parts) == (3 if goal.startswith("Grasp") else 6)
+    summaries = [line for line in lines if line.endswith("reached")]
+    assert [s.split(":")[0] for s in summaries] == ["Grasp cow", "Grow carrot"]
