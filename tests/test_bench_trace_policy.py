@@ -3,31 +3,30 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from autotelic.runtime.config import deep_merge, load_settings
 from autotelic.runtime.loop.agent import Agent
 from tests.runtime_fixtures import TINY_SERVICE
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-import trace_policy  # noqa: E402
 
 
-def test_each_step_shows_the_action_its_probability_and_the_entropy(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_each_step_shows_the_action_its_probability_and_the_entropy(tmp_path: Path) -> None:
     run = tmp_path / "run"
     extra = {"run": {"dir": str(run), "mode": "serial", "max_env_steps": 40}}
     agent = Agent(load_settings(None, **deep_merge(TINY_SERVICE, extra)))
     agent.run_serial()  # ends with a checkpoint
     agent.close()
 
-    trace_policy.main([str(run), "grasp COW", "Grow carrot", "--episodes", "2", "--sampled"])
-    lines = capsys.readouterr().out.splitlines()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench/trace_policy.py"), str(run), "grasp COW",
+         "Grow carrot", "--episodes", "2", "--sampled"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    lines = done.stdout.splitlines()
     assert lines[0].startswith(f"{run} at ") and lines[0].endswith("env steps (sampled)")
     plays = [line for line in lines[1:] if "  " in line]
     assert [p.split("  ")[0] for p in plays] == ["Grasp cow"] * 2 + ["Grow carrot"] * 2
