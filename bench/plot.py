@@ -25,6 +25,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
@@ -51,7 +52,8 @@ def color(method: str) -> str:
     if method in COLORS:
         return COLORS[method]
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    return str(cycle[sum(map(ord, method)) % len(cycle)])
+    # The cycle may hold RGB tuples (a style sheet's): to_hex takes any colour spec.
+    return str(matplotlib.colors.to_hex(cycle[sum(map(ord, method)) % len(cycle)]))
 
 
 Row = dict[str, str]
