@@ -90,11 +90,13 @@ class SACConfig(OffPolicyConfig):
         ),
     )
     critic_body_grad_scale: float = Field(
-        default=0.1,
+        default=1.0,
         ge=0.0,
         description=(
             "Factor on the critic's gradient into the LLM (after its clip under per_loss); "
-            "1.0 weighs it like the actor's, 0.0 trains the LLM by the actor loss only."
+            "1.0 weighs it like the actor's, 0.0 trains the LLM by the actor loss only. 0.1 "
+            "gave the actor a larger share of each step but learned half as well "
+            "(docs/learning.md section 8)."
         ),
     )
     critic_trains_llm: bool = Field(
