@@ -51,6 +51,7 @@ from autotelic.core import ActResult, env_spec
 from autotelic.runtime.config import Settings, deep_merge, load_settings
 from autotelic.runtime.evaluation.evaluate import EvalResult, evaluate
 from autotelic.runtime.loop.agent import Agent
+from autotelic.storage import CheckpointManager
 
 METHODS = ("sac-glam-her", "sac-glam", "ppo-glam", "zero-shot", "random")
 FIELDS = [
@@ -261,8 +262,6 @@ def kept_rows(path: Path, step: int) -> list[dict[str, str]]:
 
 def checkpoint_step(run_dir: Path) -> int | None:
     """The env steps of the newest complete checkpoint in ``run_dir`` (None: none)."""
-    from autotelic.storage import CheckpointManager
-
     directory = run_dir / "checkpoints"
     if not directory.is_dir():
         return None
