@@ -715,23 +715,33 @@ class EpisodeStore:
         start_id: int | None = None,
         end_id: int | None = None,
         unreadable: list[int] | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
         """Write episodes as JSON lines (one episode per line, ids included); returns the count.
 
         With an ``unreadable`` list, an episode that fails its checksum or does not decode
         is skipped and its id appended there, so that one damaged record does not cost
         the export of the others; without one, it raises :class:`CorruptRecordError`.
+        ``progress`` hears the number of records read so far after each one (a store of
+        millions of episodes takes minutes: a command shows how far it is).
         """
         if isinstance(destination, str | os.PathLike):
             with Path(destination).open("w", encoding="utf-8") as out:
-                return self._export(out, start_id, end_id, unreadable)
-        return self._export(destination, start_id, end_id, unreadable)
+                return self._export(out, start_id, end_id, unreadable, progress)
+        return self._export(destination, start_id, end_id, unreadable, progress)
 
     def _export(
-        self, out: IO[str], start_id: int | None, end_id: int | None, unreadable: list[int] | None
+        self,
+        out: IO[str],
+        start_id: int | None,
+        end_id: int | None,
+        unreadable: list[int] | None,
+        progress: Callable[[int], None] | None,
     ) -> int:
         count = 0
-        for episode_id, data in self._iter_raw(start_id, end_id):
+        for read, (episode_id, data) in enumerate(self._iter_raw(start_id, end_id), 1):
+            if progress is not None:
+                progress(read)
             try:
                 episode = decode_episode(episode_id, data)
             except CorruptRecordError:

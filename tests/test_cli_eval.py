@@ -94,3 +94,20 @@ def test_a_laptop_run_evaluates_every_2000_steps_unless_told_otherwise() -> None
     assert apply_profile(told).eval.interval_env_steps == 10_000
     serial = load_settings(None, run={"mode": "serial"})
     assert apply_profile(serial).eval.interval_env_steps == 10_000
+
+
+@pytest.mark.parametrize("command", [["verify"], ["export", "--out", "-"]])
+def test_reading_a_whole_store_shows_its_progress(run_dir: Path, command: list[str]) -> None:
+    from autotelic.storage import EpisodeStore
+
+    with EpisodeStore(run_dir / "store", readonly=True) as store:
+        total = len(store)
+    assert total > 0
+    result = CliRunner().invoke(app, ["replay", *command, "--run", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    progress = [line for line in result.stderr.splitlines() if line.startswith("episodes read")]
+    assert progress and re.fullmatch(
+        rf"episodes read: {total:,}/{total:,} \(\d+\.\d\d/s, ~0s left\)", progress[-1]
+    )
+    if command[0] == "export":  # the episodes go to stdout, the progress never does
+        assert len(result.stdout.splitlines()) == total and "episodes read" not in result.stdout

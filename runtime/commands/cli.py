@@ -410,18 +410,14 @@ def evaluate_run(
     objects, greedy and sampled, with the episodes behind each figure; progress (episodes
     done of all, rate, time left) goes to stderr while it runs."""
     from autotelic.runtime.commands.offline import evaluate_checkpoint
-    from autotelic.runtime.telemetry.progress import CountProgress
-
-    shown: list[CountProgress] = []
-
-    def progress(done: int, total: int) -> None:
-        if not shown:
-            shown.append(CountProgress("eval episodes", total))
-        shown[0].update(done)
+    from autotelic.runtime.telemetry.progress import count_progress
 
     with _fail_cleanly():
         results = evaluate_checkpoint(
-            run_dir, episodes_per_goal=episodes_per_goal, seed=seed, progress=progress
+            run_dir,
+            episodes_per_goal=episodes_per_goal,
+            seed=seed,
+            progress=count_progress("eval episodes"),
         )
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in results], indent=2))
@@ -567,12 +563,14 @@ def replay_export(
     out: Path = typer.Option(..., "--out", "-o", help="JSON-lines file to write ('-': stdout)."),
 ) -> None:
     """Write every stored episode as one JSON object per line (safe while the service runs);
-    from a damaged store, every readable one, exiting 1 with the list of the others."""
+    from a damaged store, every readable one, exiting 1 with the list of the others.
+    Progress (episodes read of all, rate, time left) goes to stderr."""
     from autotelic.runtime.commands.offline import export_run
+    from autotelic.runtime.telemetry.progress import count_progress
 
     with _fail_cleanly(), contextlib.ExitStack() as stack:
         sink = sys.stdout if str(out) == "-" else stack.enter_context(out.open("w"))
-        report = export_run(run_dir, sink)
+        report = export_run(run_dir, sink, progress=count_progress("episodes read"))
     typer.echo(f"exported {report.episodes} episodes", err=True)
     if report.damaged:
         typer.echo(f"error: {report.summary()}", err=True)
@@ -582,11 +580,12 @@ def replay_export(
 @replay_app.command("verify")
 def replay_verify(run_dir: Path = RunOption) -> None:
     """Read and decode every record of a run's store and say what is unreadable (exit 1);
-    nothing is written (safe while the service runs)."""
+    nothing is written (safe while the service runs). Progress goes to stderr."""
     from autotelic.runtime.commands.offline import verify_run
+    from autotelic.runtime.telemetry.progress import count_progress
 
     with _fail_cleanly():
-        report = verify_run(run_dir)
+        report = verify_run(run_dir, progress=count_progress("episodes read"))
     typer.echo(report.summary(), err=report.damaged)
     raise typer.Exit(1 if report.damaged else 0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -74,7 +75,11 @@ class StoreReport:
         return f"{self.path} is damaged: {'; '.join(parts)}; {salvage_hint(self.path)}"
 
 
-def _check_store(run_dir: Path, out: IO[str] | None) -> StoreReport:
+Progress = Callable[[int, int], None]
+"""Hears (records read, records in the store) while a store is read."""
+
+
+def _check_store(run_dir: Path, out: IO[str] | None, progress: Progress | None) -> StoreReport:
     """Read every record, through LMDB while the store's structure is sound (safe while the
     service writes), else page by page without it; write each episode to ``out``."""
     path = _store_dir(run_dir)
@@ -83,7 +88,9 @@ def _check_store(run_dir: Path, out: IO[str] | None) -> StoreReport:
         with open_store_readonly(run_dir) as store, contextlib.ExitStack() as stack:
             unreadable: list[int] = []
             sink = out or stack.enter_context(Path(os.devnull).open("w", encoding="utf-8"))
-            report.episodes = store.export_jsonl(sink, unreadable=unreadable)
+            total = len(store)
+            heard = None if progress is None else functools.partial(_heard, progress, total)
+            report.episodes = store.export_jsonl(sink, unreadable=unreadable, progress=heard)
             report.unreadable = unreadable
             for key in store.state_keys():
                 try:
@@ -105,15 +112,19 @@ def _check_store(run_dir: Path, out: IO[str] | None) -> StoreReport:
     return report
 
 
-def verify_run(run_dir: Path) -> StoreReport:
+def _heard(progress: Progress, total: int, read: int) -> None:
+    progress(read, total)
+
+
+def verify_run(run_dir: Path, progress: Progress | None = None) -> StoreReport:
     """Read and decode every record of the run's store; nothing is written anywhere."""
-    return _check_store(run_dir, None)
+    return _check_store(run_dir, None, progress)
 
 
-def export_run(run_dir: Path, out: IO[str]) -> StoreReport:
+def export_run(run_dir: Path, out: IO[str], progress: Progress | None = None) -> StoreReport:
     """Write every readable episode of the run's store to ``out`` as JSON lines, even when
     the store is damaged; the report lists what could not be read."""
-    return _check_store(run_dir, out)
+    return _check_store(run_dir, out, progress)
 
 
 def salvage_run(run_dir: Path, out_dir: Path) -> SalvageReport:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -113,3 +114,16 @@ def _duration(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def count_progress(what: str) -> Callable[[int, int], None]:
+    """A ``(done, total)`` callback that shows a :class:`CountProgress` line, made on the
+    first call (the total is known only once the work has started)."""
+    shown: list[CountProgress] = []
+
+    def update(done: int, total: int) -> None:
+        if not shown:
+            shown.append(CountProgress(what, total))
+        shown[0].update(done)
+
+    return update
