@@ -114,6 +114,10 @@ _algorithms: dict[str, AlgorithmSpec] = {}
 _backends: dict[str, BackendSpec] = {}
 _defaults: dict[str, str] = {}
 _loaded: set[str] = set()
+_plugins_lock = threading.RLock()
+"""Held while plug-ins load: a thread that finds a module marked as loading must wait for
+its registrations, not go on without them (two threads reading their first settings at
+once saw no default environment). Re-entrant: a plug-in may look a name up as it loads."""
 
 
 def register_env(
@@ -273,16 +277,17 @@ def _section(
 def load_plugins(modules: Iterable[str] = ()) -> None:
     """Import the built-in plug-ins, installed entry points and ``modules`` (once each)."""
     wanted = [*BUILTIN_PLUGINS, *modules]
-    if "entry-points" not in _loaded:
-        _loaded.add("entry-points")
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            wanted.append(ep.value)
-    for name in wanted:
-        if name in _loaded:
-            continue
-        _loaded.add(name)
-        try:
-            importlib.import_module(name)
-        except ImportError as err:
-            _loaded.discard(name)
-            raise RegistryError(f"cannot import plug-in module {name!r}: {err}") from err
+    with _plugins_lock:
+        if "entry-points" not in _loaded:
+            _loaded.add("entry-points")
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                wanted.append(ep.value)
+        for name in wanted:
+            if name in _loaded:
+                continue
+            _loaded.add(name)
+            try:
+                importlib.import_module(name)
+            except ImportError as err:
+                _loaded.discard(name)
+                raise RegistryError(f"cannot import plug-in module {name!r}: {err}") from err

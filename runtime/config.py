@@ -17,6 +17,7 @@ sections, ``env.playground``) is read and converted, with a warning.
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import logging
 import os
@@ -62,6 +63,13 @@ from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit
 log = logging.getLogger(__name__)
 
 CONFIG_FILE_ENV = "AUTOTELIC_CONFIG_FILE"
+
+_CONFIG_FILE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "autotelic_config_file", default=None
+)
+"""The file :func:`load_settings` was given, for the settings sources it builds: a context
+variable, so two threads loading two files at once each read their own (the process's
+environment, which ``AUTOTELIC_CONFIG_FILE`` lives in, is shared by every thread)."""
 
 
 class RunConfig(BaseModel):
@@ -546,7 +554,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = os.environ.get(CONFIG_FILE_ENV)
+        path = _CONFIG_FILE.get() or os.environ.get(CONFIG_FILE_ENV)
         if path:
             suffix = Path(path).suffix.lower()
             if suffix in (".yaml", ".yml"):
@@ -616,14 +624,14 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
 
     Raises :class:`ConfigError` naming each bad field, its value and what is allowed.
     """
-    previous = os.environ.get(CONFIG_FILE_ENV)
+    token = None
     if path is not None:
         file = Path(path)
         if not file.is_file():
             raise ConfigError(f"config file {file} does not exist")
         if file.suffix.lower() not in (".yaml", ".yml", ".toml"):
             raise ConfigError(f"config file {file} must be .yaml, .yml or .toml")
-        os.environ[CONFIG_FILE_ENV] = str(file)
+        token = _CONFIG_FILE.set(str(file))
     try:
         return Settings(**overrides)
     except ValidationError as err:
@@ -633,11 +641,8 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     except (OSError, ValueError) as err:  # unreadable or unparsable file
         raise ConfigError(f"cannot read config: {err}") from None
     finally:
-        if path is not None:
-            if previous is None:
-                os.environ.pop(CONFIG_FILE_ENV, None)
-            else:
-                os.environ[CONFIG_FILE_ENV] = previous
+        if token is not None:
+            _CONFIG_FILE.reset(token)
 
 
 def describe_errors(err: ValidationError) -> str:

@@ -4,6 +4,8 @@ that derives the others."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +164,55 @@ def test_config_schema_lists_every_setting_with_type_default_and_description() -
         assert f"{named.get(section, section)}.{key}" in rows, leaf
     text = CliRunner().invoke(app, ["config", "schema"]).output
     assert "run.seed: int = 0\n    Seed of env scenes" in text
+
+
+RACE = """
+import sys, threading
+from autotelic.runtime.config import load_settings
+files = sys.argv[1:3]
+problems = []
+start = threading.Barrier(2)
+
+def load(k):
+    start.wait()
+    for _ in range(40):
+        try:
+            seed = load_settings(files[k]).run.seed
+        except Exception as err:
+            problems.append(f"{type(err).__name__}: {err}")
+            return
+        if seed != 100 + k:
+            problems.append(f"thread {k} read seed {seed}")
+
+sys.setswitchinterval(1e-6)  # switch threads as often as possible: any race shows
+threads = [threading.Thread(target=load, args=(k,)) for k in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(problems or "ok")
+"""
+
+
+def test_two_threads_loading_two_files_at_once_each_read_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file given to load_settings reaches the settings sources through a context
+    variable, not the shared process environment, and the first lookup's plug-in loading
+    is one at a time: two threads of a fresh process reading two files at once each get
+    their own values, never the other's, never "no default env". A file named in
+    AUTOTELIC_CONFIG_FILE still counts when load_settings is given none."""
+    files = []
+    for k in range(2):
+        path = tmp_path / f"c{k}.yaml"
+        path.write_text(yaml.safe_dump({"run": {"seed": 100 + k}}))
+        files.append(path)
+    done = subprocess.run(
+        [sys.executable, "-c", RACE, *map(str, files)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == "ok", done.stdout
+    monkeypatch.setenv("AUTOTELIC_CONFIG_FILE", str(files[1]))
+    assert load_settings().run.seed == 101
+    assert load_settings(files[0]).run.seed == 100  # a given file wins over the variable
+    assert load_settings().run.seed == 101  # and leaves it as it was
