@@ -52,6 +52,8 @@ configuration (a tokenizer built from it must not change with a run's settings).
 BuildLearner = Callable[[Any, Any], Learner]
 """``build(model_config, algorithm_config) -> Learner``."""
 BuildAgent = Callable[[Any, Any], Any]
+ProcessEnvironment = Callable[[Any], Mapping[str, str]]
+"""Settings -> the environment variables the service process must run with."""
 """``build(settings, metrics) -> Agent``: the runtime's agent (or a subclass) for a backend.
 Typed loosely because core knows neither the settings nor the agent; the runtime checks
 what it gets."""
@@ -106,6 +108,9 @@ class BackendSpec:
     build: BuildAgent
     modes: tuple[str, ...] = ("concurrent", "serial")
     """The ``run.mode`` values it runs (a backend of several processes is never serial)."""
+    process_environment: ProcessEnvironment | None = None
+    """Variables the service process needs before anything starts (e.g. a preloaded
+    library); ``autotelic run`` re-executes itself once with them when they differ."""
 
 
 _lock = threading.Lock()
@@ -171,12 +176,13 @@ def register_backend(
     build: BuildAgent,
     description: str,
     modes: tuple[str, ...] = ("concurrent", "serial"),
+    process_environment: ProcessEnvironment | None = None,
 ) -> BackendSpec:
     """Register a backend. ``build`` should import its heavy parts (Ray, torch) itself,
     so that validating a configuration that names it stays cheap."""
     if not modes:
         raise RegistryError(f"backend {name!r} must run in at least one run.mode")
-    spec = BackendSpec(name, description, build, tuple(modes))
+    spec = BackendSpec(name, description, build, tuple(modes), process_environment)
     _put(_backends, name, spec, "backend")
     return spec
 

@@ -4,7 +4,9 @@ Tests, the scale-out bench and docs/scale.md's local rehearsal need real Ray nod
 (separate raylets, object stores and worker processes) that talk over loopback only.
 Ray replaces ``127.0.0.1`` and ``localhost`` by the host's interface address, so the
 head listens on ``127.0.0.2`` and each further node on ``127.0.0.3``, ``127.0.0.4``...;
-every port is chosen free, token authentication is on, usage statistics are off.
+every port is chosen free, token authentication is on, usage statistics are off, and
+every process of a node runs with the bind shim (bind_shim.py), so each listener binds
+its node's loopback address, none the wildcard.
 
 Each node is ``ray start --block`` in a session of its own, so stopping it ends exactly
 the processes it started (the ``ray start`` process first, then its process group),
@@ -23,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autotelic.distributed import bind_shim
 from autotelic.runtime.transport.broker import free_port
 
 READY_TEXT = "Ray runtime started"
@@ -48,6 +51,8 @@ class LocalCluster:
     num_cpus: float = 4
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     head_ip: str = "127.0.0.2"
+    bind_own_address: bool = True
+    """Start each node under the bind shim (Linux): no listener on all interfaces."""
     port: int = 0
     nodes: list[Node] = field(default_factory=list)
 
@@ -105,12 +110,17 @@ class LocalCluster:
                 args,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env},
+                env={**os.environ, **self.env, **self._bind_env(ip)},
                 start_new_session=True,
             )
         node = Node(ip=ip, temp_dir=temp_dir, log=log, proc=proc)
         self.nodes.append(node)
         return node
+
+    def _bind_env(self, ip: str) -> dict[str, str]:
+        if not (self.bind_own_address and bind_shim.supported()):
+            return {}
+        return bind_shim.environment(ip)
 
     def _wait_ready(self, node: Node, timeout: float) -> None:
         deadline = time.monotonic() + timeout

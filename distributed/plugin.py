@@ -18,6 +18,24 @@ if TYPE_CHECKING:
     from autotelic.runtime.telemetry.metrics import Metrics
 
 
+def process_environment(settings: Settings) -> dict[str, str]:
+    """The bind shim's variables for the service process, whose listeners (the driver's,
+    and a private cluster's, started from it) then bind the node's address only."""
+    from autotelic.distributed import bind_shim
+
+    if not settings.ray.bind_own_address or not bind_shim.supported():
+        return {}
+    address = settings.ray.node_ip_address or _node_address()
+    return bind_shim.environment(address)
+
+
+def _node_address() -> str:
+    """The address Ray will give this node when none is configured."""
+    import ray.util
+
+    return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
+
+
 def build_ray(settings: Settings, metrics: Metrics | None) -> Agent:
     """The agent whose collectors and goal daemon are Ray actors (docs/scale.md)."""
     from autotelic.distributed.backend import RayAgent
@@ -31,4 +49,5 @@ register_backend(
     description="collector actors on a Ray cluster, the goal daemon as a named actor, "
     "the learner and the episode store in this process (the `ray` section)",
     modes=("concurrent",),
+    process_environment=process_environment,
 )

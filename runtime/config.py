@@ -365,6 +365,12 @@ class RayConfig(BaseModel):
         "_node_ip_address); set it when the node was started with --node-ip-address, "
         "e.g. a loopback address in tests. None: Ray's choice.",
     )
+    bind_own_address: bool = Field(
+        True,
+        description="Bind every listener of the processes autotelic starts (the service "
+        "as Ray driver, a private cluster's nodes) to the node's address instead of all "
+        "interfaces, through a preloaded bind shim (Linux; built once with cc).",
+    )
     num_collectors: int = Field(
         2, ge=1, le=1024, description="Collector actors, each with its own env batch."
     )

@@ -170,6 +170,29 @@ def test_a_ray_run_that_died_after_a_checkpoint_resumes_from_it_as_a_local_run_d
         resumed.close()
 
 
+def wildcard_listeners(processes: list[psutil.Process]) -> set[tuple[str, str, int]]:
+    """(process, address, port) of every TCP listener bound to 0.0.0.0 or ::."""
+    found = set()
+    for proc in processes:
+        try:
+            connections = proc.net_connections(kind="tcp")
+            name = proc.name()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        for conn in connections:
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.ip in ("0.0.0.0", "::"):
+                found.add((name, conn.laddr.ip, conn.laddr.port))
+    return found
+
+
+def service_processes(service: ServiceProcess, cluster: LocalCluster) -> list[psutil.Process]:
+    """The service (the Ray driver, re-executed under the bind shim) and everything it
+    started, and every process of the cluster's nodes (not this test's own driver)."""
+    assert service.proc is not None
+    root = psutil.Process(service.proc.pid)
+    return [root, *root.children(recursive=True), *cluster_processes(cluster)[1:]]
+
+
 def test_the_service_on_ray_serves_an_mqtt_injection_from_an_actor_and_shows_its_actors(
     cluster: LocalCluster, tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
@@ -204,6 +227,10 @@ def test_the_service_on_ray_serves_an_mqtt_injection_from_an_actor_and_shows_its
         assert {a["node"] for a in status["actors"]} == NODES
         assert service.proc is not None
         assert service.proc.pid not in {a["pid"] for a in status["actors"]}
+        processes = service_processes(service, cluster)
+        assert len(processes) > 6
+        assert wildcard_listeners(processes) == set()
+        assert "bind-shim-" in Path(f"/proc/{service.proc.pid}/maps").read_text()
         metrics = service.metrics()
         assert metrics['autotelic_actor_env_steps_total{actor="0"}'] > 0
         assert 'autotelic_actor_policy_lag_versions{actor="1"}' in metrics

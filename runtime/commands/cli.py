@@ -21,6 +21,7 @@ from autotelic.runtime.transport.messages import Topics
 from autotelic.runtime.transport.mqtt_config import MQTTConfig
 
 if TYPE_CHECKING:
+    from autotelic.runtime.config import Settings
     from autotelic.runtime.evaluation.evaluate import EvalResult
 
 _USER_ERRORS = frozenset(
@@ -34,6 +35,7 @@ _USER_ERRORS = frozenset(
         "MissingPackageError",
         "RegistryError",
         "TLSSettingError",
+        "BindShimError",
     }
 )
 """The project's errors whose message tells a user what to change (matched by class name
@@ -171,9 +173,35 @@ def run(
     from autotelic.runtime.service import serve
 
     with _fail_cleanly():
+        _enter_backend_environment(settings)
         require_models(settings)  # before anything starts: one line naming the install
         code = asyncio.run(serve(settings))
     raise typer.Exit(code)
+
+
+REEXEC_VARIABLE = "AUTOTELIC_REEXECUTED"
+"""Set in the re-executed process: a second mismatch is an error, not a loop."""
+
+
+def _enter_backend_environment(settings: Settings) -> None:
+    """Re-execute this command once with the variables its backend needs (the Ray
+    backend's bind shim), before any thread, socket or file is opened: only a process
+    started with a preloaded library has it, and every process it starts inherits it."""
+    import os
+
+    from autotelic.core import backend_spec
+
+    wanted = backend_spec(settings.run.backend).process_environment
+    env = dict(wanted(settings)) if wanted is not None else {}
+    if all(os.environ.get(k) == v for k, v in env.items()):
+        return
+    if os.environ.get(REEXEC_VARIABLE):
+        names = ", ".join(sorted(env))
+        raise RuntimeError(f"the re-executed service still lacks its environment ({names})")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    os.execve(sys.executable, argv, {**os.environ, **env, REEXEC_VARIABLE: "1"})
 
 
 @config_app.command("show")
