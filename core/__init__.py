@@ -37,6 +37,7 @@ from autotelic.core.learner import (
     OffPolicyLearner,
     OnPolicyConfig,
     OnPolicyLearner,
+    ProgressReporting,
     held,
 )
 from autotelic.core.registry import (
@@ -79,6 +80,7 @@ __all__ = [
     "OnPolicyConfig",
     "OnPolicyLearner",
     "ParsedGoal",
+    "ProgressReporting",
     "RegistryError",
     "Rollout",
     "Split",

@@ -14,7 +14,7 @@ The collector acts through :meth:`Learner.act` while a learner thread may call
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -153,6 +153,26 @@ class OffPolicyLearner(Learner, Protocol):
 
     def update(self, batch: TransitionBatch, *, write_lock: Lock | None = None) -> dict[str, float]:
         """One learning step; parameters change only under ``write_lock``."""
+        ...
+
+
+@runtime_checkable
+class ProgressReporting(OffPolicyLearner, Protocol):
+    """An off-policy learner whose update says how far through its batch it is, so that
+    a long update credits the collector as it goes (runtime/loop/coordination.py). A
+    learner opts in by setting ``reports_progress = True`` and taking ``progress``."""
+
+    reports_progress: Literal[True]
+
+    def update(
+        self,
+        batch: TransitionBatch,
+        *,
+        write_lock: Lock | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> dict[str, float]:
+        """One learning step; ``progress`` hears the share of the batch done after each
+        part of it."""
         ...
 
 

@@ -39,7 +39,7 @@ from autotelic.runtime.loop.agent import Agent, Collection, CurriculumService
 from autotelic.runtime.loop.collector import EpisodeCommitter
 from autotelic.runtime.loop.control import ActorState, AgentStatus
 from autotelic.runtime.loop.schedules import Schedule
-from autotelic.runtime.telemetry.metrics import Metrics
+from autotelic.runtime.telemetry.events import RunEvents
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class RayAgent(Agent):
     cluster: ClusterCollection
     """The collector actors and their accounts (also :attr:`collection`)."""
 
-    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(self, settings: Settings, events: RunEvents | None = None) -> None:
         self.ray_config = settings.ray
         self.connection: Connection = connect(settings.ray)
         self.board = WeightsBoard()
@@ -63,7 +63,7 @@ class RayAgent(Agent):
         self.requeued = 0
         """Injected episodes served again because the actor holding them died."""
         try:
-            super().__init__(settings, metrics)
+            super().__init__(settings, events)
         except BaseException:
             self._release()
             raise
@@ -113,7 +113,7 @@ class RayAgent(Agent):
             CollectorSpec(index=i, seed=[s.run.seed, self.restarts, i, *entropy], **base)
             for i in range(s.ray.num_collectors)
         ]
-        committer = EpisodeCommitter(self.store, self.daemon, self.metrics)
+        committer = EpisodeCommitter(self.store, self.daemon, self.events)
         self.board.publish(self.learner, self.lock)  # the actors' first weights
         self.cluster = ClusterCollection(
             s.ray,
@@ -121,7 +121,7 @@ class RayAgent(Agent):
             committer,
             self.board,
             current_version=lambda: int(self.learner.policy_version),
-            metrics=self.metrics,
+            events=self.events,
             on_death=self._requeue_lost,
         )
         return self.cluster

@@ -12,7 +12,7 @@ environment (the service re-executes itself once under the shim before anything 
 autotelic.distributed.bind_shim ADDRESS`` prints the two variables to start them with.
 
 The shim is compiled once per source version with the system C compiler into the user's
-cache directory (a temporary name renamed into place, so concurrent first builds are
+cache directory (a scratch name renamed into place, so concurrent first builds are
 safe). Linux only: elsewhere a private cluster keeps Ray's wildcard listeners.
 """
 
@@ -24,9 +24,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+
+from autotelic.files import scratch_beside
 
 ADDRESS_VARIABLE = "AUTOTELIC_BIND_ADDRESS"
 """The address the shim binds wildcard listeners to (read by bind_shim.c)."""
@@ -66,10 +67,7 @@ def _build(target: Path) -> None:
             "ray.bind_own_address: false"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=".bind-shim-", suffix=".so")
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    with scratch_beside(target) as tmp:
         done = subprocess.run(
             [compiler, "-shared", "-fPIC", "-O2", "-o", str(tmp), str(SOURCE), "-ldl"],
             capture_output=True,
@@ -79,8 +77,6 @@ def _build(target: Path) -> None:
         if done.returncode != 0:
             raise BindShimError(f"building {SOURCE.name} failed: {done.stderr.strip()}")
         tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def check_address(address: str) -> str:

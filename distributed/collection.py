@@ -34,7 +34,7 @@ from autotelic.runtime.loop.collector import (
     EpisodeCommitter,
     FinishedEpisode,
 )
-from autotelic.runtime.telemetry.metrics import Metrics
+from autotelic.runtime.telemetry.events import RunEvents
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class ClusterCollection(CommittedCounts):
         board: WeightsBoard,
         *,
         current_version: Callable[[], int],
-        metrics: Metrics | None = None,
+        events: RunEvents | None = None,
         on_death: Callable[[int, dict[str, int]], None] | None = None,
     ) -> None:
         self.config = config
@@ -61,7 +61,7 @@ class ClusterCollection(CommittedCounts):
         self.committer = committer
         self.board = board
         self.current_version = current_version
-        self.metrics = metrics
+        self.events = events or RunEvents()
         self.env_steps = 0
         self.actors: list[Any] = []
         self.views = [ActorView(actor=s.index) for s in specs]
@@ -93,14 +93,7 @@ class ClusterCollection(CommittedCounts):
         }
         if c.collector_resources:
             options["resources"] = dict(c.collector_resources)
-        if self.metrics is not None:  # every actor's series from the start, at 0
-            actors = self.metrics.actors
-            for spec in self.specs:
-                label = str(spec.index)
-                actors.env_steps.labels(actor=label)
-                actors.restarts.labels(actor=label)
-                actors.steps_rate.labels(actor=label)
-                actors.policy_lag.labels(actor=label)
+        self.events.actors_started([str(spec.index) for spec in self.specs])
         remote = ray.remote(CollectorActor)
         self.actors = [remote.options(**options).remote(spec) for spec in self.specs]
         for view, (pid, ip) in zip(
@@ -171,8 +164,7 @@ class ClusterCollection(CommittedCounts):
         """Count one death of actor ``i``'s process (``restarts`` counts processes, not the
         calls that failed while Ray brought a new one up)."""
         self.views[i].restarts += 1
-        if self.metrics is not None:
-            self.metrics.actors.restarts.labels(actor=str(i)).inc()
+        self.events.actor_restarted(str(i))
 
     def collect(self, i: int) -> list[FinishedEpisode]:
         """One call of actor ``i`` and the commit of what it collected (a driver thread's
@@ -211,14 +203,8 @@ class ClusterCollection(CommittedCounts):
         if batch.acting_versions:
             view.policy_version = batch.acting_versions[-1]
         view.lag = max(0, self.current_version() - view.policy_version)
-        m = self.metrics
-        if m is not None:
-            m.env_steps.inc(batch.env_steps)
-            label = str(batch.actor)
-            m.actors.env_steps.labels(actor=label).inc(batch.env_steps)
-            m.actors.steps_rate.labels(actor=label).set(view.steps_per_s)
-            m.actors.policy_lag.labels(actor=label).set(view.lag)
-            m.env_steps_rate.set(sum(v.steps_per_s for v in self.views))
+        self.events.env_steps(batch.env_steps)
+        self.events.actor_progress(str(batch.actor), batch.env_steps, view.steps_per_s, view.lag)
 
     # -- on-policy ---------------------------------------------------------------------------
 

@@ -126,6 +126,11 @@ class GoalActor:
             log.info("goal actor: %d injected episodes of collector %d requeued", requeued, holder)
         return requeued
 
+    def handed_to(self, holder: int) -> dict[str, int]:
+        """The injected episodes handed to collector ``holder`` so far, by injection id
+        (what :meth:`requeue_lost` weighs against the episodes committed)."""
+        return dict(self.handed.get(holder, Counter()))
+
     def report(self, outcome: EpisodeOutcome) -> list[GoalRecord]:
         found = self.daemon.report(outcome)
         self.outcomes += 1

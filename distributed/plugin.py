@@ -15,7 +15,7 @@ from autotelic.core import register_backend
 if TYPE_CHECKING:
     from autotelic.runtime.config import Settings
     from autotelic.runtime.loop.agent import Agent
-    from autotelic.runtime.telemetry.metrics import Metrics
+    from autotelic.runtime.telemetry.events import RunEvents
 
 
 def process_environment(settings: Settings) -> dict[str, str]:
@@ -36,11 +36,11 @@ def _node_address() -> str:
     return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
 
 
-def build_ray(settings: Settings, metrics: Metrics | None) -> Agent:
+def build_ray(settings: Settings, events: RunEvents | None) -> Agent:
     """The agent whose collectors and goal daemon are Ray actors (docs/scale.md)."""
     from autotelic.distributed.backend import RayAgent
 
-    return RayAgent(settings, metrics)
+    return RayAgent(settings, events)
 
 
 register_backend(

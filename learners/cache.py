@@ -9,15 +9,12 @@ either sees a complete entry or none, never a half-written one.
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from autotelic.processes import pid_alive
+from autotelic.files import SCRATCH_PREFIX, orphans, remove, scratch_beside
 
 CACHE_ENV_VAR = "AUTOTELIC_CACHE"
-_TMP_PREFIX = ".tmp-"
 
 
 def default_cache_dir() -> Path:
@@ -38,10 +35,9 @@ def build_atomically(dest: Path, build: Callable[[Path], None]) -> Path:
     if dest.is_dir():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _remove_orphans(dest)
-    tmp = dest.parent / f"{_TMP_PREFIX}{dest.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    for orphan in orphans(dest.parent, f"{SCRATCH_PREFIX}{dest.name}-"):
+        remove(orphan)  # left by a conversion that was killed
+    with scratch_beside(dest, folder=True) as tmp:
         build(tmp)
         try:
             tmp.rename(dest)
@@ -49,15 +45,4 @@ def build_atomically(dest: Path, build: Callable[[Path], None]) -> Path:
             if not dest.is_dir():
                 raise
             # Another process renamed its complete entry first: keep that one.
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
-
-
-def _remove_orphans(dest: Path) -> None:
-    """Delete temporary folders for ``dest`` left by processes that no longer run."""
-    for tmp in dest.parent.glob(f"{_TMP_PREFIX}{dest.name}-*"):
-        pid_text = tmp.name[len(f"{_TMP_PREFIX}{dest.name}-") :].split("-", 1)[0]
-        if pid_text.isdigit() and not pid_alive(int(pid_text)):
-            shutil.rmtree(tmp, ignore_errors=True)

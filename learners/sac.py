@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -134,6 +134,9 @@ def alpha_optimizer(log_alpha: Tensor, cfg: SACConfig) -> torch.optim.Optimizer:
 
 class SACLearner(LLMLearner):
     """SAC-GLAM learner: LLM actor, twin Q heads on its hidden states, learned alpha."""
+
+    reports_progress: Literal[True] = True
+    """Its update reports progress per micro-batch (core.ProgressReporting)."""
 
     algorithm = "sac"
 

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from autotelic.core import backend_spec
 from autotelic.runtime.config import Settings
 from autotelic.runtime.loop.agent import Agent
-from autotelic.runtime.telemetry.metrics import Metrics, MetricsServer
+from autotelic.runtime.telemetry.events import RunEvents
+from autotelic.runtime.telemetry.metrics import Metrics, MetricsServer, PrometheusEvents
 from autotelic.runtime.telemetry.progress import ProgressLine
 from autotelic.runtime.telemetry.run_logs import ProgressLog
 from autotelic.runtime.transport.messages import Topics, evaluation_message
@@ -43,12 +44,12 @@ class ServiceError(RuntimeError):
 # -- the service ---------------------------------------------------------------------------
 
 
-def build_agent(settings: Settings, metrics: Metrics | None = None) -> Agent:
+def build_agent(settings: Settings, events: RunEvents | None = None) -> Agent:
     """The agent of the registered backend ``run.backend`` (local: everything in this
     process; ray: collectors and goal daemon as actors). The service names no backend,
     so one plugs in by registering, and a local run imports nothing of another."""
     name = settings.run.backend
-    agent = backend_spec(name).build(settings, metrics)
+    agent = backend_spec(name).build(settings, events)
     if not isinstance(agent, Agent):
         raise ServiceError(f"backend {name!r} built a {type(agent).__name__}, not an Agent")
     return agent
@@ -75,7 +76,7 @@ async def serve(settings: Settings, ready: Callable[[dict[str, Any]], None] | No
                 "metrics.port (AUTOTELIC_METRICS__PORT, 0 picks a free one)"
             ) from None
     try:
-        agent = await loop.run_in_executor(None, build_agent, settings, metrics)
+        agent = await loop.run_in_executor(None, build_agent, settings, PrometheusEvents(metrics))
     except BaseException:
         if server is not None:
             server.close()

@@ -35,8 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from autotelic.files import fsync_dir
-from autotelic.processes import pid_alive
+from autotelic.files import fsync_dir, orphans, remove, scratch_beside
 from autotelic.storage.errors import (
     FULL_ERRNOS,
     SchemaVersionError,
@@ -53,7 +52,8 @@ MANIFEST = "manifest.json"
 _PREFIX = "ckpt-"
 _NAME = re.compile(r"^ckpt-(\d{12})$")
 _PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
-_SCRATCH = re.compile(r"^\.(tmp|trash)-\d+-(\d+)-[0-9a-f]+$")
+_TRASH = ".trash-"
+"""A replaced checkpoint's folder while its successor is renamed in (then removed)."""
 _HASH_CHUNK = 1 << 20
 
 
@@ -185,24 +185,22 @@ class CheckpointManager:
                     f"part name {name!r} must be 1-100 letters, digits, '_', '-' or '.', "
                     "starting with a letter, digit or '_'"
                 )
-        scratch = self.directory / f".tmp-{step}-{os.getpid()}-{uuid.uuid4().hex}"
-        scratch.mkdir()
+        final = self.directory / f"{_PREFIX}{step:012d}"
         try:
-            files = {name: self._write_part(scratch, name, value) for name, value in state.items()}
-            created = time.time()
-            manifest = {
-                "format": CHECKPOINT_FORMAT_VERSION,
-                "step": step,
-                "created_at": created,
-                "metadata": meta,
-                "files": {n: f.__dict__ for n, f in files.items()},
-            }
-            self._write_bytes(scratch / MANIFEST, json.dumps(manifest, indent=1).encode())
-            fsync_dir(scratch)
-            final = self.directory / f"{_PREFIX}{step:012d}"
-            self._move_into_place(scratch, final)
+            with scratch_beside(final, folder=True) as scratch:
+                files = {name: self._write_part(scratch, name, v) for name, v in state.items()}
+                created = time.time()
+                manifest = {
+                    "format": CHECKPOINT_FORMAT_VERSION,
+                    "step": step,
+                    "created_at": created,
+                    "metadata": meta,
+                    "files": {n: f.__dict__ for n, f in files.items()},
+                }
+                self._write_bytes(scratch / MANIFEST, json.dumps(manifest, indent=1).encode())
+                fsync_dir(scratch)
+                self._move_into_place(scratch, final)
         except BaseException as err:
-            shutil.rmtree(scratch, ignore_errors=True)
             if self._disk_full(err):
                 raise StorageFullError(
                     f"cannot write a checkpoint in {self.directory} ({err}): the disk is full. "
@@ -248,7 +246,7 @@ class CheckpointManager:
     def _move_into_place(self, scratch: Path, final: Path) -> None:
         trash = None
         if final.exists():
-            trash = self.directory / f".trash-0-{os.getpid()}-{uuid.uuid4().hex}"
+            trash = self.directory / f"{_TRASH}{final.name}-{os.getpid()}-{uuid.uuid4().hex}"
             final.rename(trash)
             self._verified.pop(final, None)
         scratch.rename(final)
@@ -375,9 +373,8 @@ class CheckpointManager:
         return removed
 
     def _remove_stale_scratch(self) -> None:
-        for entry in self.directory.iterdir():
-            match = _SCRATCH.match(entry.name)
-            if match and entry.is_dir() and not pid_alive(int(match.group(2))):
-                shutil.rmtree(entry, ignore_errors=True)
+        for entry in orphans(self.directory) + orphans(self.directory, _TRASH):
+            if entry.is_dir():
+                remove(entry)
         with contextlib.suppress(OSError):
             fsync_dir(self.directory)

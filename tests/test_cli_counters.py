@@ -13,7 +13,7 @@ import pytest
 
 from autotelic.runtime.config import Settings, deep_merge, load_settings
 from autotelic.runtime.loop.agent import Agent
-from autotelic.runtime.telemetry.metrics import Metrics
+from autotelic.runtime.telemetry.metrics import Metrics, PrometheusEvents
 from autotelic.runtime.telemetry.progress import ProgressLine
 from autotelic.runtime.telemetry.run_logs import ProgressLog, read_rows
 from autotelic.runtime.transport.broker import free_port
@@ -63,7 +63,7 @@ def episodes_total(values: dict[str, float]) -> float:
 def test_a_restarted_agent_continues_every_counter_from_its_checkpoint(tmp_path: Path) -> None:
     """Counters of a run killed after its checkpoint (episodes stored after it included)
     start the next process where they were, not at 0."""
-    first = Agent(settings_for(tmp_path, 160), metrics=(metrics := Metrics()))
+    first = Agent(settings_for(tmp_path, 160), PrometheusEvents(metrics := Metrics()))
     assert first.inject("Grasp carrot", episodes=1).goal == "Grasp carrot"
     metrics.injected_goals.labels(status="accepted").inc()  # what the MQTT bridge counts
     first.run_serial()  # ends with a checkpoint
@@ -75,7 +75,7 @@ def test_a_restarted_agent_continues_every_counter_from_its_checkpoint(tmp_path:
     first.close()
     assert stored_after > 0
 
-    second = Agent(settings_for(tmp_path, 480), metrics=(resumed := Metrics()))
+    second = Agent(settings_for(tmp_path, 480), PrometheusEvents(resumed := Metrics()))
     now = counters(resumed)
     second.close()
     assert saved["autotelic_injected_goals_total{status=completed}"] == 1

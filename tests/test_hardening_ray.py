@@ -142,7 +142,14 @@ def test_injected_episodes_held_by_an_actor_that_dies_are_served_again_at_once(
         threads = agent.start_threads()
         _wait(agent, lambda: views[0].episodes > 0 and views[1].episodes > 0)
         injection_id = agent.inject("Grasp cow", episodes=24).injection_id
-        _wait(agent, lambda: any(r.injection_id == injection_id for r in reports))
+        committed = agent.cluster.committed[1]
+        handed = agent.goal_client.handle.handed_to  # type: ignore[union-attr]
+
+        def holding() -> bool:  # actor 1 holds episodes of the injection it has not finished
+            given = ray.get(handed.remote(1)).get(injection_id, 0)
+            return bool(given - committed.get(injection_id, 0) > 0)
+
+        _wait(agent, holding)
         victim = views[1].pid
         os.kill(victim, signal.SIGKILL)
         _wait(

@@ -158,16 +158,20 @@ def test_the_bottom_layers_depend_on_nothing_above_them(
 
 
 R = "autotelic.runtime."
+REPORTING = tuple(R + "telemetry." + m for m in ("events", "tracking", "run_logs", "progress"))
+"""What the loop and the evaluator may use of telemetry: the events they report, the
+open stats path and the run's own logs; never a metric system (``telemetry.metrics``)."""
+
 RUNTIME_LAYERS = {
     # folder under runtime/ -> the runtime modules its files may import besides its own
     "telemetry": (R + "config", R + "extras"),
-    "loop": (R + "config", R + "time_limits", R + "telemetry", R + "evaluation"),
-    "evaluation": (R + "config", R + "time_limits", R + "telemetry"),
+    "loop": (R + "config", R + "time_limits", R + "evaluation", *REPORTING),
+    "evaluation": (R + "config", R + "time_limits", *REPORTING),
     "transport": (R + "config", R + "transport", R + "loop.control", R + "evaluation",
                   R + "telemetry.metrics"),
 }  # fmt: skip
-"""The runtime's layers: the loop reports to telemetry and runs evaluations but knows no
-transport, no command and not the service; transports adapt the loop's control interface
+"""The runtime's layers: the loop reports events and runs evaluations but knows no metric
+system, no transport, no command and not the service; transports adapt the loop's control interface
 and evaluation reports; only ``service.py`` and the commands wire everything together."""
 
 

@@ -15,7 +15,7 @@ from autotelic.runtime.config import ConfigError, EvalConfig, deep_merge, load_s
 from autotelic.runtime.evaluation.evaluate import plan_episodes
 from autotelic.runtime.evaluation.periodic import PeriodicEvaluator
 from autotelic.runtime.loop.agent import Agent
-from autotelic.runtime.telemetry.metrics import Metrics
+from autotelic.runtime.telemetry.metrics import Metrics, PrometheusEvents
 from autotelic.runtime.telemetry.run_logs import read_rows
 from autotelic.storage import RunLayout
 from tests.runtime_fixtures import TINY_SERVICE
@@ -341,7 +341,8 @@ def test_the_history_resumes_after_a_restart_and_a_half_written_row_is_never_rea
 
     metrics = Metrics()
     second = Agent(
-        serial_settings(tmp_path, run={"max_env_steps": 800}, eval=section), metrics=metrics
+        serial_settings(tmp_path, run={"max_env_steps": 800}, eval=section),
+        PrometheusEvents(metrics),
     )
     last = evaluations(before)[1]
     for row in last:  # the gauges show the last evaluation from the start

@@ -21,6 +21,7 @@ from autotelic.runtime.telemetry.metrics import (
     MAX_STAT_KEYS,
     Metrics,
     MetricsServer,
+    PrometheusEvents,
     PrometheusSink,
 )
 from autotelic.runtime.telemetry.run_logs import read_rows
@@ -80,7 +81,7 @@ def test_a_plug_in_stat_reaches_prometheus_the_csv_and_tensorboard(tmp_path: Pat
     pytest.importorskip("tensorboard")
     metrics = Metrics()
     server = MetricsServer(metrics)
-    agent = Agent(toy_settings(tmp_path / "run", 400), metrics)
+    agent = Agent(toy_settings(tmp_path / "run", 400), PrometheusEvents(metrics))
     try:
         agent.run_serial()
         last, updates = agent.learner_loop.last, agent.learner.num_updates
@@ -191,3 +192,38 @@ def test_the_documented_sink_plugs_in(tmp_path: Path) -> None:
     tracking.close()
     lines = (tmp_path / "stats.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == [{"step": 1, "clip_fraction": 0.25}]
+
+
+def test_each_evaluation_reaches_the_csv_and_tensorboard_at_the_learners_step(
+    tmp_path: Path,
+) -> None:
+    """The run's own figures take the open path too: an evaluation's success per split,
+    way of acting and category, and its mean, are stats of the file sinks."""
+    pytest.importorskip("tensorboard")
+    evaluate = {
+        "enabled": True,
+        "interval_env_steps": 200,
+        "episodes_per_category": 2,
+        "max_cost_fraction": 1.0,
+        "splits": ["train"],
+        "acting": ["greedy"],
+    }
+    agent = Agent(toy_settings(tmp_path / "run", 600, eval=evaluate))
+    try:
+        agent.run_serial()
+    finally:
+        agent.close()
+    evaluations = read_rows(tmp_path / "run" / "evaluations.csv")
+    assert {int(r["evaluation"]) for r in evaluations} >= {0, 1}
+    rows = [r for r in read_rows(tmp_path / "run" / STATS_CSV) if r["key"].startswith("eval/")]
+    means = [float(r["value"]) for r in rows if r["key"] == "eval/train/greedy/success"]
+    assert len(means) == len({int(r["evaluation"]) for r in evaluations})
+    first = [r for r in evaluations if r["evaluation"] == "0"]
+    cells = {r["category"]: float(r["success"]) for r in first}
+    assert means[0] == pytest.approx(sum(cells.values()) / len(cells))
+    for category, success in cells.items():
+        key = f"eval/train/greedy/{category}/success"
+        assert next(float(r["value"]) for r in rows if r["key"] == key) == pytest.approx(success)
+    tagged = event_steps(tmp_path / "run" / TENSORBOARD_DIR, "eval/train/greedy/success")
+    assert [v for _, v in tagged] == pytest.approx(means)
+    assert all(step > 0 for step, _ in tagged)

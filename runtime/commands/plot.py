@@ -21,12 +21,12 @@ Files written (into ``<run>/plots`` unless told otherwise):
 from __future__ import annotations
 
 import math
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autotelic.files import scratch_beside
 from autotelic.runtime.extras import require_plotting
 from autotelic.runtime.telemetry.run_logs import CURRICULUM_COLUMNS, read_rows, to_float
 from autotelic.storage import RunLayout
@@ -122,13 +122,12 @@ def _save(figure: Figure, path: Path) -> Path:
     """Write atomically: a viewer never sees half a PNG."""
     import matplotlib.pyplot as plt
 
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        figure.savefig(scratch, dpi=DPI, format="png")
-        scratch.replace(path)
+        with scratch_beside(path) as scratch:
+            figure.savefig(scratch, dpi=DPI, format="png")
+            scratch.replace(path)
     finally:
         plt.close(figure)
-        scratch.unlink(missing_ok=True)
     return path
 
 

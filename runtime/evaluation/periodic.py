@@ -50,7 +50,7 @@ from autotelic.runtime.evaluation.evaluate import (
     plan_episodes,
     stable_hash,
 )
-from autotelic.runtime.telemetry.metrics import Metrics
+from autotelic.runtime.telemetry.events import EvalCell, EvalFigures, RunEvents
 from autotelic.runtime.telemetry.run_logs import EVAL_FIELDS, CsvLog, read_rows, to_float
 from autotelic.runtime.time_limits import time_limited
 from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit
@@ -152,7 +152,7 @@ class PeriodicEvaluator:
         *,
         trained: Callable[[], int],
         path: Path | None = None,
-        metrics: Metrics | None = None,
+        events: RunEvents | None = None,
         lock: Lock | None = None,
         time_limit: TimeLimit = DEFAULT_TIME_LIMIT,
         clock: Callable[[], float] = time.time,
@@ -165,7 +165,7 @@ class PeriodicEvaluator:
         self.spec = spec
         self.env_config = env_config
         self.trained = trained
-        self.metrics = metrics
+        self.events = events or RunEvents()
         self.lock = lock
         self.time_limit: TimeLimit = time_limit
         self.clock = clock
@@ -211,25 +211,9 @@ class PeriodicEvaluator:
         self._next_steps = (measured // interval + 1) * interval if interval else None
         every = self.config.interval_s
         self._next_time = self.monotonic() + every if every else None
-        if last_rows:
-            self._show(last_rows)
-        if self.metrics is not None:  # evaluations_total continues from the run's record
-            self.metrics.evaluations.inc(last_index + 1)
+        # the count continues from the run's record, the figures show its last evaluation
+        self.events.evaluations_restored(last_index + 1, _figures_of_rows(last_rows))
         return last_index + 1
-
-    def _show(self, rows: list[dict[str, str]]) -> None:
-        """Set the gauges from the last evaluation of a previous life of the run."""
-        m = self.metrics
-        if m is None:
-            return
-        for r in rows:
-            labels = {"split": r["split"], "acting": r["acting"], "category": r["category"]}
-            episodes = to_float(r["episodes"])
-            m.eval_success.labels(**labels).set(to_float(r["success"]))
-            m.eval_episode_steps.labels(**labels).set(to_float(r["steps"]) / max(episodes, 1.0))
-        m.eval_measured_env_steps.set(to_float(rows[0]["env_steps"]))
-        m.eval_measured_policy_version.set(to_float(rows[0]["policy_version"]))
-        m.eval_last.set(to_float(rows[0]["time"]))
 
     def due(self) -> bool:
         """Whether an evaluation should start now (none is in progress)."""
@@ -272,8 +256,7 @@ class PeriodicEvaluator:
             n = phase.runner.step()
             self.spent += n
             taken += n
-            if self.metrics is not None:
-                self.metrics.eval_env_steps.inc(n)
+            self.events.eval_env_steps(n)
         return taken
 
     def run(self, stopping: threading.Event, poll_s: float = 0.05) -> None:
@@ -371,18 +354,13 @@ class PeriodicEvaluator:
                 log.exception("evaluation listener failed")
 
     def _export(self, report: EvalReport) -> None:
-        m = self.metrics
-        if m is None:
-            return
-        for r in report.results:
-            for category, success in r.success.items():
-                labels = {"split": r.split, "acting": r.acting, "category": category}
-                m.eval_success.labels(**labels).set(success)
-                m.eval_episode_steps.labels(**labels).set(r.mean_steps[category])
-        m.eval_measured_env_steps.set(report.env_steps)
-        m.eval_measured_policy_version.set(report.policy_version)
-        m.eval_last.set(report.time)
-        m.evaluations.inc()
+        cells = tuple(
+            EvalCell(r.split, r.acting, category, success, r.mean_steps[category])
+            for r in report.results
+            for category, success in r.success.items()
+        )
+        figures = EvalFigures(report.env_steps, report.policy_version, report.time, cells)
+        self.events.evaluation_done(figures)
 
     def close(self) -> None:
         """Close the CSV log (an evaluation in progress is abandoned)."""
@@ -394,3 +372,26 @@ class PeriodicEvaluator:
             if callable(closer):
                 with contextlib.suppress(Exception):
                     closer()
+
+
+def _figures_of_rows(rows: list[dict[str, str]]) -> EvalFigures | None:
+    """The figures of one evaluation read back from evaluations.csv (None: no rows)."""
+    if not rows:
+        return None
+    cells = tuple(
+        EvalCell(
+            r["split"],
+            r["acting"],
+            r["category"],
+            to_float(r["success"]),
+            to_float(r["steps"]) / max(to_float(r["episodes"]), 1.0),
+        )
+        for r in rows
+    )
+    first = rows[0]
+    return EvalFigures(
+        to_float(first["env_steps"]),
+        to_float(first["policy_version"]),
+        to_float(first["time"]),
+        cells,
+    )

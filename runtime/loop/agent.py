@@ -54,9 +54,15 @@ from autotelic.runtime.loop.learner_loop import LearnerLoop
 from autotelic.runtime.loop.profiles import apply_profile, when_learner_behind
 from autotelic.runtime.loop.rollout import RolloutRecorder
 from autotelic.runtime.loop.schedules import OffPolicySchedule, OnPolicySchedule, Schedule
-from autotelic.runtime.telemetry.metrics import Metrics
+from autotelic.runtime.telemetry.events import (
+    FanOut,
+    Readings,
+    RunEvents,
+    RunStart,
+    TrackedEvents,
+)
 from autotelic.runtime.telemetry.progress import Snapshot
-from autotelic.runtime.telemetry.tracking import open_tracking
+from autotelic.runtime.telemetry.tracking import Tracking, open_tracking
 from autotelic.storage import CheckpointManager, EpisodeStore, ReplaySampler, RunLayout
 
 log = logging.getLogger(__name__)
@@ -152,12 +158,13 @@ class Agent:
     collection: Collection
     """What collects: the local collector, or a backend's driver of remote collectors."""
 
-    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(self, settings: Settings, events: RunEvents | None = None) -> None:
         # The hardware profile decides what the configuration leaves to it (profiles.py).
         self.settings = apply_profile(settings)
         self.layout = RunLayout(settings.run.dir.resolve())
         self.run_dir = self.layout.root
-        self.metrics = metrics
+        self.events = events or RunEvents()
+        """Where the run reports what happens (the service's metrics; nothing by default)."""
         self.lock = threading.Lock()
         self.points = SafePoints()
         self.stopping = threading.Event()
@@ -166,8 +173,8 @@ class Agent:
         self.report_listeners: list[Callable[[InjectionReport], None]] = []
         self.started_from: Snapshot | None = None
         """The counters this process started with (the progress line's first baseline)."""
-        self._resumed_metrics: dict[str, Any] = {}
-        """The Prometheus counters the loaded checkpoint saved (Metrics.counter_state)."""
+        self._resumed_events: dict[str, Any] = {}
+        """What the loaded checkpoint kept for the events' adapter (its checkpoint_state)."""
         self._open()
 
     # -- construction ------------------------------------------------------------------------
@@ -185,6 +192,7 @@ class Agent:
         self.learner = self.algorithm.build(s.model, s.algorithm)
         self.checkpoints = CheckpointManager(self.layout.checkpoints, keep=s.checkpoint.keep)
         counters = self._restore()
+        self._open_tracking()
         self.restarts = self._count_start(counters)
         seeds = np.random.SeedSequence([s.run.seed, self.restarts])
         env_seed, act_seed, replay_seed = seeds.generate_state(3)
@@ -193,15 +201,22 @@ class Agent:
         self.collection.episodes = int(counters.get("episodes", 0))
         self.collection.successes = int(counters.get("successes", 0))
         self.collection.listeners.append(self._on_episode)
-        self.tracking = open_tracking(  # every stat of every update, to every sink
-            s.tracking, self.run_dir, start_step=self.learner.num_updates, metrics=self.metrics
-        )
         self.learner_loop = LearnerLoop(self.learner, lock=self.lock, tracking=self.tracking)
         self.schedule = self._schedule(np.random.default_rng(replay_seed))
         self.evaluator = self._evaluator()
         self.collection.start(seed=int(env_seed))
         self._announce()
         self.started_from = self.snapshot()
+
+    def _open_tracking(self) -> None:
+        """Every stat of every update to every sink (the events adapter's own first), and
+        the run's figures (evaluations, curriculum) to the file and tracker sinks."""
+        start = self.learner.num_updates
+        live = self.events.learner_sink(start)
+        self.tracking = open_tracking(self.settings.tracking, self.run_dir, start_step=start,
+                                      live=live)  # fmt: skip
+        files = Tracking([x for x in self.tracking.sinks if x is not live], start_step=start)
+        self.events = FanOut(self.events, TrackedEvents(files, lambda: self.learner.num_updates))
 
     def _goal_daemon(self) -> CurriculumService:
         """The goal daemon: in this process, on the run's store (a backend may place it
@@ -232,7 +247,7 @@ class Agent:
             env_id=s.env.id,
             rng=act_rng,
             lock=self.lock,
-            metrics=self.metrics,
+            events=self.events,
             recorder=self.recorder,
             inference_batch=s.collector.inference_batch,
             epsilon=s.collector.exploration_epsilon,
@@ -312,7 +327,7 @@ class Agent:
             s.env,
             trained=lambda: self.collection.env_steps,
             path=self.layout.evaluations,
-            metrics=self.metrics,
+            events=self.events,
             lock=self.lock,
             time_limit=s.run.time_limit,
         )
@@ -327,14 +342,13 @@ class Agent:
             if "curriculum" in loaded.state:
                 self.daemon.load_state_dict(loaded.state["curriculum"])
             counters = dict(loaded.state["counters"])
-            self._resumed_metrics = dict(counters.get("metrics") or {})
+            self._resumed_events = dict(counters.get("metrics") or {})
             log.info("resumed from checkpoint %s", loaded.checkpoint.path.name)
         after = int(counters.get("last_episode_id", -1))
         for episode in self.store.iter_episodes(start_id=after + 1):
-            if self.metrics is not None:
-                self.metrics.count_stored_episode(
-                    episode.goal_category, episode.goal_source, episode.success
-                )
+            self.events.episode_recounted(
+                episode.goal_category, episode.goal_source, episode.success
+            )
             counters["env_steps"] = int(counters.get("env_steps", 0)) + episode.length
             counters["episodes"] = int(counters.get("episodes", 0)) + 1
             counters["successes"] = int(counters.get("successes", 0)) + int(episode.success)
@@ -356,14 +370,17 @@ class Agent:
 
     def _announce(self) -> None:
         s = self.settings
-        if self.metrics is not None:
-            self.metrics.info.labels(
-                version=__version__, learner=s.algorithm.name, model=s.model.path
-            ).set(1)
-            self.metrics.policy_version.set(self.learner.policy_version)
-            self.metrics.env_steps.inc(self.collection.env_steps)
-            self.metrics.updates.inc(self.learner.num_updates)
-            self.metrics.resume_counters(self._resumed_metrics)
+        self.events.run_started(
+            RunStart(
+                version=__version__,
+                learner=s.algorithm.name,
+                model=s.model.path,
+                policy_version=self.learner.policy_version,
+                env_steps=self.collection.env_steps,
+                updates=self.learner.num_updates,
+                restored=self._resumed_events,
+            )
+        )
         log.info(
             "run %s (%s, %s): restart %d at %d env steps, %d updates, policy v%d, "
             "%d stored transitions",
@@ -385,8 +402,8 @@ class Agent:
             listener(done)
 
     def _on_report(self, report: InjectionReport) -> None:
-        if self.metrics is not None and report.status in ("completed", "expired"):
-            self.metrics.injected_goals.labels(status=report.status).inc()
+        if report.status in ("completed", "expired"):
+            self.events.injection_finished(report.status)
         for listener in self.report_listeners:
             listener(report)
 
@@ -531,10 +548,8 @@ class Agent:
             "last_episode_id": int(stored[-1]) if len(stored) else -1,
             "restarts": self.restarts,
             "saved_at": time.time(),
-            # Without metrics nothing counted: the loaded values carry on unchanged.
-            "metrics": (
-                self.metrics.counter_state() if self.metrics is not None else self._resumed_metrics
-            ),
+            # Under the name it always had, so older checkpoints' counters carry on.
+            "metrics": dict(self.events.checkpoint_state(self._resumed_events)),
         }
 
     def checkpoint(self, pause: bool = False) -> None:
@@ -563,9 +578,7 @@ class Agent:
         finally:
             if pause:
                 self.points.resume()
-        if self.metrics is not None:
-            self.metrics.checkpoints.inc()
-            self.metrics.last_checkpoint.set(time.time())
+        self.events.checkpoint_written(time.time())
         log.info("checkpoint at %d env steps", counters["env_steps"])
 
     def close(self) -> None:
@@ -602,18 +615,19 @@ class Agent:
             failure=None if self.error is None else f"{type(self.error).__name__}: {self.error}",
         )
 
-    def refresh_gauges(self) -> None:
-        """Metrics that are read rather than counted (replay size, curriculum figures)."""
-        m = self.metrics
-        if m is None:
-            return
-        m.replay_transitions.set(self.store.num_transitions)
-        m.replay_episodes.set(len(self.store))
+    def readings(self) -> Readings:
+        """Figures that are read rather than counted (replay size, curriculum figures)."""
         stats = self.daemon.stats()
-        for category, c in stats.categories.items():
-            m.success_rate.labels(category=category).set(c.success_rate)
-            m.learning_progress.labels(category=category).set(c.mean_goal_lp)
-        for source, count in stats.goals_by_source.items():
-            m.goals_known.labels(source=source).set(count)
-        m.injected_pending.set(stats.injected_episodes_pending)
-        m.results_pending.set(self.daemon.results_pending)
+        return Readings(
+            replay_transitions=self.store.num_transitions,
+            replay_episodes=len(self.store),
+            success_rate={k: c.success_rate for k, c in stats.categories.items()},
+            learning_progress={k: c.mean_goal_lp for k, c in stats.categories.items()},
+            goals_by_source=dict(stats.goals_by_source),
+            injected_pending=stats.injected_episodes_pending,
+            results_pending=self.daemon.results_pending,
+        )
+
+    def refresh_gauges(self) -> None:
+        """Hand the latest :meth:`readings` to the run's events."""
+        self.events.readings(self.readings())

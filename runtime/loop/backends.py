@@ -16,14 +16,14 @@ from autotelic.core import register_backend
 if TYPE_CHECKING:
     from autotelic.runtime.config import Settings
     from autotelic.runtime.loop.agent import Agent
-    from autotelic.runtime.telemetry.metrics import Metrics
+    from autotelic.runtime.telemetry.events import RunEvents
 
 
-def build_local(settings: Settings, metrics: Metrics | None) -> Agent:
+def build_local(settings: Settings, events: RunEvents | None) -> Agent:
     """The agent with its collector and learner threads in this process."""
     from autotelic.runtime.loop.agent import Agent
 
-    return Agent(settings, metrics)
+    return Agent(settings, events)
 
 
 register_backend(

@@ -28,7 +28,7 @@ import numpy as np
 from autotelic.core import EnvStep, Learner, Lock, TextEnvBatch, TextState
 from autotelic.goals import EpisodeOutcome, GoalAssignment, GoalRecord
 from autotelic.runtime.loop.rollout import RolloutRecorder
-from autotelic.runtime.telemetry.metrics import Metrics, RateMeter
+from autotelic.runtime.telemetry.events import RunEvents
 from autotelic.runtime.time_limits import time_limited
 from autotelic.storage import Episode, EpisodeBuilder
 from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit
@@ -96,11 +96,11 @@ class EpisodeCommitter:
     """
 
     def __init__(
-        self, store: EpisodeSink, daemon: GoalService, metrics: Metrics | None = None
+        self, store: EpisodeSink, daemon: GoalService, events: RunEvents | None = None
     ) -> None:
         self.store = store
         self.daemon = daemon
-        self.metrics = metrics
+        self.events = events or RunEvents()
         self.listeners: list[EpisodeListener] = []
         self.episodes = 0
         self.successes = 0
@@ -141,12 +141,7 @@ class EpisodeCommitter:
         return finished
 
     def _count_episode(self, done: FinishedEpisode) -> None:
-        if self.metrics is not None:
-            outcome = "success" if done.success else "failure"
-            self.metrics.episodes.labels(
-                category=done.category, source=done.source, outcome=outcome
-            ).inc()
-            self.metrics.episode_steps.labels(category=done.category).observe(done.steps)
+        self.events.episode_stored(done.category, done.source, done.success, done.steps)
         for listener in self.listeners:
             listener(done)
 
@@ -197,7 +192,7 @@ class Collector(CommittedCounts):
         env_id: str,
         rng: np.random.Generator,
         lock: Lock | None = None,
-        metrics: Metrics | None = None,
+        events: RunEvents | None = None,
         recorder: RolloutRecorder | None = None,
         inference_batch: int | None = None,
         epsilon: float = 0.0,
@@ -216,16 +211,15 @@ class Collector(CommittedCounts):
         self.env_id = env_id
         self.rng = rng
         self.lock = lock
-        self.metrics = metrics
+        self.events = events or RunEvents()
         self.recorder = recorder
         self.inference_batch = inference_batch
         self.epsilon = epsilon
-        self.committer = EpisodeCommitter(store, daemon, metrics)
+        self.committer = EpisodeCommitter(store, daemon, self.events)
         self.env_steps = 0
         self._states: list[TextState] = []
         self._current: list[GoalAssignment | None] = [None] * envs.num_envs
         self._builders: list[EpisodeBuilder | None] = [None] * envs.num_envs
-        self._steps_rate = RateMeter(metrics.env_steps_rate) if metrics is not None else None
 
     # -- episodes ----------------------------------------------------------------------------
 
@@ -357,8 +351,7 @@ class Collector(CommittedCounts):
             actions.append(chosen)
             log_probs.append(log_prob)
             version = part.policy_version
-            if self.metrics is not None:
-                self.metrics.entropy.set(float(np.mean(part.entropies)))
+            self.events.policy_entropy(float(np.mean(part.entropies)))
         return np.concatenate(actions), np.concatenate(log_probs), version
 
     def _finish(
@@ -374,8 +367,4 @@ class Collector(CommittedCounts):
         )
 
     def _count_steps(self) -> None:
-        if self.metrics is None:
-            return
-        self.metrics.env_steps.inc(self.envs.num_envs)
-        assert self._steps_rate is not None
-        self._steps_rate.update(self.env_steps)
+        self.events.env_steps(self.envs.num_envs)

@@ -23,13 +23,19 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import inspect
 from collections.abc import Callable, Iterator
 from typing import cast
 
 import numpy as np
 
-from autotelic.core import Learner, Lock, OffPolicyLearner, OnPolicyLearner, Rollout
+from autotelic.core import (
+    Learner,
+    Lock,
+    OffPolicyLearner,
+    OnPolicyLearner,
+    ProgressReporting,
+    Rollout,
+)
 from autotelic.runtime.telemetry.tracking import Tracking
 from autotelic.storage import ReplaySampler
 
@@ -50,8 +56,6 @@ class LearnerLoop:
         self.last: dict[str, float] = {}
         self.transitions_learned = 0
         """Transitions (or rollout steps) the updates of this loop consumed."""
-        update = getattr(learner, "update", None)
-        self._reports_progress = callable(update) and _takes(update, "progress")
         self.pause_gc = True
         """Pause the garbage collector during each update (off: benchmarks measure it)."""
 
@@ -66,8 +70,8 @@ class LearnerLoop:
         learner = cast(OffPolicyLearner, self.learner)  # the driver feeds each kind its data
         batch = sampler.sample(batch_size)
         with gc_paused(self.pause_gc):
-            if progress is not None and self._reports_progress:
-                stats = learner.update(batch, write_lock=self.lock, progress=progress)  # type: ignore[call-arg]
+            if progress is not None and isinstance(learner, ProgressReporting):
+                stats = learner.update(batch, write_lock=self.lock, progress=progress)
             else:
                 stats = learner.update(batch, write_lock=self.lock)
         self.transitions_learned += len(batch)
@@ -114,14 +118,3 @@ def gc_paused(pause: bool = True) -> Iterator[None]:
     finally:
         gc.enable()
         gc.collect(0)
-
-
-def _takes(function: Callable[..., object], name: str) -> bool:
-    """Whether ``function`` accepts a keyword argument ``name``."""
-    try:
-        parameters = inspect.signature(function).parameters
-    except (TypeError, ValueError):  # builtins without a signature
-        return False
-    return name in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )

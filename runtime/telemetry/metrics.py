@@ -13,12 +13,15 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from autotelic.runtime.telemetry.events import EvalFigures, Readings, RunEvents, RunStart
+from autotelic.runtime.telemetry.tracking import Sink
 
 log = logging.getLogger(__name__)
 
@@ -367,6 +370,103 @@ class PrometheusSink:
 
     def close(self) -> None:
         """Nothing to release: the registry outlives the sink."""
+
+
+class PrometheusEvents(RunEvents):
+    """The run's events as the service's Prometheus metrics (the Grafana dashboard's)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self._env_steps = 0
+        self._steps_rate = RateMeter(metrics.env_steps_rate)
+
+    def run_started(self, start: RunStart) -> None:
+        m = self.metrics
+        m.info.labels(version=start.version, learner=start.learner, model=start.model).set(1)
+        m.policy_version.set(start.policy_version)
+        m.env_steps.inc(start.env_steps)
+        m.updates.inc(start.updates)
+        m.resume_counters(start.restored)
+        self._env_steps = start.env_steps
+        self._steps_rate.update(self._env_steps)
+
+    def env_steps(self, n: int) -> None:
+        self.metrics.env_steps.inc(n)
+        self._env_steps += n
+        self._steps_rate.update(self._env_steps)
+
+    def episode_stored(self, category: str, source: str, success: bool, steps: int) -> None:
+        self.episode_recounted(category, source, success)
+        self.metrics.episode_steps.labels(category=category).observe(steps)
+
+    def episode_recounted(self, category: str, source: str, success: bool) -> None:
+        self.metrics.count_stored_episode(category, source, success)
+
+    def policy_entropy(self, nats: float) -> None:
+        self.metrics.entropy.set(nats)
+
+    def checkpoint_written(self, at: float) -> None:
+        self.metrics.checkpoints.inc()
+        self.metrics.last_checkpoint.set(at)
+
+    def injection_finished(self, status: str) -> None:
+        self.metrics.injected_goals.labels(status=status).inc()
+
+    def eval_env_steps(self, n: int) -> None:
+        self.metrics.eval_env_steps.inc(n)
+
+    def evaluation_done(self, figures: EvalFigures) -> None:
+        self._show_evaluation(figures)
+        self.metrics.evaluations.inc()
+
+    def evaluations_restored(self, count: int, last: EvalFigures | None) -> None:
+        if last is not None:
+            self._show_evaluation(last)
+        self.metrics.evaluations.inc(count)
+
+    def _show_evaluation(self, figures: EvalFigures) -> None:
+        m = self.metrics
+        for c in figures.cells:
+            labels = {"split": c.split, "acting": c.acting, "category": c.category}
+            m.eval_success.labels(**labels).set(c.success)
+            m.eval_episode_steps.labels(**labels).set(c.mean_steps)
+        m.eval_measured_env_steps.set(figures.env_steps)
+        m.eval_measured_policy_version.set(figures.policy_version)
+        m.eval_last.set(figures.time)
+
+    def actors_started(self, actors: Sequence[str]) -> None:
+        a = self.metrics.actors
+        for label in actors:  # every actor's series from the start, at 0
+            for family in (a.env_steps, a.restarts, a.steps_rate, a.policy_lag):
+                family.labels(actor=label)
+
+    def actor_progress(self, actor: str, steps: int, steps_per_s: float, lag: float) -> None:
+        a = self.metrics.actors
+        a.env_steps.labels(actor=actor).inc(steps)
+        a.steps_rate.labels(actor=actor).set(steps_per_s)
+        a.policy_lag.labels(actor=actor).set(lag)
+
+    def actor_restarted(self, actor: str) -> None:
+        self.metrics.actors.restarts.labels(actor=actor).inc()
+
+    def readings(self, readings: Readings) -> None:
+        m = self.metrics
+        m.replay_transitions.set(readings.replay_transitions)
+        m.replay_episodes.set(readings.replay_episodes)
+        for category, rate in readings.success_rate.items():
+            m.success_rate.labels(category=category).set(rate)
+        for category, progress in readings.learning_progress.items():
+            m.learning_progress.labels(category=category).set(progress)
+        for source, count in readings.goals_by_source.items():
+            m.goals_known.labels(source=source).set(count)
+        m.injected_pending.set(readings.injected_pending)
+        m.results_pending.set(readings.results_pending)
+
+    def learner_sink(self, start_step: int) -> Sink:
+        return PrometheusSink(self.metrics, start_step=start_step)
+
+    def checkpoint_state(self, restored: Mapping[str, Any]) -> CounterState:
+        return self.metrics.counter_state()
 
 
 class MetricsServer:

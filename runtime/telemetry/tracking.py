@@ -18,7 +18,7 @@ each resuming one tracker run by an id kept in the run directory. Writing a sink
 another tracker (a database, a service) is writing a class with ``record(step,
 values)`` and ``close()``; ``agent.tracking.add(sink)`` plugs it in, and
 ``agent.tracking.start_step`` is the step a resumed run starts from (the point to
-resume the tracker's own run at). docs/architecture.md, "Metrics", shows one.
+resume the tracker's own run at). docs/architecture.md, "Learner stats", shows one.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from typing import Any, Protocol
 
 from autotelic.runtime.config import TrackingConfig
 from autotelic.runtime.extras import MissingPackageError, pip_command
-from autotelic.runtime.telemetry.metrics import Metrics, PrometheusSink
 from autotelic.runtime.telemetry.run_logs import CsvLog
 from autotelic.runtime.telemetry.trackers import MlflowSink, WandbSink
 
@@ -101,18 +100,26 @@ def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
 
 
 class Every:
-    """Passes on the records whose step crosses a multiple of ``every`` (a file sink's
-    volume, chosen by the step so that a resumed run keeps the same steps)."""
+    """Passes on each key's values at the steps that cross a multiple of ``every`` (a file
+    sink's volume, chosen by the step so that a resumed run keeps the same steps).
+
+    Marked per key: the run's figures (an evaluation's, the curriculum's) are recorded at
+    the learner's current step, after its own stats of that step, and must not be taken
+    for a second record of the same step.
+    """
 
     def __init__(self, sink: Sink, every: int, *, start_step: int = 0) -> None:
         self.sink = sink
         self.every = every
-        self._mark = start_step // every
+        self._start = start_step // every
+        self._marks: dict[str, int] = {}
 
     def record(self, step: int, values: Mapping[str, float]) -> None:
-        if step // self.every > self._mark:
-            self._mark = step // self.every
-            self.sink.record(step, values)
+        mark = step // self.every
+        due = {k: v for k, v in values.items() if mark > self._marks.get(k, self._start)}
+        if due:
+            self._marks.update(dict.fromkeys(due, mark))
+            self.sink.record(step, due)
 
     def close(self) -> None:
         self.sink.close()
@@ -188,13 +195,11 @@ def open_tracking(
     run_dir: Path,
     *,
     start_step: int,
-    metrics: Metrics | None = None,
+    live: Sink | None = None,
 ) -> Tracking:
-    """The sinks ``config`` asks for, in ``run_dir``, resuming at ``start_step``;
-    Prometheus too when the service exports ``metrics``."""
-    sinks: list[Sink] = []
-    if metrics is not None:
-        sinks.append(PrometheusSink(metrics, start_step=start_step))
+    """The sinks ``config`` asks for, in ``run_dir``, resuming at ``start_step``, after
+    ``live`` (e.g. the service's Prometheus metrics), which gets every record."""
+    sinks: list[Sink] = [live] if live is not None else []
     files = _open_files(config, run_dir, start_step)
     sinks.extend(Every(f, config.every_updates, start_step=start_step) for f in files)
     return Tracking(sinks, start_step=start_step)
