@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import string
-from numbers import Integral
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from autotelic.core import EpisodeOverError, InadmissibleActionError
 from autotelic.envs.babyai.achieved import achieved_goals, before_step
 from autotelic.envs.babyai.config import ENV_ID, BabyAIConfig
 from autotelic.envs.babyai.goal_space import parse_or_invalid
@@ -19,6 +17,7 @@ from autotelic.envs.babyai.levels import DoorRoomLevel, GoalLevel, ObjectRoomLev
 from autotelic.envs.babyai.oracle import BotAdvisor
 from autotelic.envs.babyai.splits import HELD_OUT, all_goals
 from autotelic.envs.babyai.text import describe, describe_view
+from autotelic.envs.episodes import LiveEpisode, action_index, render
 from autotelic.envs.gym_batch import action_mask
 
 __all__ = ["ACTIONS", "ENV_ID", "BabyAITextEnv"]
@@ -60,13 +59,11 @@ class BabyAITextEnv(gym.Env[str, Any]):
         self.action_space = spaces.Discrete(len(ACTIONS))
         self._levels: dict[bool, GoalLevel] = {}
         self._pool = _goal_pool(self.config)
-        self._goal: Goal | None = None
-        self._level: GoalLevel | None = None
+        self._episode: LiveEpisode[GoalLevel, Goal] = LiveEpisode()
         self._advisor: BotAdvisor | None = None
         self._episode_seed = 0
         self._steps = 0
         self._last_action: int | None = None
-        self._done = True
 
     # gymnasium API -------------------------------------------------------------------------
 
@@ -82,12 +79,12 @@ class BabyAITextEnv(gym.Env[str, Any]):
         level = self._level_for(goal)
         level.goal = goal
         level.reset(seed=self._episode_seed)  # type: ignore[no-untyped-call]
-        self._goal, self._level, self._advisor = goal, level, None
-        self._steps, self._last_action, self._done = 0, None, False
+        self._episode.start(level, goal)
+        self._advisor, self._steps, self._last_action = None, 0, None
         return self._observation(level), self._info([], mission_success=False)
 
     def step(self, action: int | str) -> tuple[str, float, bool, bool, Info]:
-        level, goal = self._require_episode()
+        level, goal = self._episode.require()
         index = self._resolve(action)
         before = before_step(level)
         _, _, mission_success, _, _ = level.step(index)  # type: ignore[no-untyped-call]
@@ -96,24 +93,24 @@ class BabyAITextEnv(gym.Env[str, Any]):
         self._last_action = index
         terminated = goal.text in achieved
         truncated = not terminated and self._steps >= self.horizon
-        self._done = terminated or truncated
+        self._episode.done = terminated or truncated
         info = self._info(achieved, mission_success=bool(mission_success))
         return self._observation(level), float(terminated), terminated, truncated, info
 
     def render(self) -> str:
-        level, goal = self._require_episode(allow_done=True)
-        return f"Goal: {goal.text}\n{describe(level)}"
+        level, goal = self._episode.require(allow_done=True)
+        return render(goal.text, describe(level))
 
     # what oracles, tests and tools read ----------------------------------------------------
 
     @property
     def level(self) -> GoalLevel:
         """The live minigrid level (read it; act only through :meth:`step`)."""
-        return self._require_episode(allow_done=True)[0]
+        return self._episode.require(allow_done=True)[0]
 
     @property
     def goal(self) -> Goal:
-        return self._require_episode(allow_done=True)[1]
+        return self._episode.require(allow_done=True)[1]
 
     @property
     def steps(self) -> int:
@@ -164,24 +161,9 @@ class BabyAITextEnv(gym.Env[str, Any]):
             return describe(level)
         return describe_view(*level.last_view, level.carrying)
 
-    def _require_episode(self, allow_done: bool = False) -> tuple[GoalLevel, Goal]:
-        if self._level is None or self._goal is None:
-            raise EpisodeOverError("no episode: call reset() first")
-        if self._done and not allow_done:
-            raise EpisodeOverError("the episode is over: call reset() before step()")
-        return self._level, self._goal
-
     @staticmethod
     def _resolve(action: int | str) -> int:
-        if isinstance(action, str):
-            if action not in ACTIONS:
-                raise InadmissibleActionError(action, ACTIONS)
-            return ACTIONS.index(action)
-        if isinstance(action, bool) or not isinstance(action, Integral):
-            raise InadmissibleActionError(action, ACTIONS)
-        if not 0 <= int(action) < len(ACTIONS):
-            raise InadmissibleActionError(action, ACTIONS)
-        return int(action)
+        return action_index(action, ACTIONS)
 
     def _info(self, achieved: list[str], *, mission_success: bool) -> Info:
         goal = self.goal

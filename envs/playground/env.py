@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import random
 import string
-from numbers import Integral
 from typing import Any
 
 import gymnasium as gym
 from gymnasium import spaces
 
-from autotelic.core import EpisodeOverError, InadmissibleActionError
+from autotelic.core import EpisodeOverError
+from autotelic.envs.episodes import LiveEpisode, action_index, render
 from autotelic.envs.gym_batch import action_mask
 from autotelic.envs.playground.config import ENV_ID, PlaygroundConfig
 from autotelic.envs.playground.generation import generate
@@ -47,13 +47,11 @@ class PlaygroundTextEnv(gym.Env[str, Any]):
             self.config = PlaygroundConfig.model_validate(self.config.model_dump())
         self.observation_space = spaces.Text(max_length=_MAX_OBSERVATION, charset=_CHARSET)
         self.action_space = spaces.Discrete(self.config.n_objects + 3)
-        self._scene: Scene | None = None
-        self._goal: Goal | None = None
+        self._episode: LiveEpisode[Scene, Goal] = LiveEpisode()
         self._feasible = False
         self._horizon = 0
         self._steps = 0
         self._scene_seed = 0
-        self._done = True
 
     # -- gymnasium API -------------------------------------------------------------------------
 
@@ -70,65 +68,48 @@ class PlaygroundTextEnv(gym.Env[str, Any]):
             random.Random(self._scene_seed),
             feasible=options.get("feasible"),
         )
-        self._goal, self._scene = goal, scene
+        self._episode.start(scene, goal)
         self._feasible = scene.is_feasible(goal)
         self._horizon = HORIZONS[goal.category] if self._feasible else IMPOSSIBLE_HORIZON
         self._steps = 0
-        self._done = False
         return scene.observation(), self._info([])
 
     def step(self, action: str | int) -> tuple[str, float, bool, bool, Info]:
-        scene, goal = self._require_episode()
+        scene, goal = self._episode.require()
         text = self._resolve(action, scene)
         achieved_now = scene.apply(text)
         self._steps += 1
         r = reward(goal.text, achieved_now)
         terminated = r > 0
         truncated = not terminated and self._steps >= self._horizon
-        self._done = terminated or truncated
+        self._episode.done = terminated or truncated
         return scene.observation(), r, terminated, truncated, self._info(achieved_now)
 
     def render(self) -> str:
-        scene, goal = self._require_episode(allow_done=True)
-        return f"Goal: {goal.text}\n{scene.observation()}"
+        scene, goal = self._episode.require(allow_done=True)
+        return render(goal.text, scene.observation())
 
     # -- helpers -------------------------------------------------------------------------------
 
     @property
     def scene(self) -> Scene:
         """The live scene (read it, do not change it: use ``step``)."""
-        return self._require_episode(allow_done=True)[0]
+        return self._episode.require(allow_done=True)[0]
 
     @property
     def goal(self) -> Goal:
-        return self._require_episode(allow_done=True)[1]
+        return self._episode.require(allow_done=True)[1]
 
     def admissible_actions(self) -> list[str]:
         return self.scene.admissible_actions()
 
-    def _require_episode(self, allow_done: bool = False) -> tuple[Scene, Goal]:
-        if self._scene is None or self._goal is None:
-            raise EpisodeOverError("no episode: call reset() first")
-        if self._done and not allow_done:
-            raise EpisodeOverError("the episode is over: call reset() before step()")
-        return self._scene, self._goal
-
     @staticmethod
     def _resolve(action: str | int, scene: Scene) -> str:
         admissible = scene.admissible_actions()
-        if isinstance(action, str):
-            if action not in admissible:
-                raise InadmissibleActionError(action, admissible)
-            return action
-        if isinstance(action, bool) or not isinstance(action, Integral):
-            raise InadmissibleActionError(action, admissible)
-        index = int(action)
-        if not 0 <= index < len(admissible):
-            raise InadmissibleActionError(action, admissible)
-        return admissible[index]
+        return admissible[action_index(action, admissible)]
 
     def _info(self, achieved_now: list[str]) -> Info:
-        scene, goal = self._require_episode(allow_done=True)
+        scene, goal = self._episode.require(allow_done=True)
         return {
             "goal": goal.text,
             "goal_category": goal.category.value,
