@@ -41,9 +41,16 @@ def test_each_category_gets_an_equal_share_of_the_drawn_goals() -> None:
     assert abs(drawn["grow_plant"] / n - 0.5) < 0.04
     assert drawn["grasp"] + drawn["grow_plant"] == n
     per_goal = GoalDaemon(
-        CurriculumConfig(configured_goals=GRASP + GROW, discover=False), goal_space=PLAYGROUND
+        CurriculumConfig(
+            configured_goals=GRASP + GROW, discover=False, sampler=SamplerConfig(balance="goal")
+        ),
+        goal_space=PLAYGROUND,
     )
     assert sum(per_goal.probabilities()[g] for g in GROW) == pytest.approx(0.2)
+    default = GoalDaemon(
+        CurriculumConfig(configured_goals=GRASP + GROW, discover=False), goal_space=PLAYGROUND
+    )
+    assert sum(default.probabilities()[g] for g in GROW) == pytest.approx(0.5)  # the default
 
 
 def test_learning_progress_orders_goals_within_their_category_only() -> None:
