@@ -135,8 +135,11 @@ class SimulationTrace:
 
 
 def uniform_config(goals: list[str] | None = None, *, seed: int = 0) -> CurriculumConfig:
-    """A curriculum that samples uniformly (epsilon constant at 1), the baseline to beat."""
-    sampler = SamplerConfig(epsilon=EpsilonSchedule(kind="constant", start=1.0), unsolved_share=0.0)
+    """A curriculum that samples every goal uniformly (epsilon constant at 1, one pool of
+    goals rather than categories first), the baseline to beat."""
+    sampler = SamplerConfig(
+        epsilon=EpsilonSchedule(kind="constant", start=1.0), unsolved_share=0.0, balance="goal"
+    )
     return CurriculumConfig(configured_goals=goals, sampler=sampler, seed=seed)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from autotelic.goals import CurriculumConfig, GoalDaemon
+from autotelic.goals import CurriculumConfig, GoalDaemon, SamplerConfig
 from autotelic.testing.simulated import (
     SimGoal,
     SimulatedLearner,
@@ -52,7 +52,8 @@ def test_learner_rejects_bad_transfer() -> None:
 @pytest.mark.parametrize("estimator", ["goal", "bucket"])
 def test_lp_sampling_favours_learnable_goals_and_beats_uniform(estimator: str) -> None:
     """Pooled over three seeds (per-goal LP also wins on each seed alone; buckets are noisier)."""
-    lp_config = CurriculumConfig(configured_goals=TEXTS, estimator=estimator)
+    per_goal = SamplerConfig(balance="goal")  # LP over the one pool, against uniform
+    lp_config = CurriculumConfig(configured_goals=TEXTS, estimator=estimator, sampler=per_goal)
     seeds = (0, 1, 2)
     lp = [run(lp_config, seed) for seed in seeds]
     uniform = [run(uniform_config(TEXTS), seed) for seed in seeds]

@@ -15,6 +15,7 @@ from autotelic.goals import (
     GoalDaemon,
     InjectionRejected,
     MemoryStateStore,
+    SamplerConfig,
     StateStore,
 )
 from autotelic.goals.daemon import INJECTIONS_KEY, REGISTRY_KEY
@@ -24,7 +25,9 @@ from tests.goals_fixtures import PLAYGROUND, ManualClock, RecordingStore, saved
 
 SIM = playground_sim_goals()
 TEXTS = [g.text for g in SIM]
-CONFIG = CurriculumConfig(configured_goals=TEXTS, seed=11)
+CONFIG = CurriculumConfig(
+    configured_goals=TEXTS, seed=11, sampler=SamplerConfig(balance="goal")
+)  # per goal: "nothing learnt" is then one uniform distribution
 
 
 def trained(estimator: str, episodes: int = 600) -> GoalDaemon:

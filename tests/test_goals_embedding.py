@@ -17,6 +17,7 @@ from autotelic.goals import (
     GoalDaemon,
     MemoryStateStore,
     MiniLMEncoder,
+    SamplerConfig,
     minilm_model_dir,
 )
 from autotelic.testing.simulated import (
@@ -157,6 +158,7 @@ def test_embedding_lp_curriculum_beats_uniform_on_the_simulated_learner(
         estimator="embedding",
         embedding=EmbeddingConfig(),
         seed=1,
+        sampler=SamplerConfig(balance="goal"),  # LP over the one pool, against uniform
     )
     lp_trace = simulate(
         GoalDaemon(lp_config, embed=minilm, goal_space=PLAYGROUND),

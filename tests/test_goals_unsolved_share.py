@@ -83,8 +83,11 @@ def test_a_hand_computed_top_up():
 
 
 def test_untried_and_failed_goals_are_unsolved_until_achieved_and_impossible_ones_never():
-    sampler = SamplerConfig(
-        epsilon=EpsilonSchedule(kind="constant", start=0.0), floor=0.0, unsolved_share=0.4
+    sampler = SamplerConfig(  # per goal: the reserve these tests measure, one pool
+        epsilon=EpsilonSchedule(kind="constant", start=0.0),
+        floor=0.0,
+        unsolved_share=0.4,
+        balance="goal",
     )
     goals = ["Grasp cow", "Grasp lion", "Grow carrot", "Grow door"]
     daemon = GoalDaemon(
@@ -139,7 +142,7 @@ def drive(goals: list[SimGoal], share: float, seed: int, episodes: int = 3000) -
     config = CurriculumConfig(
         configured_goals=[g.text for g in goals],
         seed=seed,
-        sampler=SamplerConfig(unsolved_share=share),
+        sampler=SamplerConfig(unsolved_share=share, balance="goal"),  # one pool
     )
     daemon = GoalDaemon(config, goal_space=PLAYGROUND)
     learner = SimulatedLearner(goals, seed=seed)
