@@ -200,3 +200,4 @@ def test_a_kill_9_loses_no_evaluation_row_and_a_restart_continues_the_history(
     assert int(new[0]["env_steps"]) // INTERVAL > last_steps // INTERVAL
     assert b"1800000000.5,77,123" not in path.read_bytes()
     assert service.terminate() == 0
+    service.start()  # the module's service runs on for the tests after this one
