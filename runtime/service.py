@@ -290,12 +290,3 @@ def _exit_before_finalizing(code: int) -> None:
         os._exit(code)
 
     atexit.register(leave)
-
-
-def read_endpoints(run_dir: Path) -> dict[str, Any]:
-    """The endpoints a running (or last) service of ``run_dir`` published."""
-    path = RunLayout(run_dir).endpoints
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: has `autotelic run` been started there?")
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data

@@ -7,7 +7,9 @@ of them looking in the wrong place.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 
 class RunLayout:
@@ -43,6 +45,18 @@ class RunLayout:
     def endpoints(self) -> Path:
         """Where a running service listens (metrics, MQTT, topics)."""
         return self.root / self.ENDPOINTS
+
+    def read_endpoints(self) -> dict[str, Any]:
+        """What the running (or last) service of this run published in :attr:`endpoints`.
+
+        Here, not beside the service, so that the thin commands that read it (``inject``,
+        ``status``) load no agent, torch or model."""
+        if not self.endpoints.is_file():
+            raise FileNotFoundError(
+                f"{self.endpoints} not found: has `autotelic run` been started there?"
+            )
+        data: dict[str, Any] = json.loads(self.endpoints.read_text())
+        return data
 
     @property
     def evaluations(self) -> Path:

@@ -47,10 +47,7 @@ EHOSTUNREACH, ENOENT: an operating-system refusal a user can fix."""
 
 def _user_error(err: BaseException) -> str | None:
     """One line for an error a user caused (None: a bug, whose traceback is wanted)."""
-    if any(
-        c.__name__ in _USER_ERRORS and c.__module__.startswith("autotelic.")
-        for c in type(err).__mro__
-    ):
+    if _is_project_error(err):
         return " ".join(str(err).split())
     if isinstance(err, OSError) and err.errno in _USER_ERRNOS:
         return f"{err.filename}: {err.strerror}" if err.filename else str(err.strerror or err)
@@ -312,10 +309,10 @@ def _connection(
 
 def _endpoints(run_dir: Path, broker: str | None) -> dict[str, Any]:
     """What the run in ``run_dir`` published; without one, exit unless a broker was given."""
-    from autotelic.runtime.service import read_endpoints
+    from autotelic.storage import RunLayout
 
     try:
-        return read_endpoints(run_dir)
+        return RunLayout(run_dir).read_endpoints()
     except FileNotFoundError as err:
         if broker is None:
             typer.echo(f"{err}\nGive --broker (and --agent) instead.", err=True)
@@ -414,17 +411,25 @@ def status(
 
 @contextlib.contextmanager
 def _fail_cleanly() -> Iterator[None]:
-    """Turn the errors a user can cause (wrong folder, damaged store) into one line, exit 2."""
-    from autotelic.runtime.config import ConfigError
-    from autotelic.runtime.extras import MissingPackageError
-    from autotelic.runtime.service import ServiceError
-    from autotelic.storage import StorageError
+    """Turn the errors a user can cause (wrong folder, damaged store) into one line, exit 2.
 
+    Known by class name (:data:`_USER_ERRORS`), so that a thin command imports neither
+    the service nor the agent (nor torch) to recognise their errors."""
     try:
         yield
-    except (FileNotFoundError, StorageError, ConfigError, ServiceError, MissingPackageError) as err:
+    except Exception as err:
+        if not (isinstance(err, FileNotFoundError) or _is_project_error(err)):
+            raise
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
+
+
+def _is_project_error(err: BaseException) -> bool:
+    """Whether ``err`` is one of the project's errors that tell a user what to change."""
+    return any(
+        c.__name__ in _USER_ERRORS and c.__module__.startswith("autotelic.")
+        for c in type(err).__mro__
+    )
 
 
 @app.command("eval")
