@@ -17,7 +17,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autotelic.core import backend_spec
@@ -28,7 +27,7 @@ from autotelic.runtime.telemetry.metrics import Metrics, MetricsServer, Promethe
 from autotelic.runtime.telemetry.progress import ProgressLine
 from autotelic.runtime.telemetry.run_logs import ProgressLog
 from autotelic.runtime.transport.messages import Topics, evaluation_message
-from autotelic.storage import RunLayout, StorageError
+from autotelic.storage import StorageError
 
 if TYPE_CHECKING:
     from autotelic.runtime.transport.broker import EmbeddedBroker

@@ -150,8 +150,10 @@ def test_a_ray_run_that_died_after_a_checkpoint_resumes_from_it_as_a_local_run_d
         threads = agent.start_threads()
         wait_until(agent, lambda: agent.learner.num_updates >= 2)
         agent.checkpoint(pause=True)
-        saved = agent.counters()
-        curriculum = agent.daemon.state_dict()["learning"]["episodes"]
+        loaded = agent.checkpoints.load()  # what was saved (the threads go on meanwhile)
+        assert loaded is not None
+        saved = dict(loaded.state["counters"])
+        curriculum = loaded.state["curriculum"]["learning"]["episodes"]
         wait_until(agent, lambda: agent.collection.episodes > saved["episodes"] + 4)
         stop(agent, threads)  # and no checkpoint: what was learned since is lost
     finally:

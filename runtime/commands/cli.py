@@ -415,10 +415,13 @@ def _fail_cleanly() -> Iterator[None]:
 
     Known by class name (:data:`_USER_ERRORS`), so that a thin command imports neither
     the service nor the agent (nor torch) to recognise their errors."""
+    import os
+
     try:
         yield
     except Exception as err:
-        if not (isinstance(err, FileNotFoundError) or _is_project_error(err)):
+        known = isinstance(err, FileNotFoundError) or _is_project_error(err)
+        if not known or os.environ.get("AUTOTELIC_DEBUG"):
             raise
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
