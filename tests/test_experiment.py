@@ -34,6 +34,17 @@ def run_experiment(
         return list(csv.DictReader(f))
 
 
+def train_success(table: list[dict[str, str]], step: int, acting: str, category: str) -> float:
+    """The one success figure of ``category`` on training goals at ``step``."""
+    (value,) = [
+        float(r["success"])
+        for r in table
+        if int(r["env_steps"]) == step and r["split"] == "train"
+        and r["acting"] == acting and r["category"] == category
+    ]  # fmt: skip
+    return value
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_a_short_sac_her_run_writes_a_complete_csv_and_beats_the_random_policy(
@@ -60,13 +71,7 @@ def test_a_short_sac_her_run_writes_a_complete_csv_and_beats_the_random_policy(
     assert [int(r["updates"]) for r in rows][-1] > 1000
 
     def grasp(table: list[dict[str, str]], step: int, acting: str) -> float:
-        (value,) = [
-            float(r["success"])
-            for r in table
-            if int(r["env_steps"]) == step and r["split"] == "train"
-            and r["acting"] == acting and r["category"] == "grasp"
-        ]  # fmt: skip
-        return value
+        return train_success(table, step, acting, "grasp")
 
     baseline = grasp(random_rows, 0, "sampled")  # uniform: greedy and sampled alike
     learned = grasp(rows, points[-1], "greedy")
@@ -84,13 +89,7 @@ def test_sac_her_learns_grow_plant_with_the_defaults(tmp_path: Path) -> None:
     random_rows = run_experiment("random", tmp_path, budget=1, every=1, seed=1)
 
     def grow(table: list[dict[str, str]], step: int, acting: str) -> float:
-        (value,) = [
-            float(r["success"])
-            for r in table
-            if int(r["env_steps"]) == step and r["split"] == "train"
-            and r["acting"] == acting and r["category"] == "grow_plant"
-        ]  # fmt: skip
-        return value
+        return train_success(table, step, acting, "grow_plant")
 
     end = max(int(r["env_steps"]) for r in rows)
     assert end >= 12_000
