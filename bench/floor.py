@@ -12,11 +12,14 @@ read the ratios and medians, not the absolute figures):
    ``--steps`` env steps, in CPU seconds of the whole process.
 2. **Each item's own gain** on Playground SAC-GLAM + HER: the new configuration
    with one item undone at a time (word tokenizer, prompt-id cache, vectorised
-   packing, masks built once per width, garbage collector paused in updates).
-3. **The floor**: a real SAC update against a bare torch loop doing the same work
-   on the same shapes (the same model on random token ids: the no-grad passes
-   over next states, the forward and backward passes over states, the optimizer
-   step), median of ``--updates`` updates each.
+   packing, masks built once per width, garbage collector paused in updates, one
+   packing for the online and the target twin's pass over the same next states).
+3. **The floor**: a real SAC update against bare torch doing the same work on
+   the same shapes (the same model on random token ids), median of ``--updates``
+   updates each, in two measures: the update's math (the LLM's passes, the LM
+   head's log-softmax over the candidate rows, Q and target heads, clips,
+   optimizers, Polyak averages) and the LLM's passes alone (no-grad passes over
+   next states, the forward and backward passes over states, its optimizer step).
 
     .venv/bin/python bench/floor.py                    # about 10 minutes on one core
     .venv/bin/python bench/floor.py --steps 512 --rounds 1 --tables floor
@@ -42,7 +45,7 @@ CONFIGS = {
     "playground": Path("bench/configs/cpu.yaml"),
     "babyai": Path("bench/configs/babyai-cpu.yaml"),
 }
-ITEMS = ("words", "prompt_cache", "packing", "masks", "gc")
+ITEMS = ("words", "prompt_cache", "packing", "masks", "gc", "reuse_packing")
 """The levers of the new loop; a variant lists the ones it turns off."""
 
 
@@ -101,6 +104,8 @@ def build_agent(variant: Variant, run_dir: Path, budget: int) -> Any:
     if "prompt_cache" in variant.off:
         for encoder in encoders(agent):
             encoder.cache_prompts = False
+    if "reuse_packing" in variant.off:
+        agent.learner.scorer.reuse_packing = False
     if "gc" in variant.off:
         agent.learner_loop.pause_gc = False
     return agent
@@ -153,11 +158,17 @@ def warm_up_steps(agent: Any) -> int:
 
 
 def floor_ratio(off: Sequence[str], updates: int) -> dict[str, float]:
-    """Median seconds of a real SAC update and of bare torch on its shapes; their ratio."""
-    import numpy as np
-    import torch
+    """Median seconds of a real SAC update and of two bare torch loops on its shapes.
 
+    Every update runs with the garbage collector paused, as the learner loop runs
+    them (``gc`` off undoes that for the real one, as in the loop). ``body`` is the
+    LLM's passes alone; ``math`` adds what any implementation of the update computes
+    on the same shapes: the LM head's log-softmax over the candidate rows, the Q heads
+    over every candidate and the target heads over the next ones, the gradient clips,
+    the heads' optimizer and both Polyak averages.
+    """
     from autotelic.learners.scorer import pack_states
+    from autotelic.runtime.loop.learner_loop import gc_paused
 
     variant = Variant("playground", "sac-glam-her", tuple(off))
     with tempfile.TemporaryDirectory() as tmp, items_off(off):
@@ -169,45 +180,51 @@ def floor_ratio(off: Sequence[str], updates: int) -> dict[str, float]:
             learner, sampler = agent.learner, agent.schedule.sampler
             batch_size = agent.settings.algorithm.batch_size
             batches = [sampler.sample(batch_size) for _ in range(updates)]
+            pause = "gc" not in off
             real = []
             for batch in batches:
-                began = time.perf_counter()
-                learner.update(batch)
-                real.append(time.perf_counter() - began)
-            bare_model = bare_twin(learner)
+                with gc_paused(pause):
+                    began = time.perf_counter()
+                    learner.update(batch)
+                    real.append(time.perf_counter() - began)
+            bare = BareUpdate(learner)
             shapes = [update_shapes(learner, batch, pack_states) for batch in batches]
-            passes = backward_passes(learner)
-            bare = [
-                bare_update(bare_model, s, passes, twin=learner.twin is not None) for s in shapes
-            ]
-            width = float(np.median([s[0][1] for s in shapes]))
+            body, math = [], []
+            for shape in shapes:
+                with gc_paused():
+                    body.append(bare.run(shape, math=False))
+                with gc_paused():
+                    math.append(bare.run(shape, math=True))
+            width = statistics.median(s.states[1] for s in shapes)
         finally:
             agent.close()
-    del torch
-    real_s, bare_s = statistics.median(real), statistics.median(bare)
+    real_s = statistics.median(real)
+    body_s, math_s = statistics.median(body), statistics.median(math)
     return {
         "real_ms": 1000 * real_s,
-        "bare_ms": 1000 * bare_s,
-        "ratio": real_s / bare_s,
-        "width": width,
+        "body_ms": 1000 * body_s,
+        "math_ms": 1000 * math_s,
+        "ratio_body": real_s / body_s,
+        "ratio": real_s / math_s,
+        "width": float(width),
     }
 
 
-def bare_twin(learner: Any) -> Any:
-    """A fresh copy of the learner's LLM with an Adam optimizer over every weight."""
-    import copy
+@dataclass(frozen=True)
+class Shapes:
+    """What one update computes: packed [B, T] of states and of live next states, and
+    the rows its heads read (LM-head rows, candidates) in each."""
 
-    import torch
+    states: tuple[int, int]
+    nexts: tuple[int, int]
+    lm_rows: int
+    candidates: int
+    next_lm_rows: int
+    next_candidates: int
 
-    hf = copy.deepcopy(learner.model.hf)
-    hf.requires_grad_(True)
-    return hf, torch.optim.Adam(hf.parameters(), lr=1e-4)
 
-
-def update_shapes(
-    learner: Any, batch: Any, pack: Callable[..., Any]
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """[B, T] of the packed states and of the packed next states an update computes."""
+def update_shapes(learner: Any, batch: Any, pack: Callable[..., Any]) -> Shapes:
+    """The shapes the real update computes on ``batch``."""
     prompts = [
         learner.prompt(g, o, c)
         for g, o, c in zip(batch.goals, batch.observations, batch.candidates, strict=True)
@@ -218,11 +235,111 @@ def update_shapes(
         for i in live
     ]
     encoder = learner.scorer.encoder
-    states = pack(encoder.encode(prompts, list(batch.candidates)), "right", 0).ids.shape
-    nexts = pack(
-        encoder.encode(next_prompts, [batch.next_candidates[i] for i in live]), "right", 0
-    ).ids.shape
-    return (int(states[0]), int(states[1])), (int(nexts[0]), int(nexts[1]))
+    states = pack(encoder.encode(prompts, list(batch.candidates)), "right", 0)
+    nexts = pack(encoder.encode(next_prompts, [batch.next_candidates[i] for i in live]), "right", 0)
+
+    def shape(packed: Any) -> tuple[int, int]:
+        return int(packed.ids.shape[0]), int(packed.ids.shape[1])
+
+    return Shapes(
+        states=shape(states),
+        nexts=shape(nexts),
+        lm_rows=len(states.rows.lm_rows),
+        candidates=len(states.rows.feature_rows),
+        next_lm_rows=len(nexts.rows.lm_rows),
+        next_candidates=len(nexts.rows.feature_rows),
+    )
+
+
+class BareUpdate:
+    """A SAC update's passes in plain torch on random token ids: fresh copies of the
+    learner's LLM (with its target twin) and Q heads, the same optimizers."""
+
+    def __init__(self, learner: Any) -> None:
+        import copy
+
+        import torch
+
+        self.hf = copy.deepcopy(learner.model.hf).requires_grad_(True)
+        self.params = list(self.hf.parameters())
+        self.twin = copy.deepcopy(self.hf).requires_grad_(False) if learner.twin else None
+        self.critic = copy.deepcopy(learner.critic)
+        self.critic_target = copy.deepcopy(learner.critic_target)
+        self.optimizer = torch.optim.Adam(self.params, lr=1e-4)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=1e-4)
+        self.passes = backward_passes(learner)
+
+    def body(self, model: Any, shape: tuple[int, int]) -> Any:
+        import torch
+
+        b, t = shape
+        ids = torch.randint(0, self.hf.config.vocab_size, (b, t))
+        mask = torch.zeros(b, 1, t, t)
+        pos = torch.arange(t).expand(b, t)
+        hidden = model.base_model(
+            input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False
+        ).last_hidden_state
+        return hidden.reshape(b * t, -1)
+
+    def run(self, s: Shapes, math: bool) -> float:
+        """Seconds of one update: ``math`` False is the LLM's passes and its optimizer
+        step alone (no-grad passes over next states, twice with a twin; a forward over
+        states; ``passes`` backward passes)."""
+        import torch
+
+        began = time.perf_counter()
+        with torch.no_grad():
+            if s.nexts[0]:
+                nxt = self.body(self.hf, s.nexts)
+                target = self.body(self.twin, s.nexts) if self.twin is not None else nxt
+                if math:
+                    self.log_probs(nxt, s.next_lm_rows)
+                    self.critic_target(rows(target, s.next_candidates))
+        hidden = self.body(self.hf, s.states)
+        if math:
+            log_probs = self.log_probs(hidden, s.lm_rows)
+            q = self.critic(rows(hidden, s.candidates))
+            actor_loss = log_probs.mean() + q.detach().mean()
+            critic_loss = q.square().mean()
+        else:
+            actor_loss = critic_loss = hidden.square().mean()
+        if self.passes == 2:
+            grads = torch.autograd.grad(
+                actor_loss, self.params, retain_graph=True, allow_unused=True
+            )
+            critic_loss.backward()
+            for p, g in zip(self.params, grads, strict=True):
+                if g is not None:
+                    p.grad = g if p.grad is None else p.grad + g
+        else:
+            (actor_loss + critic_loss).backward()
+        if math:
+            torch.nn.utils.clip_grad_norm_(self.critic.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+            self.critic_opt.step()
+            self.critic_opt.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                torch._foreach_lerp_(
+                    list(self.critic_target.parameters()), list(self.critic.parameters()), 0.01
+                )
+                if self.twin is not None:
+                    torch._foreach_lerp_(list(self.twin.parameters()), self.params, 0.01)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - began
+
+    def log_probs(self, hidden: Any, count: int) -> Any:
+        import torch
+
+        head = self.hf.get_output_embeddings()
+        return torch.log_softmax(head(rows(hidden, count)), dim=-1)
+
+
+def rows(flat: Any, count: int) -> Any:
+    """``count`` rows of a flat [N, H] hidden state, as the heads gather theirs."""
+    import torch
+
+    return flat[torch.randint(0, flat.shape[0], (count,))]
 
 
 def backward_passes(learner: Any) -> int:
@@ -231,39 +348,6 @@ def backward_passes(learner: Any) -> int:
         cfg, "critic_trains_llm", True
     )
     return 2 if per_loss else 1
-
-
-def bare_update(
-    bare: Any, shapes: tuple[tuple[int, int], tuple[int, int]], passes: int, twin: bool
-) -> float:
-    """Seconds of the same passes on random ids: next states without gradients (twice
-    with a target body), states with ``passes`` backward passes, one Adam step."""
-    import torch
-
-    hf, optimizer = bare
-    body = hf.base_model
-    vocab = hf.config.vocab_size
-
-    def run(shape: tuple[int, int]) -> Any:
-        b, t = shape
-        ids = torch.randint(0, vocab, (b, t))
-        mask = torch.zeros(b, 1, t, t)
-        pos = torch.arange(t).expand(b, t)
-        return body(
-            input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False
-        ).last_hidden_state
-
-    began = time.perf_counter()
-    with torch.no_grad():
-        for _ in range(2 if twin else 1):
-            if shapes[1][0]:
-                run(shapes[1])
-    hidden = run(shapes[0])
-    for k in range(passes):
-        hidden.square().mean().backward(retain_graph=k < passes - 1)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return time.perf_counter() - began
 
 
 # ------------------------------------------------------------------- driver
@@ -347,9 +431,10 @@ def report(results: dict[str, list[dict[str, float]]]) -> None:
     for name in ("floor/new", "floor/old"):
         if name in results:
             print(
-                f"\n3. {name}: real update {med(name, 'real_ms'):.1f} ms, bare torch on its "
-                f"shapes {med(name, 'bare_ms'):.1f} ms, ratio {med(name, 'ratio'):.2f} "
-                f"(packed width {med(name, 'width'):.0f})"
+                f"\n3. {name}: real update {med(name, 'real_ms'):.1f} ms; bare torch on its "
+                f"shapes, the update's math {med(name, 'math_ms'):.1f} ms (ratio "
+                f"{med(name, 'ratio'):.2f}), the LLM's passes alone {med(name, 'body_ms'):.1f} ms "
+                f"(ratio {med(name, 'ratio_body'):.2f}); packed width {med(name, 'width'):.0f}"
             )
 
 

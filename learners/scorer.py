@@ -158,6 +158,11 @@ class Scorer:
         tok = tokenizer if tokenizer is not None else model.tokenizer
         self.encoder = StateEncoder(tok, seq2seq=model.kind == "seq2seq")
         self.pad_id = padding_id(tok)
+        self.reuse_packing = True
+        """Keep the last batch's packing (and its tensors, mask included) for the next pass
+        over the same encoded states: SAC's targets read one batch with the online model
+        and then its target twin."""
+        self._last_packed: tuple[EncodedStates, PackedStates] | None = None
 
     def fork(self) -> Scorer:
         """A scorer on the same model with its own tokenizer copy.
@@ -207,10 +212,21 @@ class Scorer:
         # lm_log_probs); features and log-probs come out in float32 either way.
         with self.model.compute():
             if self.kind == "causal":
-                scores = _score_causal(hf, encoded, self.padding_side, self.pad_id, logprobs)
+                scores = _score_causal(hf, self._pack(encoded), logprobs)
             else:
                 scores = _score_seq2seq(hf, encoded, self.padding_side, self.pad_id, logprobs)
         return apply_candidate_score(scores, encoded, self.model)
+
+
+    def _pack(self, encoded: EncodedStates) -> PackedStates:
+        """``encoded`` packed, or the previous call's packing when it was of the same batch."""
+        last = self._last_packed
+        if last is not None and last[0] is encoded:
+            return last[1]
+        with record_function("score/pack"):
+            packed = pack_states(encoded, self.padding_side, self.pad_id)
+        self._last_packed = (encoded, packed) if self.reuse_packing else None
+        return packed
 
 
 def apply_candidate_score(scores: Scores, encoded: EncodedStates, model: PolicyModel) -> Scores:
@@ -249,11 +265,11 @@ def _finish(
     hf: PreTrainedModel,
     hidden: Tensor,
     rows: _Rows,
-    encoded: EncodedStates,
+    counts: Sequence[int],
     logprobs: bool,
     positions: tuple[int, int],
 ) -> Scores:
-    layout = CandidateLayout.of(encoded.counts, hidden.device)
+    layout = CandidateLayout.of(counts, hidden.device)
     scores = hidden.new_zeros(layout.num_candidates, dtype=torch.float32)
     if logprobs and rows.token_row:
         with record_function("score/lm_head"):
@@ -287,6 +303,25 @@ class PackedStates:
     """-1 padding, 0 prompt, k + 1 candidate k."""
     rows: _Rows
     lengths: list[int]
+    counts: list[int]
+    """Candidates of each state."""
+    _inputs: dict[tuple[torch.device, torch.dtype], tuple[Tensor, Tensor, Tensor]] = (
+        dataclasses.field(default_factory=dict, init=False, repr=False)
+    )
+
+    def inputs(self, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+        """Input ids, additive block mask in ``dtype`` and position ids on ``device``; built
+        once per device and dtype (a packing scored twice builds its mask once). The arrays
+        are read as they were on the first call: change one through ``dataclasses.replace``."""
+        key = (device, dtype)
+        if key not in self._inputs:
+            seg = torch.from_numpy(self.segments).to(device)
+            self._inputs[key] = (
+                torch.from_numpy(self.ids).to(device),
+                additive_mask(_block_allowed(seg), dtype),
+                torch.from_numpy(self.positions).to(device),
+            )
+        return self._inputs[key]
 
 
 def pack_states(encoded: EncodedStates, side: PaddingSide, pad_id: int) -> PackedStates:
@@ -320,7 +355,7 @@ def pack_states(encoded: EncodedStates, side: PaddingSide, pad_id: int) -> Packe
     seg[tok_state, col] = kind
     pos[tok_state, col] = tok_in_seg + np.where(kind > 0, prompt_len[tok_state], 0)
     rows = _causal_rows(tok_state, col, tok_in_seg, kind, flat, start + prompt_len - 1)
-    return PackedStates(ids, pos, seg, rows, lengths.tolist())
+    return PackedStates(ids, pos, seg, rows, lengths.tolist(), list(encoded.counts))
 
 
 def _causal_rows(
@@ -358,33 +393,25 @@ def _causal_rows(
 
 def run_packed(hf: PreTrainedModel, packed: PackedStates) -> Tensor:
     """Final hidden states [B, T, H] of a packed batch under its block mask."""
-    device = hf.device
-    seg = torch.from_numpy(packed.segments).to(device)
+    ids, mask, positions = packed.inputs(hf.device, mask_dtype(hf))
     out = hf.base_model(
-        input_ids=torch.from_numpy(packed.ids).to(device),
-        attention_mask=additive_mask(_block_allowed(seg), mask_dtype(hf)),
-        position_ids=torch.from_numpy(packed.positions).to(device),
-        use_cache=False,
+        input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
     )
     hidden: Tensor = out.last_hidden_state
     return hidden
 
 
-def _score_causal(
-    hf: PreTrainedModel, encoded: EncodedStates, side: PaddingSide, pad_id: int, logprobs: bool
-) -> Scores:
+def _score_causal(hf: PreTrainedModel, packed: PackedStates, logprobs: bool) -> Scores:
     impl = str(getattr(hf.config, "_attn_implementation", "") or "")
     if impl.startswith("flash"):
         raise ScoringInputError(
             f"attention {impl!r} cannot take the block mask of one-pass scoring; "
             "use attn_implementation 'sdpa' or 'eager'"
         )
-    with record_function("score/pack"):
-        packed = pack_states(encoded, side, pad_id)
     with record_function("score/model"):
         hidden = run_packed(hf, packed)
     positions = (packed.ids.size, sum(packed.lengths))
-    return _finish(hf, hidden, packed.rows, encoded, logprobs, positions)
+    return _finish(hf, hidden, packed.rows, packed.counts, logprobs, positions)
 
 
 @functools.lru_cache(maxsize=64)
@@ -472,7 +499,7 @@ def _score_seq2seq(
     ).last_hidden_state
     positions = enc_ids.size + dec_ids.size
     real = int(enc_valid.sum() + dec_valid.sum())
-    return _finish(hf, hidden, rows, encoded, logprobs, (positions, real))
+    return _finish(hf, hidden, rows, encoded.counts, logprobs, (positions, real))
 
 
 def _decoder_start(hf: PreTrainedModel) -> int:

@@ -298,4 +298,4 @@ def pack_states_per_row(encoded: EncodedStates, side: PaddingSide, pad_id: int) 
             rows.feature_rows.append((b, t + n - 1))
             t += n
             cand_index += 1
-    return PackedStates(ids, pos, seg, rows, lengths)
+    return PackedStates(ids, pos, seg, rows, lengths, list(encoded.counts))

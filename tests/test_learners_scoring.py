@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -100,10 +102,8 @@ def test_position_ids_restart_per_candidate_matters(name):
     packed = pack_states(encoded, "right", scorer.pad_id)
     with torch.no_grad():
         restarted = run_packed(model.hf, packed)
-        packed.positions = np.where(
-            packed.segments >= 0, np.arange(packed.ids.shape[1])[None, :], 0
-        )
-        running = run_packed(model.hf, packed)
+        straight = np.where(packed.segments >= 0, np.arange(packed.ids.shape[1])[None, :], 0)
+        running = run_packed(model.hf, dataclasses.replace(packed, positions=straight))
     rows = torch.tensor(packed.rows.feature_rows)
     at = (rows[:, 0], rows[:, 1])
     first_candidates = torch.tensor([0, *np.cumsum(encoded.counts)[:-1].tolist()])
