@@ -13,7 +13,9 @@ read the ratios and medians, not the absolute figures):
 2. **Each item's own gain** on Playground SAC-GLAM + HER: the new configuration
    with one item undone at a time (word tokenizer, prompt-id cache, vectorised
    packing, masks built once per width, garbage collector paused in updates, one
-   packing for the online and the target twin's pass over the same next states).
+   packing for the online and the target twin's pass over the same next states,
+   hindsight events listed once per episode; the prompt cache's item includes
+   tokenising a batch's new prompts in one call).
 3. **The floor**: a real SAC update against bare torch doing the same work on
    the same shapes (the same model on random token ids), median of ``--updates``
    updates each, in two measures: the update's math (the LLM's passes, the LM
@@ -45,7 +47,7 @@ CONFIGS = {
     "playground": Path("bench/configs/cpu.yaml"),
     "babyai": Path("bench/configs/babyai-cpu.yaml"),
 }
-ITEMS = ("words", "prompt_cache", "packing", "masks", "gc", "reuse_packing")
+ITEMS = ("words", "prompt_cache", "packing", "masks", "gc", "reuse_packing", "her_events")
 """The levers of the new loop; a variant lists the ones it turns off."""
 
 
@@ -105,7 +107,11 @@ def build_agent(variant: Variant, run_dir: Path, budget: int) -> Any:
         for encoder in encoders(agent):
             encoder.cache_prompts = False
     if "reuse_packing" in variant.off:
-        agent.learner.scorer.reuse_packing = False
+        learner: Any = agent.learner
+        learner.scorer.reuse_packing = False
+    if "her_events" in variant.off:
+        sampler: Any = agent.schedule.sampler
+        sampler.keep_events = False
     if "gc" in variant.off:
         agent.learner_loop.pause_gc = False
     return agent

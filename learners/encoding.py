@@ -82,6 +82,22 @@ class StateEncoder:
             self._prompts[text] = ids
         return ids
 
+    def _tokenise_missing(self, prompts: Sequence[str]) -> None:
+        """Tokenise the prompts not cached in one call of the tokenizer (a call costs more
+        than the few words of a prompt); :meth:`prompt` then finds them cached."""
+        if not self.cache_prompts:
+            return
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._prompts))
+        if len(missing) < 2:
+            return
+        if len(self._prompts) + len(missing) > _CACHE_LIMIT:
+            self._prompts.clear()
+        for text, raw in zip(missing, self.tokenizer(missing)["input_ids"], strict=True):
+            ids = list(raw[:-1] if self._strip_eos else raw)
+            if not ids:
+                raise ScoringInputError(f"prompt {text!r} tokenises to nothing")
+            self._prompts[text] = ids
+
     def candidate(self, action: str) -> list[int]:
         cached = self._candidates.get(action)
         if cached is not None:
@@ -96,6 +112,7 @@ class StateEncoder:
 
     def encode(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> EncodedStates:
         check_states(prompts, candidates)
+        self._tokenise_missing(prompts)
         return EncodedStates(
             prompt_ids=[self.prompt(p) for p in prompts],
             candidate_ids=[[self.candidate(a) for a in cands] for cands in candidates],

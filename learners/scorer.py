@@ -217,7 +217,6 @@ class Scorer:
                 scores = _score_seq2seq(hf, encoded, self.padding_side, self.pad_id, logprobs)
         return apply_candidate_score(scores, encoded, self.model)
 
-
     def _pack(self, encoded: EncodedStates) -> PackedStates:
         """``encoded`` packed, or the previous call's packing when it was of the same batch."""
         last = self._last_packed
@@ -394,9 +393,7 @@ def _causal_rows(
 def run_packed(hf: PreTrainedModel, packed: PackedStates) -> Tensor:
     """Final hidden states [B, T, H] of a packed batch under its block mask."""
     ids, mask, positions = packed.inputs(hf.device, mask_dtype(hf))
-    out = hf.base_model(
-        input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
-    )
+    out = hf.base_model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
     hidden: Tensor = out.last_hidden_state
     return hidden
 

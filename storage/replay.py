@@ -53,6 +53,9 @@ from autotelic.storage.her import (
 from autotelic.storage.index import IndexSnapshot
 from autotelic.storage.records import EpisodeView
 
+_EVENTS_LIMIT = 65536
+"""Episodes whose relabeling events the sampler keeps (then it starts over)."""
+
 
 class EpisodeSource(Protocol):
     """What the sampler needs of a store (the LMDB store and the in-memory one)."""
@@ -202,6 +205,13 @@ class ReplaySampler:
         self.max_redraws = max_redraws
         self._skipped: set[int] = set()
         """Ids of episodes pursued under a held-out goal: never drawn (ids are not reused)."""
+        self._events: dict[int, list[tuple[int, str]]] = {}
+        """Episode id -> its relabeling events (a stored episode never changes and ids are
+        not reused), as the horizons known when they were listed allow."""
+        self._events_horizons = 0
+        """How many horizons ``_events`` was listed under (a new one lists them again)."""
+        self.keep_events = True
+        """Off: every batch lists its episodes' events afresh (benchmarks measure the gain)."""
 
     def sample(self, batch_size: int) -> TransitionBatch:
         """``batch_size`` rows drawn uniformly over the stored trainable transitions."""
@@ -318,13 +328,10 @@ class ReplaySampler:
         relabeled = np.zeros(n, dtype=np.bool_)
         if not self.her_ratio:
             return goals, relabeled
-        events = {i: achievement_events(v) for i, v in views.items()}
-        if self.her_steps_left:
-            events = {i: within_horizons(e, self._horizon) for i, e in events.items()}
         anchors: dict[int, tuple[str]] = {}
         positives: dict[str, list[str]] = defaultdict(list)
         for i in np.flatnonzero(draws.relabel):
-            found = relabel_candidates(events[rows[i]], steps[i], self.strategy)
+            found = relabel_candidates(self._events_of(rows[i], views), steps[i], self.strategy)
             options = trainable(found, self.goals.held_out)
             if not options:
                 continue
@@ -343,6 +350,22 @@ class ReplaySampler:
                 goals[row] = goal
                 relabeled[row] = True
         return goals, relabeled
+
+    def _events_of(self, episode: int, views: dict[int, EpisodeView]) -> list[tuple[int, str]]:
+        """The goals ``episode`` achieved other than its own, by step, within their horizons;
+        listed once per episode (replay draws the same episodes again and again)."""
+        if len(self._horizons) != self._events_horizons:
+            self._events.clear()
+            self._events_horizons = len(self._horizons)
+        events = self._events.get(episode)
+        if events is None:
+            events = achievement_events(views[episode])
+            if self.her_steps_left:
+                events = within_horizons(events, self._horizon)
+            if len(self._events) >= _EVENTS_LIMIT or not self.keep_events:
+                self._events.clear()
+            self._events[episode] = events
+        return events
 
     def _negative(
         self,

@@ -152,6 +152,29 @@ def test_bfloat16_scoring_is_finite_and_close():
     assert (a.logprobs - b.logprobs).abs().max() < 0.5
 
 
+def test_a_batch_scored_twice_is_packed_once_and_scores_the_same():
+    """SAC's targets score one encoded batch with the online model, then its twin: the
+    second pass reuses the packing and its mask, and gets exactly what a fresh one does."""
+    model = tiny("tiny-words")
+    prompts, candidates = playground_states(4, seed=6)
+    reusing, fresh = Scorer(model), Scorer(model)
+    fresh.reuse_packing = False
+    encoded = reusing.encode(prompts, candidates)
+    with torch.no_grad():
+        first = reusing.score_encoded(encoded)
+        packed = reusing._pack(encoded)
+        again = reusing.score_encoded(encoded)
+        assert reusing._last_packed is not None and reusing._last_packed[1] is packed
+        other = reusing.score_encoded(reusing.encode(prompts[:2], candidates[:2]))
+        unshared = fresh.score_encoded(encoded)
+    assert reusing._pack(encoded) is not packed  # another batch came in between
+    assert fresh._last_packed is None
+    for scores in (again, unshared):
+        assert torch.equal(scores.logprobs, first.logprobs)
+        assert torch.equal(scores.features, first.features)
+    assert other.layout.counts == tuple(len(c) for c in candidates[:2])
+
+
 def test_prompt_and_candidate_token_boundary_matches_joint_tokenisation():
     tok = tiny_tokenizer()
     encoder = StateEncoder(tok, seq2seq=False)

@@ -328,13 +328,39 @@ def test_sampled_batches_are_correct_relabels_with_exact_targets(
         time_limit=mode,
         rng=seed,
     )
-    batch = sampler.sample(48)
-    assert len(batch) == 48
-    check_batch(
-        batch, episodes, her_ratio=her_ratio, strategy=strategy, n=n, gamma=gamma, time_limit=mode
+    for _ in range(2):  # the second batch reads the events the first one listed
+        batch = sampler.sample(48)
+        assert len(batch) == 48
+        check_batch(
+            batch, episodes, her_ratio=her_ratio, strategy=strategy, n=n, gamma=gamma,
+            time_limit=mode,
+        )  # fmt: skip
+        if her_ratio == 0.0:
+            assert not batch.relabeled.any()
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    specs=st.lists(episode_specs(), min_size=1, max_size=6),
+    strategy=st.sampled_from(["future", "final", "episode"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_events_listed_once_per_episode_give_the_batches_of_events_listed_afresh(
+    specs, strategy, seed
+):
+    store = MemoryEpisodeStore()
+    store.put_many(_build(specs))
+    kept, afresh = (
+        ReplaySampler(store, predicate=env_predicate, strategy=strategy, her_ratio=0.8, rng=seed)
+        for _ in range(2)
     )
-    if her_ratio == 0.0:
-        assert not batch.relabeled.any()
+    for _ in range(4):
+        afresh._events.clear()
+        a, b = kept.sample(32), afresh.sample(32)
+        assert a.goals == b.goals and a.observations == b.observations
+        np.testing.assert_array_equal(a.rewards, b.rewards)
+        np.testing.assert_array_equal(a.relabeled, b.relabeled)
+    assert kept._events  # the kept sampler did list them once
 
 
 @settings(
