@@ -110,8 +110,8 @@ def build_agent(variant: Variant, run_dir: Path, budget: int) -> Any:
         learner: Any = agent.learner
         learner.scorer.reuse_packing = False
     if "her_events" in variant.off:
-        sampler: Any = agent.schedule.sampler
-        sampler.keep_events = False
+        schedule: Any = agent.schedule
+        schedule.sampler.keep_events = False
     if "gc" in variant.off:
         agent.learner_loop.pause_gc = False
     return agent
