@@ -109,9 +109,9 @@ def build_agent(variant: Variant, run_dir: Path, budget: int) -> Any:
     if "reuse_packing" in variant.off:
         learner: Any = agent.learner
         learner.scorer.reuse_packing = False
-    if "her_events" in variant.off:
-        schedule: Any = agent.schedule
-        schedule.sampler.keep_events = False
+    sampler = getattr(agent.schedule, "sampler", None)  # on-policy schedules have none
+    if "her_events" in variant.off and sampler is not None:
+        sampler.keep_events = False
     if "gc" in variant.off:
         agent.learner_loop.pause_gc = False
     return agent

@@ -211,7 +211,8 @@ class ReplaySampler:
         self._events_horizons = 0
         """How many horizons ``_events`` was listed under (a new one lists them again)."""
         self.keep_events = True
-        """Off: every batch lists its episodes' events afresh (benchmarks measure the gain)."""
+        """Off: every batch lists the events of every episode it drew, as the sampler did
+        before it kept them (benchmarks measure the gain)."""
 
     def sample(self, batch_size: int) -> TransitionBatch:
         """``batch_size`` rows drawn uniformly over the stored trainable transitions."""
@@ -328,6 +329,10 @@ class ReplaySampler:
         relabeled = np.zeros(n, dtype=np.bool_)
         if not self.her_ratio:
             return goals, relabeled
+        if not self.keep_events:
+            self._events.clear()
+            for episode in views:
+                self._events_of(episode, views)
         anchors: dict[int, tuple[str]] = {}
         positives: dict[str, list[str]] = defaultdict(list)
         for i in np.flatnonzero(draws.relabel):
@@ -362,7 +367,7 @@ class ReplaySampler:
             events = achievement_events(views[episode])
             if self.her_steps_left:
                 events = within_horizons(events, self._horizon)
-            if len(self._events) >= _EVENTS_LIMIT or not self.keep_events:
+            if len(self._events) >= _EVENTS_LIMIT:
                 self._events.clear()
             self._events[episode] = events
         return events
