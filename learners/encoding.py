@@ -71,16 +71,22 @@ class StateEncoder:
         cached = self._prompts.get(text) if self.cache_prompts else None
         if cached is not None:
             return cached
-        ids = self._ids(text, special=True)
-        if self._strip_eos:
-            ids = ids[:-1]
+        ids = self._prompt_ids(text, self._ids(text, special=True))
+        if self.cache_prompts:
+            self._remember(text, ids)
+        return ids
+
+    def _prompt_ids(self, text: str, tokenised: Sequence[int]) -> list[int]:
+        """A prompt's ids from the tokenizer's: without the EOS a decoder must not see."""
+        ids = list(tokenised[:-1] if self._strip_eos else tokenised)
         if not ids:
             raise ScoringInputError(f"prompt {text!r} tokenises to nothing")
-        if self.cache_prompts:
-            if len(self._prompts) >= _CACHE_LIMIT:
-                self._prompts.clear()
-            self._prompts[text] = ids
         return ids
+
+    def _remember(self, text: str, ids: list[int]) -> None:
+        if len(self._prompts) >= _CACHE_LIMIT:
+            self._prompts.clear()
+        self._prompts[text] = ids
 
     def _tokenise_missing(self, prompts: Sequence[str]) -> None:
         """Tokenise the prompts not cached in one call of the tokenizer (a call costs more
@@ -90,13 +96,8 @@ class StateEncoder:
         missing = list(dict.fromkeys(p for p in prompts if p not in self._prompts))
         if len(missing) < 2:
             return
-        if len(self._prompts) + len(missing) > _CACHE_LIMIT:
-            self._prompts.clear()
-        for text, raw in zip(missing, self.tokenizer(missing)["input_ids"], strict=True):
-            ids = list(raw[:-1] if self._strip_eos else raw)
-            if not ids:
-                raise ScoringInputError(f"prompt {text!r} tokenises to nothing")
-            self._prompts[text] = ids
+        for text, tokenised in zip(missing, self.tokenizer(missing)["input_ids"], strict=True):
+            self._remember(text, self._prompt_ids(text, tokenised))
 
     def candidate(self, action: str) -> list[int]:
         cached = self._candidates.get(action)
