@@ -268,7 +268,9 @@ class BareUpdate:
 
         self.hf = copy.deepcopy(learner.model.hf).requires_grad_(True)
         self.params = list(self.hf.parameters())
-        self.twin = copy.deepcopy(self.hf).requires_grad_(False) if learner.twin else None
+        self.twin = (
+            copy.deepcopy(self.hf).requires_grad_(False) if learner.twin is not None else None
+        )
         self.critic = copy.deepcopy(learner.critic)
         self.critic_target = copy.deepcopy(learner.critic_target)
         self.optimizer = torch.optim.Adam(self.params, lr=1e-4)
