@@ -49,7 +49,7 @@ import yaml
 
 from autotelic.core import ActResult, env_spec
 from autotelic.runtime.config import Settings, deep_merge, load_settings
-from autotelic.runtime.evaluation.evaluate import EvalResult, evaluate
+from autotelic.runtime.evaluation.evaluate import EvalResult, evaluate, feasible_goals
 from autotelic.runtime.loop.agent import Agent
 from autotelic.storage import CheckpointManager
 
@@ -58,6 +58,13 @@ FIELDS = [
     "method", "seed", "env_steps", "updates", "train_seconds", "split", "acting",
     "category", "success", "episodes",
 ]  # fmt: skip
+CURRICULUM_FIELDS = ["method", "seed", "env_steps", "measure", "category", "value"]
+"""The curriculum CSV beside the success CSV (``<label>-s<seed>-curriculum.csv``):
+``pursued`` and ``won`` are the episodes pursued and succeeded per category since the
+start (differences between rows give each window's shares); ``competence_error`` is the
+mean over held-out goals of |the curriculum's predicted success - the sampled policy's
+measured success|, per category and ``all``. Categories serve reporting only: the
+curriculum may be told none of them."""
 
 
 def method_overrides(method: str) -> dict[str, Any]:
@@ -129,7 +136,8 @@ def eval_goals(settings: Settings, split: str) -> list[str]:
     when the configuration lists none)."""
     space = env_spec(settings.env.id).goal_space(settings.env)
     categories = {space.parse(g).category for g in settings.curriculum.configured_goals or []}
-    goals = space.goals(split)  # type: ignore[arg-type]
+    categories &= {space.parse(g).category for g in feasible_goals(space, split)}  # type: ignore[arg-type]
+    goals = feasible_goals(space, split)  # type: ignore[arg-type]
     return [g for g in goals if not categories or space.parse(g).category in categories]
 
 
@@ -186,6 +194,14 @@ class Recorder:
             writer = csv.DictWriter(f, FIELDS)
             writer.writeheader()
             writer.writerows(kept)
+        self.curriculum_path = path.with_name(path.stem + "-curriculum.csv")
+        kept_curriculum = (
+            kept_rows(self.curriculum_path, resume_at) if resume_at is not None else []
+        )
+        with self.curriculum_path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, CURRICULUM_FIELDS)
+            writer.writeheader()
+            writer.writerows(kept_curriculum)
         if kept:
             self.last_step = int(kept[-1]["env_steps"])
             self.train_seconds = float(kept[-1]["train_seconds"])
@@ -197,15 +213,18 @@ class Recorder:
             return
         self.train_seconds += time.perf_counter() - self._mark
         learner = policy if policy is not None else agent.learner  # type: ignore[union-attr]
-        self.record(learner, steps, agent.learner.num_updates if agent else 0)
+        results = self.record(learner, steps, agent.learner.num_updates if agent else 0)
+        if agent is not None:
+            self.record_curriculum(agent, steps, results)
         if agent is not None and self.checkpoint_after:
             agent.checkpoint()
         self._mark = time.perf_counter()
 
-    def record(self, learner: Any, steps: int, updates: int) -> None:
+    def record(self, learner: Any, steps: int, updates: int) -> list[EvalResult]:
         """Evaluate ``learner`` as the policy after ``steps`` env steps and write its rows."""
         self.last_step = steps
         rows = []
+        results = []
         for split in ("train", "test"):
             for greedy in (True, False):
                 result = evaluate(
@@ -220,6 +239,7 @@ class Recorder:
                     num_envs=self.args.eval_envs,
                     time_limit=self.settings.run.time_limit,
                 )
+                results.append(result)
                 rows.extend(self._rows(result, steps, updates))
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, FIELDS).writerows(rows)
@@ -231,6 +251,31 @@ class Recorder:
             f"train {self.train_seconds:.0f}s {overall}",
             flush=True,
         )
+        return results
+
+    def record_curriculum(self, agent: Agent, steps: int, results: Sequence[EvalResult]) -> None:
+        """Write the curriculum's pursued episodes per category and its competence error on
+        the held-out goals just measured (rows of :data:`CURRICULUM_FIELDS`)."""
+        space = agent.goal_space
+        base = {"method": self.method, "seed": self.seed, "env_steps": steps}
+        rows = [
+            {**base, "measure": m, "category": c, "value": v}
+            for m, per in pursued_by_category(agent.daemon.attempts(), space.parse).items()
+            for c, v in per.items()
+        ]
+        measured = next((r for r in results if r.split == "test" and not r.greedy), None)
+        if measured is not None and measured.per_goal:
+            goals = list(measured.per_goal)
+            predicted = agent.daemon.estimator.competence(goals)
+            errors = competence_errors(
+                goals, predicted, [measured.per_goal[g] for g in goals], space.parse
+            )
+            rows += [
+                {**base, "measure": "competence_error", "category": c, "value": round(e, 6)}
+                for c, e in errors.items()
+            ]
+        with self.curriculum_path.open("a", newline="") as f:
+            csv.DictWriter(f, CURRICULUM_FIELDS).writerows(rows)
 
     def _rows(self, result: EvalResult, steps: int, updates: int) -> list[dict[str, Any]]:
         base = {
@@ -250,6 +295,34 @@ class Recorder:
             {**base, "category": "all", "success": result.overall, "episodes": result.episodes}
         )
         return rows
+
+
+def pursued_by_category(
+    attempts: dict[str, tuple[int, int]], parse: Callable[[str], Any]
+) -> dict[str, dict[str, int]]:
+    """``{"pursued": {category: episodes}, "won": {category: successes}}`` from a goal
+    daemon's per-goal attempts, with ``all`` the totals."""
+    out: dict[str, dict[str, int]] = {"pursued": {"all": 0}, "won": {"all": 0}}
+    for goal, (tries, wins) in attempts.items():
+        category = parse(goal).category
+        for measure, count in (("pursued", tries), ("won", wins)):
+            out[measure][category] = out[measure].get(category, 0) + count
+            out[measure]["all"] += count
+    return out
+
+
+def competence_errors(
+    goals: Sequence[str],
+    predicted: Sequence[float] | np.ndarray,
+    measured: Sequence[float],
+    parse: Callable[[str], Any],
+) -> dict[str, float]:
+    """Mean |predicted - measured| success over ``goals``, per category and ``all``."""
+    gaps = np.abs(np.asarray(predicted, dtype=np.float64) - np.asarray(measured, np.float64))
+    categories = [parse(g).category for g in goals]
+    out = {c: float(gaps[[k == c for k in categories]].mean()) for c in dict.fromkeys(categories)}
+    out["all"] = float(gaps.mean()) if gaps.size else float("nan")
+    return out
 
 
 def kept_rows(path: Path, step: int) -> list[dict[str, str]]:

@@ -72,6 +72,26 @@ class SamplerConfig(BaseModel):
             "(the sampling before this option)."
         ),
     )
+    unsolved_patience: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Attempts without a success after which a goal leaves the unsolved reserve (it "
+            "keeps its floor, exploration and LP share). None: it stays until its first "
+            "success. Without the feasibility answer (use_feasibility: false) this is what "
+            "lets goals that never succeed, impossible ones included, fade from the reserve."
+        ),
+    )
+    use_feasibility: bool = Field(
+        True,
+        description=(
+            "Tell the sampler which goals the goal space knows to be impossible: they stay "
+            "out of the unsolved reserve and, under balance: category, a category of them "
+            "alone gets no share of its own. False: only outcomes teach the curriculum what "
+            "is learnable (the autotelic setting); the goal space's answer then serves "
+            "reports only."
+        ),
+    )
     balance: Literal["goal", "category"] = Field(
         "category",
         description=(

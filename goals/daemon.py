@@ -320,6 +320,12 @@ class GoalDaemon:
 
     # -- views -------------------------------------------------------------------------
 
+    def attempts(self) -> dict[str, tuple[int, int]]:
+        """Episodes pursued and won per goal since the run began (held-out goals and
+        injected episodes included): what the curriculum's shares are measured from."""
+        with self._lock:
+            return {g: (int(t), int(w)) for g, (t, w) in self._attempts.items()}
+
     def probabilities(self) -> dict[str, float]:
         """The distribution the next self-chosen goal is drawn from, over the training pool
         (held-out goals are never drawn, so they are not listed)."""
@@ -463,13 +469,19 @@ class GoalDaemon:
         every estimator's LP is about progress, and a per-category or embedding one gives
         an untried goal its neighbours' figures. A goal the space calls infeasible (growing
         furniture) can never leave the set, so it keeps only its floor and exploration."""
-        return np.array(
-            [self._attempts.get(g, (0, 0))[1] == 0 and self._possible(g) for g in goals],
-            dtype=bool,
-        )
+        patience = self.config.sampler.unsolved_patience
+        flags = []
+        for goal in goals:
+            tries, wins = self._attempts.get(goal, (0, 0))
+            waiting = patience is None or tries < patience
+            flags.append(wins == 0 and waiting and self._possible(goal))
+        return np.array(flags, dtype=bool)
 
     def _possible(self, goal: str) -> bool:
-        """Whether the goal space allows ``goal`` to be achieved at all (cached)."""
+        """Whether the goal space allows ``goal`` to be achieved at all (cached); every goal
+        is, as far as the sampler knows, when it is not told (``use_feasibility: false``)."""
+        if not self.config.sampler.use_feasibility:
+            return True
         possible = self._feasible.get(goal)
         if possible is None:
             possible = self._feasible[goal] = self.goal_space.feasible(goal) is not False

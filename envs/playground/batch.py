@@ -10,8 +10,9 @@ from autotelic.envs.playground.goal_space import PlaygroundGoalSpace
 
 
 def goal_space(config: PlaygroundConfig) -> PlaygroundGoalSpace:
-    """Playground's goals (the configuration does not change the grammar)."""
-    return PlaygroundGoalSpace()
+    """Playground's goals; the configuration only says whether the impossible ones are
+    listed (the grammar is the same)."""
+    return PlaygroundGoalSpace(include_impossible=config.impossible_goals)
 
 
 def make_batch(

@@ -34,6 +34,14 @@ class PlaygroundConfig(EnvConfig):
     goals: tuple[str, ...] | None = Field(
         None, description="Goals to sample from when reset gets none; default: every goal."
     )
+    impossible_goals: bool = Field(
+        False,
+        description=(
+            "The goal space lists the goals no episode achieves (growing furniture) among "
+            "its goals: an autotelic curriculum then chooses among them too and must find "
+            "out by itself that they never succeed. Evaluations and scenes are unchanged."
+        ),
+    )
     category_weights: dict[GoalCategory, float] | None = Field(
         None,
         description="Relative weight of each goal category when sampling; default: uniform.",

@@ -57,6 +57,8 @@ class EvalResult:
     """Episodes per category."""
     steps: dict[str, int] = field(default_factory=dict)
     """Env steps per category (the sum of its episodes' lengths)."""
+    per_goal: dict[str, float] = field(default_factory=dict)
+    """Success per goal text (what a curriculum's predicted competence is compared with)."""
 
     @property
     def overall(self) -> float:
@@ -96,6 +98,12 @@ def check_split(split: object) -> Split:
     return split
 
 
+def feasible_goals(space: GoalSpace, split: Split) -> list[str]:
+    """The goals of ``split`` an episode can achieve: a goal space that lists impossible
+    goals (for a curriculum to find out about) has nothing to measure on them."""
+    return [g for g in space.goals(split) if space.feasible(g) is not False]
+
+
 def plan_episodes(
     space: GoalSpace, split: Split, per_category: int, seed: int
 ) -> list[EvalEpisode]:
@@ -111,7 +119,7 @@ def plan_episodes(
     if per_category < 1:
         raise ValueError(f"per_category must be >= 1, got {per_category}")
     pools: dict[str, list[str]] = {}
-    for goal in space.goals(split):
+    for goal in feasible_goals(space, split):
         parsed = space.parse(goal)
         pools.setdefault(parsed.category, []).append(parsed.text)
     known = list(space.categories())
@@ -160,6 +168,7 @@ class EpisodeRunner:
         self._states: dict[int, TextState] = {}
         self._wins: dict[str, list[float]] = defaultdict(list)
         self._lengths: dict[str, list[int]] = defaultdict(list)
+        self._goal_wins: dict[str, list[float]] = defaultdict(list)
         self.total = len(episodes)
         self.env_steps = 0
         self._start(list(range(min(envs.num_envs, len(episodes)))))
@@ -203,8 +212,10 @@ class EpisodeRunner:
         for i, result in zip(live, results, strict=True):
             self._states[i] = result.state
             if result.done:
-                category = self._running.pop(i).category
+                episode = self._running.pop(i)
+                category = episode.category
                 self._wins[category].append(float(result.terminated))
+                self._goal_wins[episode.goal].append(float(result.terminated))
                 self._lengths[category].append(result.state.steps)
                 ended.append(i)
         restart = ended[: len(self._queue)]  # envs take the next episode, in order, or go idle
@@ -223,6 +234,7 @@ class EpisodeRunner:
             mean_steps={c: float(np.mean(v)) for c, v in sorted(self._lengths.items())},
             counts={c: len(v) for c, v in sorted(self._wins.items())},
             steps={c: int(sum(v)) for c, v in sorted(self._lengths.items())},
+            per_goal={g: float(np.mean(v)) for g, v in sorted(self._goal_wins.items())},
         )
 
 
@@ -252,7 +264,7 @@ def evaluate(
     space = spec.goal_space(config)
     todo = [
         EvalEpisode(parsed.text, parsed.category)
-        for parsed in (space.parse(g) for g in (goals or space.goals(split)))
+        for parsed in (space.parse(g) for g in (goals or feasible_goals(space, split)))
         for _ in range(episodes_per_goal)
     ]
     if not todo:
@@ -283,4 +295,5 @@ def evaluate(
         mean_steps=result.mean_steps,
         counts=result.counts,
         steps=result.steps,
+        per_goal=result.per_goal,
     )
