@@ -271,8 +271,9 @@ class Recorder:
                 goals, predicted, [measured.per_goal[g] for g in goals], space.parse
             )
             rows += [
-                {**base, "measure": "competence_error", "category": c, "value": round(e, 6)}
-                for c, e in errors.items()
+                {**base, "measure": measure, "category": c, "value": round(e, 6)}
+                for measure, values in errors.items()
+                for c, e in values.items()
             ]
         with self.curriculum_path.open("a", newline="") as f:
             csv.DictWriter(f, CURRICULUM_FIELDS).writerows(rows)
@@ -316,13 +317,22 @@ def competence_errors(
     predicted: Sequence[float] | np.ndarray,
     measured: Sequence[float],
     parse: Callable[[str], Any],
-) -> dict[str, float]:
-    """Mean |predicted - measured| success over ``goals``, per category and ``all``."""
-    gaps = np.abs(np.asarray(predicted, dtype=np.float64) - np.asarray(measured, np.float64))
-    categories = [parse(g).category for g in goals]
-    out = {c: float(gaps[[k == c for k in categories]].mean()) for c in dict.fromkeys(categories)}
-    out["all"] = float(gaps.mean()) if gaps.size else float("nan")
-    return out
+) -> dict[str, dict[str, float]]:
+    """Per category and ``all``: ``competence_error``, the mean |predicted - measured|
+    success over ``goals``; ``predicted`` and ``measured``, the two means (a measured
+    success from a few episodes per goal is noisy: the category means are not)."""
+    guess = np.asarray(predicted, dtype=np.float64)
+    truth = np.asarray(measured, dtype=np.float64)
+    if guess.shape != truth.shape or guess.size == 0:
+        raise ValueError(f"{guess.size} predictions for {truth.size} measured goals")
+    categories = np.asarray([parse(g).category for g in goals], dtype=object)
+    masks = {c: categories == c for c in dict.fromkeys(categories.tolist())}
+    masks["all"] = np.ones(guess.size, dtype=bool)
+    return {
+        "competence_error": {c: float(np.abs(guess - truth)[m].mean()) for c, m in masks.items()},
+        "predicted": {c: float(guess[m].mean()) for c, m in masks.items()},
+        "measured": {c: float(truth[m].mean()) for c, m in masks.items()},
+    }
 
 
 def kept_rows(path: Path, step: int) -> list[dict[str, str]]:
