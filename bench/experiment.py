@@ -48,6 +48,7 @@ import numpy as np
 import yaml
 
 from autotelic.core import ActResult, env_spec
+from autotelic.goals import GoalDaemon
 from autotelic.runtime.config import Settings, deep_merge, load_settings
 from autotelic.runtime.evaluation.evaluate import EvalResult, evaluate, feasible_goals
 from autotelic.runtime.loop.agent import Agent
@@ -256,17 +257,19 @@ class Recorder:
     def record_curriculum(self, agent: Agent, steps: int, results: Sequence[EvalResult]) -> None:
         """Write the curriculum's pursued episodes per category and its competence error on
         the held-out goals just measured (rows of :data:`CURRICULUM_FIELDS`)."""
-        space = agent.goal_space
+        space, daemon = agent.goal_space, agent.daemon
+        if not isinstance(daemon, GoalDaemon):  # a remote curriculum (Ray) keeps its own
+            return
         base = {"method": self.method, "seed": self.seed, "env_steps": steps}
         rows = [
             {**base, "measure": m, "category": c, "value": v}
-            for m, per in pursued_by_category(agent.daemon.attempts(), space.parse).items()
+            for m, per in pursued_by_category(daemon.attempts(), space.parse).items()
             for c, v in per.items()
         ]
         measured = next((r for r in results if r.split == "test" and not r.greedy), None)
         if measured is not None and measured.per_goal:
             goals = list(measured.per_goal)
-            predicted = agent.daemon.estimator.competence(goals)
+            predicted = daemon.estimator.competence(goals)
             errors = competence_errors(
                 goals, predicted, [measured.per_goal[g] for g in goals], space.parse
             )

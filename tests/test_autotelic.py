@@ -1,0 +1,169 @@
+"""The autotelic setting: the whole goal space, impossible goals listed, a curriculum told
+neither the categories nor which goals are impossible (bench/configs/autotelic.yaml).
+
+The goal space can list its impossible goals (``env.impossible_goals``); the curriculum
+can be left untold of feasibility (``use_feasibility: false``), so impossible goals sit in
+the unsolved reserve like any goal never won until ``unsolved_patience`` failed tries take
+them out; evaluations measure feasible goals only, per goal too; the experiment script
+reports the curriculum's pursued episodes per category and its competence error on the
+held-out goals.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autotelic.envs.playground import PlaygroundConfig
+from autotelic.envs.playground.batch import goal_space
+from autotelic.goals import (
+    CurriculumConfig,
+    EpisodeOutcome,
+    EpsilonSchedule,
+    GoalDaemon,
+    SamplerConfig,
+)
+from autotelic.runtime.evaluation.evaluate import feasible_goals, plan_episodes
+from bench.experiment import competence_errors, pursued_by_category
+
+ROOT = Path(__file__).resolve().parents[1]
+FURNITURE = ["Grow door", "Grow chair", "Grow desk", "Grow sofa", "Grow bookshelf", "Grow bed"]
+
+
+def test_the_goal_space_lists_impossible_goals_only_when_asked() -> None:
+    plain = goal_space(PlaygroundConfig()).goals("train")
+    listed = goal_space(PlaygroundConfig(impossible_goals=True))
+    goals = listed.goals("train")
+    assert len(plain) == 42 and len(goals) == 48
+    assert sorted(set(goals) - set(plain)) == sorted(FURNITURE)
+    assert {listed.parse(g).category for g in goals} == {
+        "grasp", "grow_plant", "grow_herbivore", "grow_carnivore", "grow_furniture",
+    }  # fmt: skip
+    assert all(listed.feasible(g) is False for g in FURNITURE)
+    # Evaluation has nothing to measure on them: plans and defaults skip them.
+    assert feasible_goals(listed, "train") == plain
+    plan = plan_episodes(listed, "train", per_category=3, seed=0)
+    assert {e.category for e in plan} == {
+        "grasp", "grow_plant", "grow_herbivore", "grow_carnivore",
+    }  # fmt: skip
+
+
+def _daemon(use_feasibility: bool, patience: int | None) -> GoalDaemon:
+    sampler = SamplerConfig(
+        epsilon=EpsilonSchedule(kind="constant", start=0.0),
+        floor=0.0,
+        unsolved_share=0.4,
+        balance="goal",
+        use_feasibility=use_feasibility,
+        unsolved_patience=patience,
+    )
+    goals = ["Grasp cow", "Grow door", "Grow lion"]
+    return GoalDaemon(
+        CurriculumConfig(configured_goals=goals, sampler=sampler),
+        goal_space=goal_space(PlaygroundConfig(impossible_goals=True)),
+    )
+
+
+def _fail(daemon: GoalDaemon, goal: str, times: int) -> None:
+    for _ in range(times):
+        daemon.report(EpisodeOutcome(goal, "configured", None, False, 10))
+
+
+def test_untold_of_feasibility_an_impossible_goal_shares_the_reserve_until_patience_runs_out() -> (
+    None
+):
+    told, untold = _daemon(True, 3), _daemon(False, 3)
+    for daemon in (told, untold):
+        for success in (False, False, True, True):  # LP on Grasp cow
+            daemon.report(EpisodeOutcome("Grasp cow", "configured", None, success, 2))
+    # Told: growing a door is impossible, so only Grow lion takes the reserve.
+    assert told.probabilities()["Grow door"] == 0.0
+    assert told.probabilities()["Grow lion"] == pytest.approx(0.4)
+    # Untold: it looks like any goal never won, and shares the reserve with Grow lion.
+    probs = untold.probabilities()
+    assert probs["Grow door"] == pytest.approx(0.2) and probs["Grow lion"] == pytest.approx(0.2)
+    _fail(untold, "Grow door", 2)  # 2 failures: patience (3) not spent
+    assert untold.probabilities()["Grow door"] == pytest.approx(0.2)
+    _fail(untold, "Grow door", 1)  # the third: it leaves the reserve
+    probs = untold.probabilities()
+    assert probs["Grow door"] == 0.0 and probs["Grow lion"] == pytest.approx(0.4)
+    # Patience counts failures of each goal alone: Grow lion's run out too, then nothing
+    # is left in the reserve and LP alone decides.
+    _fail(untold, "Grow lion", 3)
+    assert untold.probabilities()["Grasp cow"] == pytest.approx(1.0)
+
+
+def test_without_patience_a_goal_never_won_keeps_its_reserve() -> None:
+    daemon = _daemon(False, None)
+    for success in (False, False, True, True):  # LP on Grasp cow
+        daemon.report(EpisodeOutcome("Grasp cow", "configured", None, success, 2))
+    _fail(daemon, "Grow door", 500)
+    assert daemon.probabilities()["Grow door"] == pytest.approx(0.2)
+    assert daemon.attempts()["Grow door"] == (500, 0)
+    assert daemon.attempts()["Grasp cow"] == (4, 2)
+
+
+def test_pursued_episodes_per_category_from_constructed_attempts() -> None:
+    space = goal_space(PlaygroundConfig(impossible_goals=True))
+    attempts = {"Grasp cow": (10, 7), "Grasp lion": (5, 1), "Grow door": (4, 0)}
+    out = pursued_by_category(attempts, space.parse)
+    assert out["pursued"] == {"all": 19, "grasp": 15, "grow_furniture": 4}
+    assert out["won"] == {"all": 8, "grasp": 8, "grow_furniture": 0}
+
+
+def test_competence_errors_on_constructed_predictions() -> None:
+    space = goal_space(PlaygroundConfig())
+    goals = ["Grasp lion", "Grasp wolf", "Grow wolf"]
+    out = competence_errors(goals, np.array([0.9, 0.5, 0.0]), [1.0, 0.0, 0.5], space.parse)
+    assert out["competence_error"]["grasp"] == pytest.approx((0.1 + 0.5) / 2)
+    assert out["competence_error"]["grow_carnivore"] == pytest.approx(0.5)
+    assert out["competence_error"]["all"] == pytest.approx((0.1 + 0.5 + 0.5) / 3)
+    # The category means can agree while the goals disagree (noise per goal averages out).
+    assert out["predicted"]["grasp"] == pytest.approx(0.7)
+    assert out["measured"]["grasp"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="2 predictions for 3 measured goals"):
+        competence_errors(goals, np.array([0.1, 0.2]), [1.0, 0.0, 0.5], space.parse)
+
+
+def test_the_autotelic_experiment_pursues_every_category_and_impossible_goals_unprompted(
+    tmp_path: Path,
+) -> None:
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench/experiment.py"), "--config",
+         str(ROOT / "bench/configs/autotelic.yaml"), "--method", "sac-glam-her", "--seed", "0",
+         "--budget", "480", "--eval-every", "240", "--out", str(tmp_path),
+         "--eval-episodes", "1"],
+        check=True, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    with (tmp_path / "sac-glam-her-s0-curriculum.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    last = max(int(r["env_steps"]) for r in rows)
+    pursued = {
+        r["category"]: int(r["value"])
+        for r in rows
+        if int(r["env_steps"]) == last and r["measure"] == "pursued"
+    }
+    categories = ("grasp", "grow_plant", "grow_herbivore", "grow_carnivore", "grow_furniture")
+    assert all(pursued.get(c, 0) > 0 for c in categories), pursued
+    assert pursued["all"] == sum(pursued[c] for c in categories)
+    errors = [
+        float(r["value"])
+        for r in rows
+        if int(r["env_steps"]) == last and r["measure"] == "competence_error"
+    ]
+    assert errors and all(0.0 <= e <= 1.0 for e in errors)
+    with (tmp_path / "sac-glam-her-s0.csv").open() as f:
+        success = list(csv.DictReader(f))
+    # Every feasible category is evaluated, on training and held-out objects; growing
+    # furniture never is.
+    cells = {(r["split"], r["category"]) for r in success if int(r["env_steps"]) == last}
+    for split in ("train", "test"):
+        assert {c for s, c in cells if s == split} == {*categories[:4], "all"}
+    # No goal list: the run's settings name none, and discovery is on.
+    config = (ROOT / "bench/configs/autotelic.yaml").read_text()
+    assert "configured_goals: null" in config and "discover: true" in config
