@@ -64,6 +64,8 @@ Curves = dict[tuple[str, str, str, str], dict[int, list[tuple[int, float, float]
 def load(folder: Path) -> Curves:
     curves: Curves = defaultdict(lambda: defaultdict(list))
     for path in sorted(folder.glob("*.csv")):
+        if path.name.endswith("-curriculum.csv"):  # bench/curriculum_report.py reads those
+            continue
         with path.open() as f:
             for row in csv.DictReader(f):
                 key = (row["method"], row["split"], row["acting"], row["category"])
