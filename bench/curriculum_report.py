@@ -99,6 +99,11 @@ def share_after(pursued: dict[str, list[tuple[int, float]]], category: str, star
     return (at.get(last, 0.0) - at.get(first, 0.0)) / done if done > 0 else math.nan
 
 
+def pursued_any(seeds: dict[int, dict[str, dict[str, list[tuple[int, float]]]]]) -> bool:
+    """Whether a method's runs pursued any episode (a reference evaluated once did not)."""
+    return any(p[-1][1] > 0 for m in seeds.values() if (p := m.get("pursued", {}).get("all")))
+
+
 def mean_interval(values: Sequence[float]) -> str:
     """``mean [95% t-interval]`` over seeds (the mean alone for one seed)."""
     data = np.asarray([v for v in values if not math.isnan(v)], dtype=np.float64)
@@ -123,7 +128,7 @@ def curricula_table(records: Records, impossible_at: int) -> str:
     )
     lines = [header, "|" + " --- |" * (header.count("|") - 1)]
     for method, seeds in sorted(records.items()):
-        if not any(m.get("pursued") for m in seeds.values()):
+        if not pursued_any(seeds):
             continue  # a reference that pursued nothing (the untrained model's one evaluation)
         window, after, errors, gaps = [], [], [], []
         run_shares: dict[str, list[float]] = defaultdict(list)
@@ -205,7 +210,7 @@ def categories_table(curves: Curves, acting: str, budgets: Sequence[int]) -> str
 
 
 def plot_shares(records: Records, out: Path) -> None:
-    methods = [m for m in sorted(records) if any(s.get("pursued") for s in records[m].values())]
+    methods = [m for m in sorted(records) if pursued_any(records[m])]
     if not methods:
         return
     fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.4), squeeze=False)
