@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from autotelic.core import env_spec
+from autotelic.core.time_limit import with_steps_left
 from autotelic.learners.models import ModelConfig, load_model
 from autotelic.learners.prompt import build_prompt
 from autotelic.learners.scorer import Scorer
-from autotelic.runtime.time_limits import with_steps_left
 
 ENVS = {
     "autotelic/PlaygroundText-v0": {},

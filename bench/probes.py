@@ -32,7 +32,6 @@ checkpoint of a run, and runs of different methods, are probed on the same ones.
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +40,10 @@ from typing import Any
 import numpy as np
 
 from autotelic.core import EnvSpec, Learner, TextEnvBatch, TextState, algorithm_spec, env_spec
+from autotelic.core.time_limit import steps_left as _steps_left
+from autotelic.core.time_limit import time_limited, with_steps_left_line
 from autotelic.runtime.config import Settings, load_settings
-from autotelic.runtime.time_limits import STEPS_LEFT, time_limited
 from autotelic.storage import CheckpointManager, EpisodeStore, ReplaySampler, RunLayout
-
-_STEPS_LEFT = re.compile(r"\n" + STEPS_LEFT.format(r"\d+") + r"$")
-_LEFT = re.compile(STEPS_LEFT.format(r"(\d+)") + r"$")
 
 
 @dataclass(frozen=True)
@@ -163,7 +160,7 @@ def with_steps_left(observation: str, steps_left: int | None) -> str:
     """``observation`` with its ``Steps left`` line set to ``steps_left`` (None: as is)."""
     if steps_left is None:
         return observation
-    return _STEPS_LEFT.sub("\n" + STEPS_LEFT.format(steps_left), observation)
+    return with_steps_left_line(observation, steps_left)
 
 
 def measure(learner: Learner, walk: Walk, shown_left: int | None = None) -> Probe:
@@ -303,11 +300,6 @@ def replay_report(run_dir: Path, rows: int = 8192) -> None:
         mine = [i for i in range(rows) if space.parse(batch.goals[i]).category == category]
         rewarded = sum(batch.rewards[i] > 0 for i in mine)
         print(f"  {category}: {len(mine) / rows:.3f} of rows, {rewarded / len(mine):.3f} rewarded")
-
-
-def _steps_left(observation: str) -> int | None:
-    match = _LEFT.search(observation)
-    return int(match.group(1)) if match else None
 
 
 def _category_horizons(store: EpisodeStore, parse: Any) -> dict[str, int]:

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from autotelic.core import Learner, TextEnvBatch, env_spec
+from autotelic.core.time_limit import time_limited
 from autotelic.runtime.commands.offline import checkpoint_learner
-from autotelic.runtime.time_limits import time_limited
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,11 @@ plug-in environment gets the same speed without touching the learners.
 Only the text matters, not how it was produced: ``texts`` may be templates filled
 with every name, or sample observations; their pieces (words, digits, punctuation,
 each with its leading space) become the tokens.
+
+A subword tokenizer trained on text (the byte-level BPE of the older tiny models,
+:mod:`autotelic.learners.tiny_bpe`) needs whole lines in the shape of the env's prompts
+instead: ``corpus``. The learners read both through the registry, so no learner module
+imports an environment.
 """
 
 from __future__ import annotations
@@ -30,12 +35,17 @@ class TextVocabulary:
     phrases: tuple[str, ...] = ()
     """Fixed fragments that always appear whole (``"\\nYou are standing on:"``): each one
     becomes a single token, matched before the text is split into pieces."""
+    corpus: tuple[str, ...] = ()
+    """Whole lines in the shape of the env's prompts and actions, in a fixed order: what a
+    subword tokenizer is trained on (its merges follow this order, so it must not change
+    for a tokenizer that run directories were made with)."""
 
     def __or__(self, other: TextVocabulary) -> TextVocabulary:
         """Both vocabularies, in order, without repeats."""
         return TextVocabulary(
             texts=_unique((*self.texts, *other.texts)),
             phrases=_unique((*self.phrases, *other.phrases)),
+            corpus=_unique((*self.corpus, *other.corpus)),
         )
 
     @classmethod

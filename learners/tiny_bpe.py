@@ -6,9 +6,11 @@ with them.
 
 They build in milliseconds, need no file and no network, and are deterministic
 for a given seed (so a run using one can be checkpointed and resumed). The
-tokenizer is a byte-level BPE trained on Playground-Text's vocabulary: any
-string encodes, and the words the environment uses are single tokens or short
-merges, so candidates of different token lengths occur naturally.
+tokenizer is a byte-level BPE trained on the corpus the registered environments
+declare (:attr:`autotelic.core.TextVocabulary.corpus`; Playground-Text's lines, read
+through the registry, so this module imports no environment): any string encodes, and
+the words the environment uses are single tokens or short merges, so candidates of
+different token lengths occur naturally.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from autotelic.envs.playground import OBJECTS_BY_CATEGORY, WATER
+from autotelic.core import RegistryError, registered_envs
 from autotelic.learners.tiny_llama import HIDDEN, TinyName, tiny_llama
 
 __all__ = ["bpe_tiny_model", "tiny_tokenizer"]
@@ -37,27 +39,14 @@ _HIDDEN = HIDDEN
 
 
 def _corpus() -> list[str]:
-    """Lines in the shape of Playground-Text prompts and actions (fixed, ordered)."""
-    names = [n for group in OBJECTS_BY_CATEGORY.values() for n in group] + [WATER]
-    lines = [
-        "Goal: Grasp water",
-        "You see: nothing",
-        "You are standing on: nothing",
-        "Inventory (0/2): empty",
-        "Inventory (1/2): water",
-        "Inventory (2/2): water, carrot",
-        "Action: Grasp",
-        "Action: Release all",
-    ]
-    for name in names:
-        lines += [
-            f"Goal: Grasp {name}",
-            f"Goal: Grow {name}",
-            f"You see: {name}, {name} seed, baby {name}",
-            f"You are standing on: {name}",
-            f"Action: Go to {name}",
-            f"Action: Release {name}",
-        ]
+    """The lines every registered environment declares for subword tokenizers, by env id
+    (Playground-Text is the one that declares any: the tokenizer stays as it was)."""
+    lines: list[str] = []
+    for spec in registered_envs():
+        if spec.vocabulary is not None:
+            lines.extend(spec.vocabulary().corpus)
+    if not lines:
+        raise RegistryError("no registered environment declares a corpus for the BPE tokenizer")
     return lines
 
 

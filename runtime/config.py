@@ -54,11 +54,11 @@ from autotelic.core.registry import (
     registered_algorithms,
     registered_envs,
 )
+from autotelic.core.time_limit import DEFAULT_TIME_LIMIT, TimeLimit
 from autotelic.goals import CurriculumConfig
 from autotelic.learners.model_config import WORDS, ModelConfig
 from autotelic.runtime.transport.mqtt_config import MQTTConfig
 from autotelic.storage import STRATEGIES
-from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit
 
 log = logging.getLogger(__name__)
 

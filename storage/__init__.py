@@ -24,7 +24,8 @@ Replay
     ``ReplaySampler(source, *, predicate, her_ratio=0.8, strategy="future", n_step=3, gamma=0.99,
     time_limit="observed", rng=None)``: ``sample(batch_size) -> TransitionBatch``;
     ``predicate`` is the goal space's ``achieved`` (storage knows no environment);
-    ``time_limit`` (``TIME_LIMITS``) says whether a cut episode bootstraps.
+    ``time_limit`` (``autotelic.core.time_limit.TIME_LIMITS``) says whether a cut episode
+    bootstraps.
 
 Checkpoints
     ``CheckpointManager(directory, keep=3)``: ``save(state, step=, metadata=)``,
@@ -37,10 +38,10 @@ Errors
     ``EpisodeNotFoundError``, ``EmptyReplayError``, ``CheckpointError``.
 """
 
+from autotelic.core.errors import CheckpointError
 from autotelic.storage.builder import EpisodeBuilder
 from autotelic.storage.checkpoints import (
     Checkpoint,
-    CheckpointError,
     CheckpointFile,
     CheckpointManager,
     CheckpointWarning,
@@ -56,14 +57,7 @@ from autotelic.storage.errors import (
     StorageWriteError,
     StoreLockedError,
 )
-from autotelic.storage.her import (
-    DEFAULT_TIME_LIMIT,
-    STRATEGIES,
-    TIME_LIMITS,
-    Predicate,
-    Strategy,
-    TimeLimit,
-)
+from autotelic.storage.her import STRATEGIES, Predicate, Strategy
 from autotelic.storage.index import IndexSnapshot
 from autotelic.storage.layout import RunLayout
 from autotelic.storage.records import SCHEMA_VERSION, Episode, EpisodeView, GoalSource, Step
@@ -71,10 +65,8 @@ from autotelic.storage.replay import EpisodeSource, ReplaySampler
 from autotelic.storage.store import EpisodeStore, StoreStats
 
 __all__ = [
-    "DEFAULT_TIME_LIMIT",
     "SCHEMA_VERSION",
     "STRATEGIES",
-    "TIME_LIMITS",
     "Checkpoint",
     "CheckpointError",
     "CheckpointFile",
@@ -102,5 +94,4 @@ __all__ = [
     "StoreLockedError",
     "StoreStats",
     "Strategy",
-    "TimeLimit",
 ]

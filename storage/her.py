@@ -28,7 +28,7 @@ In the ``observed`` mode a stored observation ends with ``Steps left: k``, the
 pursued goal's count. A relabeled row keeps it unless the sampler's
 ``her_steps_left`` makes the row the one an episode of the relabeled goal would
 have had from the same start: the line shows that goal's horizon minus the step
-(:func:`with_steps_left_line`), the n-step window stops at that horizon (a cut,
+(``core.time_limit.with_steps_left_line``), the n-step window stops at that horizon (a cut,
 terminal unless bootstrapped; ``limit`` of :func:`n_step`), and a goal achieved at
 or after its horizon is no relabel for the episode (:func:`within_horizons`).
 
@@ -42,7 +42,7 @@ and termination exactly at the steps where the predicate holds. The n-step sum
 stops at the first termination or at the end of the episode.
 
 How the end of an episode that is not a termination counts is the time-limit
-mode (:data:`TimeLimit`, docs/learning.md):
+mode (:data:`autotelic.core.time_limit.TimeLimit`, docs/learning.md):
 
 * an episode cut by its time limit (its last step ``truncated``) is terminal in
   the ``terminal`` and ``observed`` modes (no bootstrap: what the authors'
@@ -54,45 +54,18 @@ mode (:data:`TimeLimit`, docs/learning.md):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Literal
 
+from autotelic.core.time_limit import DEFAULT_TIME_LIMIT, TimeLimit
 from autotelic.storage.records import EpisodeView
 
 Strategy = Literal["future", "final", "episode"]
 STRATEGIES: tuple[Strategy, ...] = ("future", "final", "episode")
-TimeLimit = Literal["terminal", "bootstrap", "observed"]
-"""How an episode cut by its time limit enters the targets (see the module docstring)."""
-TIME_LIMITS: tuple[TimeLimit, ...] = ("terminal", "bootstrap", "observed")
-DEFAULT_TIME_LIMIT: TimeLimit = "observed"
-"""The shipped mode. At gamma 0.99 a bootstrapped limit makes wandering worth more than
-the goal (alpha log|A| / (1 - gamma) > 1) and the soft-optimal policy avoids it; counting
-the limit as terminal without showing the time is non-Markov and fails the long Grow
-plans at alpha 0.05; showing the steps left reaches the goal in every measured case
-(tests/test_soft_optimal_policy.py, docs/learning.md)."""
 Predicate = Callable[[str, Collection[str]], bool]
 GoalTest = Callable[[str], bool]
 """A property of a goal alone, e.g. "is held out"."""
-STEPS_LEFT_LINE = "Steps left: "
-"""How the ``observed`` mode's last line begins (runtime/time_limits.py writes it; a test
-checks the two agree). Storage reads it to relabel the steps left."""
-_STEPS_LEFT = re.compile("\n" + re.escape(STEPS_LEFT_LINE) + r"(\d+)$")
-
-
-def steps_left(observation: str) -> int | None:
-    """The ``k`` of an observation's last line ``Steps left: k`` (None: no such line)."""
-    match = _STEPS_LEFT.search(observation)
-    return int(match.group(1)) if match else None
-
-
-def with_steps_left_line(observation: str, left: int) -> str:
-    """``observation`` with its ``Steps left`` line showing ``left`` (unchanged if none)."""
-    match = _STEPS_LEFT.search(observation)
-    if match is None:
-        return observation
-    return f"{observation[: match.start()]}\n{STEPS_LEFT_LINE}{max(left, 0)}"
 
 
 def within_horizons(

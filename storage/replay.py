@@ -6,7 +6,7 @@ read, in one read transaction. An episode evicted between the index snapshot and
 the read is simply absent from the read, and its rows are drawn again.
 
 How a time-limit cut enters each row's target is the sampler's ``time_limit``
-mode (:data:`~autotelic.storage.her.TimeLimit`): terminal (``terminal``,
+mode (:data:`~autotelic.core.time_limit.TimeLimit`): terminal (``terminal``,
 ``observed``) or bootstrapped (``bootstrap``). The stored episodes keep the env's
 own ``terminated`` / ``truncated`` flags, so one store can be replayed in any mode.
 
@@ -31,23 +31,25 @@ import numpy as np
 import numpy.typing as npt
 
 from autotelic.core import GoalSpace, InvalidGoalError, TransitionBatch
+from autotelic.core.time_limit import (
+    DEFAULT_TIME_LIMIT,
+    TIME_LIMITS,
+    TimeLimit,
+    steps_left,
+    with_steps_left_line,
+)
 from autotelic.storage.errors import EmptyReplayError, StorageError
 from autotelic.storage.her import (
-    DEFAULT_TIME_LIMIT,
     STRATEGIES,
-    TIME_LIMITS,
     GoalTest,
     Predicate,
     Strategy,
-    TimeLimit,
     achieved_sets,
     achievement_events,
     n_step,
     negative_goal,
     relabel_candidates,
-    steps_left,
     trainable,
-    with_steps_left_line,
     within_horizons,
 )
 from autotelic.storage.index import IndexSnapshot

@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from autotelic.core import Split, TransitionBatch
+from autotelic.core.time_limit import steps_left, with_steps_left, with_steps_left_line
 from autotelic.envs.playground import ENV_ID, PlaygroundGoalSpace, PlaygroundTextEnv
 from autotelic.envs.playground import achieved as predicate
 from autotelic.envs.playground.config import PlaygroundConfig
 from autotelic.runtime.config import ReplayConfig
 from autotelic.runtime.loop.agent import Agent
 from autotelic.runtime.loop.schedules import OffPolicySchedule
-from autotelic.runtime.time_limits import STEPS_LEFT, with_steps_left
 from autotelic.storage import EmptyReplayError, Episode, EpisodeBuilder, EpisodeStore, ReplaySampler
-from autotelic.storage.her import STEPS_LEFT_LINE, n_step, relabel_candidates, steps_left
+from autotelic.storage.her import n_step, relabel_candidates
 from autotelic.storage.records import EpisodeView
 from tests.storage_fixtures import hand_episode
 
@@ -300,9 +300,15 @@ def _grasp_relabels(batch: TransitionBatch) -> list[int]:
     return [i for i, g in enumerate(batch.goals) if batch.relabeled[i] and g.startswith("Grasp")]
 
 
-def test_the_steps_left_line_storage_reads_is_the_one_the_runtime_writes():
-    assert STEPS_LEFT.format(7) == f"{STEPS_LEFT_LINE}7"
-    assert steps_left(with_steps_left("You see: desk", 1, 3)) == 2
+def test_the_steps_left_line_reads_back_what_it_writes():
+    """One module writes the line (collection) and parses it (relabeling)."""
+    shown = with_steps_left("You see: desk\nYou are standing on: nothing", 1, 3)
+    assert shown.endswith("\nSteps left: 2")
+    assert steps_left(shown) == 2
+    assert steps_left(with_steps_left_line(shown, 9)) == 9
+    assert with_steps_left_line(shown, -4).endswith("\nSteps left: 0")
+    assert steps_left("You see: desk") is None
+    assert with_steps_left_line("You see: desk", 5) == "You see: desk"
 
 
 def test_a_relabeled_row_shows_its_own_goals_steps_left_and_stops_at_its_horizon(observed):

@@ -157,6 +157,31 @@ def test_the_bottom_layers_depend_on_nothing_above_them(
     assert {p: n for p, n in above.items() if n} == {}
 
 
+def test_no_learner_module_imports_an_environment() -> None:
+    """What a learner needs of an environment (a tokenizer's vocabulary, its corpus) comes
+    through core's vocabulary contract and the registry."""
+    offending = {
+        path: sorted(n for n in names if n == "autotelic.envs" or n.startswith("autotelic.envs."))
+        for path, names in imports_of("learners").items()
+    }
+    assert {p: n for p, n in offending.items() if n} == {}
+
+
+BELOW_RUNTIME = ("core", "storage", "goals", "learners", "envs", "runtime/telemetry",
+                 "runtime/evaluation", "runtime/transport")  # fmt: skip
+"""Every layer below the runtime's top: each owns its settings section, and the root
+configuration (``runtime/config.py``) composes them, never the other way round."""
+
+
+@pytest.mark.parametrize("folder", BELOW_RUNTIME)
+def test_no_layer_below_the_runtime_imports_the_root_configuration(folder: str) -> None:
+    offending = {
+        path: sorted(n for n in names if n.startswith("autotelic.runtime.config"))
+        for path, names in imports_of(folder).items()
+    }
+    assert {p: n for p, n in offending.items() if n} == {}
+
+
 R = "autotelic.runtime."
 REPORTING = tuple(R + "telemetry." + m for m in ("events", "tracking", "run_logs", "progress"))
 """What the loop and the evaluator may use of telemetry: the events they report, the
@@ -164,11 +189,10 @@ open stats path and the run's own logs; never a metric system (``telemetry.metri
 
 RUNTIME_LAYERS = {
     # folder under runtime/ -> the runtime modules its files may import besides its own
-    "telemetry": (R + "config", R + "extras"),
-    "loop": (R + "config", R + "time_limits", R + "evaluation", *REPORTING),
-    "evaluation": (R + "config", R + "time_limits", *REPORTING),
-    "transport": (R + "config", R + "transport", R + "loop.control", R + "evaluation",
-                  R + "telemetry.metrics"),
+    "telemetry": (R + "extras",),
+    "loop": (R + "config", R + "evaluation", *REPORTING),
+    "evaluation": REPORTING,
+    "transport": (R + "transport", R + "loop.control", R + "evaluation", R + "telemetry.events"),
 }  # fmt: skip
 """The runtime's layers: the loop reports events and runs evaluations but knows no metric
 system, no transport, no command and not the service; transports adapt the loop's control interface
@@ -191,4 +215,4 @@ def test_the_runtime_is_split_into_the_layers_the_rule_names() -> None:
     folders = {p.name for p in (ROOT / "runtime").iterdir() if (p / "__init__.py").exists()}
     assert folders == {*RUNTIME_LAYERS, "commands"}
     loose = {p.stem for p in (ROOT / "runtime").glob("*.py")}
-    assert loose == {"__init__", "config", "service", "extras", "time_limits"}
+    assert loose == {"__init__", "config", "service", "extras"}

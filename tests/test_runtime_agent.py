@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from autotelic.core.time_limit import with_steps_left
 from autotelic.envs.playground import PlaygroundTextEnv, parse_goal, reward
 from autotelic.goals import InjectionRejected
 from autotelic.runtime.config import ConfigError, Settings, deep_merge, load_settings
 from autotelic.runtime.loop.agent import Agent
 from autotelic.runtime.loop.schedules import OffPolicySchedule
-from autotelic.runtime.time_limits import with_steps_left
 from autotelic.storage import EpisodeStore
 from tests.runtime_fixtures import TINY_PPO, TINY_SERVICE
 

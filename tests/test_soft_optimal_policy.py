@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from autotelic.core.time_limit import DEFAULT_TIME_LIMIT, TIME_LIMITS, TimeLimit
 from autotelic.learners.sac import SACConfig
-from autotelic.storage.her import DEFAULT_TIME_LIMIT, TIME_LIMITS, TimeLimit
 
 ACTIONS = 4
 GOAL_ACTION = 0

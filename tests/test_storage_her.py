@@ -16,15 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autotelic.core import TransitionBatch
+from autotelic.core.time_limit import TIME_LIMITS, TimeLimit
 from autotelic.envs.playground import achieved as env_predicate
 from autotelic.storage import Episode, EpisodeStore, Predicate, ReplaySampler
-from autotelic.storage.her import (
-    TIME_LIMITS,
-    TimeLimit,
-    achievement_events,
-    n_step,
-    relabel_candidates,
-)
+from autotelic.storage.her import achievement_events, n_step, relabel_candidates
 from autotelic.storage.records import EpisodeView
 from autotelic.testing.memory_store import MemoryEpisodeStore
 from tests.storage_fixtures import hand_episode

@@ -15,14 +15,19 @@ import numpy as np
 import pytest
 
 from autotelic.core import TextEnvBatch
+from autotelic.core.time_limit import (
+    DEFAULT_TIME_LIMIT,
+    TIME_LIMITS,
+    StepsLeftBatch,
+    time_limited,
+    with_steps_left,
+)
 from autotelic.envs.playground import make_batch
 from autotelic.runtime.config import ConfigError, Settings, deep_merge, load_settings
 from autotelic.runtime.loop.agent import Agent
 from autotelic.runtime.loop.collector import Collector
 from autotelic.runtime.loop.rollout import RolloutRecorder
 from autotelic.runtime.loop.schedules import OffPolicySchedule
-from autotelic.runtime.time_limits import StepsLeftBatch, time_limited, with_steps_left
-from autotelic.storage.her import DEFAULT_TIME_LIMIT, TIME_LIMITS
 from tests.runtime_fixtures import TINY_PPO, TINY_SERVICE
 
 # -- what the policy reads -------------------------------------------------------------------------

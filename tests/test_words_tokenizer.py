@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from autotelic.core import env_spec, load_plugins
+from autotelic.core.time_limit import with_steps_left
 from autotelic.learners.base import LLMLearner
 from autotelic.learners.encoding import StateEncoder
 from autotelic.learners.prompt import build_prompt, candidate_text
 from autotelic.learners.words import word_tokenizer
 from autotelic.runtime.config import deep_merge, load_settings
 from autotelic.runtime.loop.agent import Agent
-from autotelic.runtime.time_limits import with_steps_left
 from autotelic.testing.tiny_models import env_vocabulary, tiny_model
 from tests.runtime_fixtures import TINY_SERVICE
 

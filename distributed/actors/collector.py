@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autotelic.core import OnPolicyConfig, Rollout, algorithm_spec, env_spec, load_plugins
 from autotelic.core.registry import algorithm_config, env_config
+from autotelic.core.time_limit import TimeLimit
 from autotelic.distributed.goal_actor import GoalDaemonClient
 from autotelic.distributed.records import CollectedBatch, EndedEpisode
 from autotelic.distributed.weights import Published, load_weights
@@ -35,7 +36,6 @@ from autotelic.learners.models import ModelConfig
 from autotelic.runtime.loop.collector import Collector, FinishedEpisode
 from autotelic.runtime.loop.rollout import RolloutRecorder
 from autotelic.storage import Episode, EpisodeBuilder
-from autotelic.storage.her import TimeLimit
 
 
 class CollectorSpec(BaseModel):

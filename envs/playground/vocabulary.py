@@ -24,4 +24,32 @@ def vocabulary() -> TextVocabulary:
         ]
     inventory = tuple(f"\nInventory ({k}/{INVENTORY_SIZE}):" for k in range(INVENTORY_SIZE + 1))
     phrases = ("You see:", "\nYou are standing on:", *inventory, " Go to")
-    return TextVocabulary(texts=tuple(texts), phrases=phrases)
+    return TextVocabulary(texts=tuple(texts), phrases=phrases, corpus=bpe_corpus())
+
+
+def bpe_corpus() -> tuple[str, ...]:
+    """Lines in the shape of Playground-Text prompts and actions (fixed, ordered): what the
+    byte-level BPE of the older tiny models (``tiny-causal``, ``tiny-gpt2``,
+    ``tiny-seq2seq``) is trained on. Its merges follow this order, so it stays as it was
+    when those run directories were made."""
+    names = [n for group in OBJECTS_BY_CATEGORY.values() for n in group] + [WATER]
+    lines = [
+        "Goal: Grasp water",
+        "You see: nothing",
+        "You are standing on: nothing",
+        "Inventory (0/2): empty",
+        "Inventory (1/2): water",
+        "Inventory (2/2): water, carrot",
+        "Action: Grasp",
+        "Action: Release all",
+    ]
+    for name in names:
+        lines += [
+            f"Goal: Grasp {name}",
+            f"Goal: Grow {name}",
+            f"You see: {name}, {name} seed, baby {name}",
+            f"You are standing on: {name}",
+            f"Action: Go to {name}",
+            f"Action: Release {name}",
+        ]
+    return tuple(lines)

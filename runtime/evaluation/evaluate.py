@@ -35,8 +35,7 @@ from autotelic.core import (
     TextEnvBatch,
     TextState,
 )
-from autotelic.runtime.time_limits import time_limited
-from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit
+from autotelic.core.time_limit import DEFAULT_TIME_LIMIT, TimeLimit, time_limited
 
 Acting = Literal["greedy", "sampled"]
 """How the policy picks actions: its most likely action, or a sample from it."""

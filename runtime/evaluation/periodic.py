@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from autotelic.core import EnvConfig, EnvSpec, Learner, Lock, Split, TextEnvBatch
+from autotelic.core.time_limit import DEFAULT_TIME_LIMIT, TimeLimit, time_limited
 from autotelic.runtime.config import EvalConfig
 from autotelic.runtime.evaluation.evaluate import (
     EpisodeRunner,
@@ -52,8 +53,6 @@ from autotelic.runtime.evaluation.evaluate import (
 )
 from autotelic.runtime.telemetry.events import EvalCell, EvalFigures, RunEvents
 from autotelic.runtime.telemetry.run_logs import EVAL_FIELDS, CsvLog, read_rows, to_float
-from autotelic.runtime.time_limits import time_limited
-from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ action. The collector knows only the contracts of :mod:`autotelic.core`.
 
 The time-limit mode (docs/learning.md) reaches the collector twice: in the
 ``observed`` mode it acts on its batch through
-:func:`~autotelic.runtime.time_limits.time_limited`, so its prompts and the
+:func:`~autotelic.core.time_limit.time_limited`, so its prompts and the
 stored observations (what replay and relabeling read) show the steps left; and
 its rollout recorder, which must use the same mode, records a cut step as
 terminal or as a truncation to bootstrap.
@@ -26,12 +26,11 @@ from typing import Protocol
 import numpy as np
 
 from autotelic.core import EnvStep, Learner, Lock, TextEnvBatch, TextState
+from autotelic.core.time_limit import DEFAULT_TIME_LIMIT, TimeLimit, time_limited
 from autotelic.goals import EpisodeOutcome, GoalAssignment, GoalRecord
 from autotelic.runtime.loop.rollout import RolloutRecorder
 from autotelic.runtime.telemetry.events import RunEvents
-from autotelic.runtime.time_limits import time_limited
 from autotelic.storage import Episode, EpisodeBuilder
-from autotelic.storage.her import DEFAULT_TIME_LIMIT, TimeLimit
 
 
 class GoalService(Protocol):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from autotelic.core import Rollout, Trajectory
-from autotelic.storage.her import DEFAULT_TIME_LIMIT, TIME_LIMITS, TimeLimit
+from autotelic.core.time_limit import DEFAULT_TIME_LIMIT, TIME_LIMITS, TimeLimit
 
 
 @dataclass
