@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from autotelic.core.errors import UserError
 from autotelic.learners.cache import default_cache_dir
 
 TinyName = Literal["tiny-words", "tiny-causal", "tiny-gpt2", "tiny-seq2seq"]
@@ -35,7 +36,7 @@ PACKAGED = "smollm2"
 AutocastName = Literal["auto", "off", "bfloat16"]
 
 
-class ModelError(ValueError):
+class ModelError(UserError, ValueError):
     """A model configuration that cannot be loaded as asked."""
 
 
@@ -131,6 +132,41 @@ class ModelConfig(BaseModel):
             "Module names that get LoRA adapters; None uses peft's per-architecture "
             "default (attention q/v projections: q_proj+v_proj for Llama/Qwen/SmolLM, "
             "c_attn for GPT-2, q+v for T5)."
+        ),
+    )
+    frozen_layers: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Lower transformer layers kept frozen (decoder-only Llama-shaped models: "
+            "SmolLM2, Qwen2, Mistral, tiny-words, tiny-causal). Only the layers above them "
+            "train (LoRA adapters there only, or every weight of those layers and the final "
+            "norm under finetune: full), so an update runs the lower layers without "
+            "gradients and, with activation_cache_mib > 0, not at all for a state seen "
+            "before: their output for a state (prompt and candidates) is cached. 0: off, "
+            "every layer trains. SmolLM2 has 30 layers: 28 trains the top 2 "
+            "(docs/performance.md)."
+        ),
+    )
+    activation_cache_mib: int = Field(
+        default=2048,
+        ge=0,
+        description=(
+            "With frozen_layers > 0: memory (MiB) for the frozen layers' output, kept per "
+            "state (float32, the residual stream's precision: cached and recomputed give "
+            "the same numbers) and dropped least recently used first; acting fills it, "
+            "updates read it. 0: no cache (the frozen layers are recomputed, without "
+            "gradients, on every pass). Not kept across restarts: rebuilt as states recur."
+        ),
+    )
+    lm_head_autocast: bool = Field(
+        default=False,
+        description=(
+            "Under autocast, round the LM head's inputs (the final hidden rows and the "
+            "head's weight) to bfloat16 too, accumulating in float32; the log-softmax over "
+            "the vocabulary stays float32. With frozen_layers the head is about half of a "
+            "SmolLM2 update and this makes it ~3x faster, at the cost of larger log pi "
+            "differences from float32 (docs/performance.md). False: the head in float32."
         ),
     )
     attn_implementation: Literal["sdpa", "eager"] | None = Field(

@@ -64,6 +64,13 @@ from autotelic.learners.model_config import (
     TinyName,
 )
 from autotelic.learners.packaged import convert_smollm2, smollm2_entry_name, smollm2_gguf
+from autotelic.learners.split import (
+    ActivationCache,
+    SplitError,
+    check_frozen_layers,
+    check_split,
+    num_layers,
+)
 from autotelic.learners.tiny import tiny_model
 
 __all__ = [  # the configuration's names, re-exported: code imports them from here
@@ -114,6 +121,9 @@ class PolicyModel:
 
     folder: Path | None = None
     """The folder the weights came from (None: a tiny model built in memory)."""
+    activations: ActivationCache | None = None
+    """The frozen lower layers' output per state (``frozen_layers`` with a cache size),
+    shared by every scorer of this model: the collector's fills it, the learner's reads."""
 
     @functools.cached_property
     def candidate_score(self) -> Literal["sum", "mean"]:
@@ -263,6 +273,11 @@ def load_model(config: ModelConfig) -> PolicyModel:
     if attention is not None:
         model.set_attn_implementation(attention)
     kind = _kind_of(model, config)
+    if config.frozen_layers:
+        try:
+            check_frozen_layers(model, config.frozen_layers)
+        except SplitError as exc:
+            raise ModelError(str(exc)) from exc
     # Adapters are created on the CPU first, so a seed gives the same LoRA
     # initialisation whatever the device.
     module = _adapt(model, config)
@@ -272,7 +287,7 @@ def load_model(config: ModelConfig) -> PolicyModel:
     module.to(device)
     module.eval()
     log.info("model %s on %s: %s", config.path, device, why)
-    return PolicyModel(
+    policy = PolicyModel(
         module=module,
         tokenizer=tokenizer,
         kind=kind,
@@ -280,6 +295,31 @@ def load_model(config: ModelConfig) -> PolicyModel:
         autocast_dtype=autocast,
         base_fingerprint=fingerprint,
         folder=folder,
+    )
+    if config.frozen_layers:
+        _check_split(policy)
+        if config.activation_cache_mib:
+            policy.activations = ActivationCache(config.activation_cache_mib * 2**20)
+    return policy
+
+
+def _check_split(policy: PolicyModel) -> None:
+    """Refuse a model whose forward the split one does not reproduce (bitwise on a probe)."""
+    frozen = policy.config.frozen_layers
+    with policy.compute():
+        gap = check_split(policy.hf, frozen)
+    if gap != 0.0:
+        raise ModelError(
+            f"frozen_layers: {type(policy.hf).__name__} run as its lower {frozen} layers "
+            f"then the rest differs from its own forward by {gap:.3g}; this architecture "
+            "cannot be split (set frozen_layers: 0)"
+        )
+    log.info(
+        "model %s: lower %d of %d layers frozen, the top %d train",
+        policy.config.path,
+        frozen,
+        num_layers(policy.hf),
+        num_layers(policy.hf) - frozen,
     )
 
 
@@ -402,6 +442,9 @@ def _kind_of(model: PreTrainedModel, config: ModelConfig) -> ModelKind:
 
 
 def _adapt(model: PreTrainedModel, config: ModelConfig) -> nn.Module:
+    if config.finetune == "full" and config.frozen_layers:
+        _train_top_layers(model, config.frozen_layers)
+        return model
     if config.finetune == "full":
         model.requires_grad_(True)
         return model
@@ -410,6 +453,7 @@ def _adapt(model: PreTrainedModel, config: ModelConfig) -> nn.Module:
         return model
     from peft import LoraConfig, get_peft_model
 
+    top = list(range(config.frozen_layers, num_layers(model))) if config.frozen_layers else None
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
@@ -417,6 +461,7 @@ def _adapt(model: PreTrainedModel, config: ModelConfig) -> nn.Module:
         target_modules=config.lora_target_modules,
         # GPT-2 stores its projections transposed (Conv1D).
         fan_in_fan_out=model.config.model_type == "gpt2",
+        layers_to_transform=top,  # the trained top layers only: the lower stay as loaded
     )
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         # peft probes a transformers attribute that transformers 5 deprecates.
@@ -429,3 +474,20 @@ def _adapt(model: PreTrainedModel, config: ModelConfig) -> nn.Module:
                 f"cannot add LoRA adapters to {type(model).__name__}: {exc}; "
                 "set lora_target_modules to the names of its attention projections"
             ) from exc
+
+
+def _train_top_layers(model: PreTrainedModel, frozen: int) -> None:
+    """Full fine-tuning of the layers above ``frozen``: their weights, the final norm and
+    an untied LM head train; the embeddings and the lower layers stay as loaded (a tied
+    head stays too: training it would change the embeddings the lower layers read)."""
+    from autotelic.learners.split import decoder_parts
+
+    model.requires_grad_(False)
+    parts = decoder_parts(model)
+    for layer in parts.layers[frozen:]:
+        layer.requires_grad_(True)
+    parts.norm.requires_grad_(True)
+    head = model.get_output_embeddings()  # type: ignore[no-untyped-call]
+    embeddings = model.get_input_embeddings()
+    if head is not None and head.weight is not embeddings.weight:
+        head.requires_grad_(True)

@@ -51,6 +51,7 @@ from autotelic.learners.encoding import (
 )
 from autotelic.learners.layout import CandidateLayout
 from autotelic.learners.models import ModelKind, PolicyModel, hf_model
+from autotelic.learners.split import run_lower, run_upper, state_keys
 
 PaddingSide = Literal["left", "right"]
 
@@ -96,12 +97,14 @@ class Scores:
         return list(torch.split(values, list(self.layout.counts)))
 
 
-def lm_log_probs(hf: PreTrainedModel, rows: Tensor) -> Tensor:
+def lm_log_probs(hf: PreTrainedModel, rows: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     """Log-softmax over the vocabulary for selected final hidden rows [M, H] -> [M, V].
 
     Applies what the model's own forward applies between its body and the
     logits: T5's rescaling of tied decoder outputs, a final logits bias, a
-    logit soft-cap.
+    logit soft-cap. ``dtype`` (``model.lm_head_autocast``): the head's product takes
+    its inputs rounded to it (float32 accumulation, as autocast does), the log-softmax
+    stays float32; None: the head's own dtype.
     """
     config = hf.config
     if config.is_encoder_decoder and getattr(config, "scale_decoder_outputs", False):
@@ -113,7 +116,11 @@ def lm_log_probs(hf: PreTrainedModel, rows: Tensor) -> Tensor:
     # body's bfloat16 rows meet the float32 head, so the log-softmax over the vocabulary
     # is not rounded to bfloat16 (that alone would cost ~0.1 nats per token).
     with torch.autocast(rows.device.type, enabled=False):
-        logits = head(rows.to(head.weight.dtype))
+        if dtype is None:
+            logits = head(rows.to(head.weight.dtype))
+        else:
+            bias = head.bias.to(dtype) if head.bias is not None else None
+            logits = nn.functional.linear(rows.to(dtype), _rounded(head.weight, dtype), bias)
         bias = getattr(hf, "final_logits_bias", None)
         if isinstance(bias, Tensor):
             logits = logits + bias
@@ -121,6 +128,20 @@ def lm_log_probs(hf: PreTrainedModel, rows: Tensor) -> Tensor:
         if cap:
             logits = torch.tanh(logits / cap) * cap
         return torch.log_softmax(logits.float(), dim=-1)
+
+
+def _rounded(weight: Tensor, dtype: torch.dtype) -> Tensor:
+    """``weight`` in ``dtype``, cast once per version of a frozen weight (casting
+    SmolLM2's 28M-entry head costs about as much as the product it feeds); kept on the
+    weight itself, so it lives and dies with it. A trained weight is cast in the graph."""
+    if weight.requires_grad:
+        return weight.to(dtype)
+    held: tuple[int, torch.dtype, Tensor] | None = getattr(weight, "_autotelic_rounded", None)
+    if held is None or held[0] != weight._version or held[1] != dtype:
+        with torch.no_grad(), torch.inference_mode(False):
+            held = (weight._version, dtype, weight.detach().to(dtype))
+        weight._autotelic_rounded = held  # type: ignore[attr-defined]
+    return held[2]
 
 
 def mask_dtype(hf: PreTrainedModel) -> torch.dtype:
@@ -163,6 +184,13 @@ class Scorer:
         over the same encoded states: SAC's targets read one batch with the online model
         and then its target twin."""
         self._last_packed: tuple[EncodedStates, PackedStates] | None = None
+        self.split_frozen = True
+        """With ``model.frozen_layers``: run the frozen layers apart (cached, without
+        gradients). False runs the model's own forward over every layer, the full
+        recomputation that tests and benchmarks compare the split against."""
+        self._last_lower: tuple[PackedStates, Tensor] | None = None
+        """The frozen layers' output of the last packing (``model.frozen_layers``): the
+        target twin's pass reads the online one's, as their frozen layers are shared."""
 
     def fork(self) -> Scorer:
         """A scorer on the same model with its own tokenizer copy.
@@ -211,11 +239,70 @@ class Scorer:
         # Mixed precision, when the model asks for it (the LM head leaves it, see
         # lm_log_probs); features and log-probs come out in float32 either way.
         with self.model.compute():
-            if self.kind == "causal":
-                scores = _score_causal(hf, self._pack(encoded), logprobs)
+            head = self.head_dtype
+            if self.kind == "causal" and self.model.config.frozen_layers and self.split_frozen:
+                scores = self._score_split(hf, encoded, logprobs)
+            elif self.kind == "causal":
+                scores = _score_causal(hf, self._pack(encoded), logprobs, head)
             else:
-                scores = _score_seq2seq(hf, encoded, self.padding_side, self.pad_id, logprobs)
+                scores = _score_seq2seq(hf, encoded, self.padding_side, self.pad_id, logprobs, head)
         return apply_candidate_score(scores, encoded, self.model)
+
+    def _score_split(self, hf: PreTrainedModel, encoded: EncodedStates, logprobs: bool) -> Scores:
+        """Causal scoring with the lower ``frozen_layers`` run apart (without gradients,
+        or read from the activation cache) and only the layers above them in the ambient
+        grad mode (:mod:`autotelic.learners.split`)."""
+        _check_attention(hf)
+        packed = self._pack(encoded)
+        _, mask, positions = packed.inputs(hf.device, mask_dtype(hf))
+        lower = self._lower(hf, encoded, packed)
+        with record_function("score/model"):
+            hidden = run_upper(hf, lower, mask, positions, self.model.config.frozen_layers)
+        counts = (packed.ids.size, sum(packed.lengths))
+        return _finish(hf, hidden, packed.rows, packed.counts, logprobs, counts, self.head_dtype)
+
+    @property
+    def head_dtype(self) -> torch.dtype | None:
+        """The dtype the LM head's product rounds its inputs to (None: its own, float32)."""
+        return self.model.autocast_dtype if self.model.config.lm_head_autocast else None
+
+    def _lower(self, hf: PreTrainedModel, encoded: EncodedStates, packed: PackedStates) -> Tensor:
+        """The frozen layers' output [B, T, H] for ``packed``: the previous call's for the
+        same packing, else each state's cached rows, the missing ones computed (in one
+        pass over the states that miss) and cached."""
+        last = self._last_lower
+        if last is not None and last[0] is packed:
+            return last[1]
+        frozen = self.model.config.frozen_layers
+        cache = self.model.activations
+        with torch.no_grad(), record_function("score/frozen"):
+            ids, mask, positions = packed.inputs(hf.device, mask_dtype(hf))
+            if cache is None:
+                lower = run_lower(hf, ids, mask, positions, frozen)
+            else:
+                keys = state_keys(encoded.prompt_ids, encoded.candidate_ids)
+                found = cache.get(keys)
+                missing = [i for i, rows in enumerate(found) if rows is None]
+                whole = len(missing) == len(found)
+                computed_whole = run_lower(hf, ids, mask, positions, frozen) if whole else None
+                if computed_whole is not None:
+                    computed = _state_rows(computed_whole, packed)
+                else:
+                    computed = self._compute_rows(hf, encoded.select(missing)) if missing else []
+                for i, rows in zip(missing, computed, strict=True):
+                    stored = _storable(rows)
+                    cache.put(keys[i], stored)
+                    found[i] = stored
+                lower = computed_whole if computed_whole is not None else _assemble(found, packed)
+        self._last_lower = (packed, lower) if self.reuse_packing else None
+        return lower
+
+    def _compute_rows(self, hf: PreTrainedModel, encoded: EncodedStates) -> list[Tensor]:
+        """The frozen layers' rows of each state of ``encoded`` (packed on their own)."""
+        packed = pack_states(encoded, self.padding_side, self.pad_id)
+        ids, mask, positions = packed.inputs(hf.device, mask_dtype(hf))
+        lower = run_lower(hf, ids, mask, positions, self.model.config.frozen_layers)
+        return _state_rows(lower, packed)
 
     def _pack(self, encoded: EncodedStates) -> PackedStates:
         """``encoded`` packed, or the previous call's packing when it was of the same batch."""
@@ -235,6 +322,37 @@ def apply_candidate_score(scores: Scores, encoded: EncodedStates, model: PolicyM
     counts = [len(c) for state in encoded.candidate_ids for c in state]
     lengths = torch.tensor(counts, dtype=torch.float32, device=scores.logprobs.device)
     return dataclasses.replace(scores, token_counts=lengths, mean=True)
+
+
+def _valid(packed: PackedStates, device: torch.device) -> Tensor:
+    """[B, T] which positions of a packing hold tokens (not padding)."""
+    return torch.from_numpy(packed.segments >= 0).to(device)
+
+
+def _state_rows(hidden: Tensor, packed: PackedStates) -> list[Tensor]:
+    """Each state's real rows [tokens, H] of a packed [B, T, H] (padding dropped)."""
+    real = hidden[_valid(packed, hidden.device)]
+    return list(torch.split(real, packed.lengths))
+
+
+def _assemble(rows: Sequence[Tensor | None], packed: PackedStates) -> Tensor:
+    """Per-state rows laid out as ``packed`` lays out its tokens; padding rows hold zeros
+    (no real position attends to them, and they attend to themselves only)."""
+    present = [r for r in rows if r is not None]
+    if len(present) != len(rows):
+        raise ValueError("every state needs its rows before they are assembled")
+    first = present[0]
+    batch, width = packed.segments.shape
+    hidden = first.new_zeros((batch, width, first.shape[-1]))
+    hidden[_valid(packed, first.device)] = torch.cat(present)
+    return hidden
+
+
+def _storable(rows: Tensor) -> Tensor:
+    """A compact copy of ``rows`` that outlives the pass: an ordinary tensor even when
+    computed under inference mode (acting), so an update may build its graph on it."""
+    with torch.inference_mode(False):
+        return rows.clone()
 
 
 @dataclass
@@ -267,12 +385,13 @@ def _finish(
     counts: Sequence[int],
     logprobs: bool,
     positions: tuple[int, int],
+    head_dtype: torch.dtype | None = None,
 ) -> Scores:
     layout = CandidateLayout.of(counts, hidden.device)
     scores = hidden.new_zeros(layout.num_candidates, dtype=torch.float32)
     if logprobs and rows.token_row:
         with record_function("score/lm_head"):
-            logp = lm_log_probs(hf, _gather(hidden, rows.lm_rows))
+            logp = lm_log_probs(hf, _gather(hidden, rows.lm_rows), head_dtype)
         device = hidden.device
         row = torch.tensor(rows.token_row, dtype=torch.long, device=device)
         target = torch.tensor(rows.token_target, dtype=torch.long, device=device)
@@ -398,17 +517,26 @@ def run_packed(hf: PreTrainedModel, packed: PackedStates) -> Tensor:
     return hidden
 
 
-def _score_causal(hf: PreTrainedModel, packed: PackedStates, logprobs: bool) -> Scores:
+def _check_attention(hf: PreTrainedModel) -> None:
     impl = str(getattr(hf.config, "_attn_implementation", "") or "")
     if impl.startswith("flash"):
         raise ScoringInputError(
             f"attention {impl!r} cannot take the block mask of one-pass scoring; "
             "use attn_implementation 'sdpa' or 'eager'"
         )
+
+
+def _score_causal(
+    hf: PreTrainedModel,
+    packed: PackedStates,
+    logprobs: bool,
+    head_dtype: torch.dtype | None = None,
+) -> Scores:
+    _check_attention(hf)
     with record_function("score/model"):
         hidden = run_packed(hf, packed)
     positions = (packed.ids.size, sum(packed.lengths))
-    return _finish(hf, hidden, packed.rows, packed.counts, logprobs, positions)
+    return _finish(hf, hidden, packed.rows, packed.counts, logprobs, positions, head_dtype)
 
 
 @functools.lru_cache(maxsize=64)
@@ -450,7 +578,12 @@ def _pad_rows(
 
 
 def _score_seq2seq(
-    hf: PreTrainedModel, encoded: EncodedStates, side: PaddingSide, pad_id: int, logprobs: bool
+    hf: PreTrainedModel,
+    encoded: EncodedStates,
+    side: PaddingSide,
+    pad_id: int,
+    logprobs: bool,
+    head_dtype: torch.dtype | None = None,
 ) -> Scores:
     device = hf.device
     enc_ids, enc_valid, _ = _pad_rows(encoded.prompt_ids, side, pad_id)
@@ -496,7 +629,7 @@ def _score_seq2seq(
     ).last_hidden_state
     positions = enc_ids.size + dec_ids.size
     real = int(enc_valid.sum() + dec_valid.sum())
-    return _finish(hf, hidden, rows, encoded.counts, logprobs, (positions, real))
+    return _finish(hf, hidden, rows, encoded.counts, logprobs, (positions, real), head_dtype)
 
 
 def _decoder_start(hf: PreTrainedModel) -> int:
