@@ -184,6 +184,8 @@ class Scorer:
         over the same encoded states: SAC's targets read one batch with the online model
         and then its target twin."""
         self._last_packed: tuple[EncodedStates, PackedStates] | None = None
+        self.head_autocast = model.config.lm_head_autocast
+        """Round the LM head's inputs to the autocast dtype (``model.lm_head_autocast``)."""
         self.split_frozen = True
         """With ``model.frozen_layers``: run the frozen layers apart (cached, without
         gradients). False runs the model's own forward over every layer, the full
@@ -264,7 +266,7 @@ class Scorer:
     @property
     def head_dtype(self) -> torch.dtype | None:
         """The dtype the LM head's product rounds its inputs to (None: its own, float32)."""
-        return self.model.autocast_dtype if self.model.config.lm_head_autocast else None
+        return self.model.autocast_dtype if self.head_autocast else None
 
     def _lower(self, hf: PreTrainedModel, encoded: EncodedStates, packed: PackedStates) -> Tensor:
         """The frozen layers' output [B, T, H] for ``packed``: the previous call's for the

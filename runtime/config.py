@@ -57,8 +57,10 @@ from autotelic.core.registry import (
 from autotelic.core.time_limit import DEFAULT_TIME_LIMIT, TimeLimit
 from autotelic.goals import CurriculumConfig
 from autotelic.learners.model_config import WORDS, ModelConfig
+from autotelic.runtime.evaluation.config import EvalConfig
+from autotelic.runtime.telemetry.config import MetricsConfig, TrackingConfig
 from autotelic.runtime.transport.mqtt_config import MQTTConfig
-from autotelic.storage import STRATEGIES
+from autotelic.storage.config import ReplayConfig
 
 log = logging.getLogger(__name__)
 
@@ -139,46 +141,6 @@ class RunConfig(BaseModel):
         return backend_spec(value).name
 
 
-class ReplayConfig(BaseModel):
-    """The episode store and how transitions are replayed."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    capacity_transitions: int = Field(
-        500_000, ge=1000, description="Transitions kept; the oldest whole episodes go first."
-    )
-    her_ratio: float = Field(
-        0.8, ge=0.0, le=1.0, description="Share of replayed rows relabeled in hindsight (0: off)."
-    )
-    strategy: Literal["future", "final", "episode"] = Field(
-        "future", description=f"Which achieved goal relabels a row; one of {', '.join(STRATEGIES)}."
-    )
-    her_negatives: float = Field(
-        0.5,
-        ge=0.0,
-        le=1.0,
-        description="Share of relabeled rows given a goal the episode never achieved, of the "
-        "category of one it did (reward 0: what binds a goal to its object); 0: off "
-        "(docs/learning.md section 9).",
-    )
-    her_balance: bool = Field(
-        True,
-        description="Draw those negatives from the batch's positive relabels, so each goal "
-        "gets negatives in proportion to its positives (off: uniform over training goals).",
-    )
-    her_steps_left: bool = Field(
-        False,
-        description="A relabeled row shows the relabeled goal's steps left (observed time "
-        "limit), its window stops at that goal's horizon (off: the pursued episode's count).",
-    )
-    durable: bool = Field(
-        True, description="Sync each episode to disk before it counts as stored (slower, safe)."
-    )
-    max_map_size_gib: float | None = Field(
-        None, gt=0, description="Refuse to grow the LMDB map past this (None: until disk full)."
-    )
-
-
 class CollectorConfig(BaseModel):
     """How experience is gathered."""
 
@@ -210,65 +172,6 @@ class CollectorConfig(BaseModel):
     )
 
 
-class MetricsConfig(BaseModel):
-    """The Prometheus endpoint."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = Field(True, description="Serve /metrics.")
-    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 for containers).")
-    port: int = Field(9477, ge=0, le=65535, description="Port to listen on (0 picks a free one).")
-
-
-class TrackingConfig(BaseModel):
-    """Where the learner's stats go besides Prometheus (runtime/telemetry/tracking.py).
-
-    Every key an algorithm's update returns reaches every sink enabled here, under
-    the algorithm's own name for it; the step is the learner's update count, which
-    a checkpoint saves, so a resumed run continues the same series.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    csv: bool = Field(
-        True,
-        description="Append every stat to <run>/learner_stats.csv, one row per "
-        "(step, key, value): any key an algorithm reports, without a fixed header.",
-    )
-    tensorboard: bool = Field(
-        False,
-        description="Write TensorBoard event files under <run>/tensorboard; a restart "
-        "continues the same run there (needs the tensorboard extra).",
-    )
-    wandb: bool = Field(
-        False,
-        description="Log every stat to one W&B run whose id is kept in <run>/wandb_run_id, "
-        "so a restart resumes it (needs the wandb extra).",
-    )
-    wandb_project: str = Field("autotelic", description="The W&B project of the run.")
-    wandb_mode: Literal["offline", "online", "disabled"] = Field(
-        "offline",
-        description="offline: files under <run>/wandb, uploaded later with wandb sync; "
-        "online: streamed to the W&B server; disabled: nothing written.",
-    )
-    mlflow: bool = Field(
-        False,
-        description="Log every finite stat to one MLflow run whose id is kept in "
-        "<run>/mlflow_run_id, so a restart resumes it (needs the mlflow extra).",
-    )
-    mlflow_tracking_uri: str | None = Field(
-        None,
-        description="The MLflow store to log to; null: a file store in <run>/mlruns.",
-    )
-    mlflow_experiment: str = Field("autotelic", description="The MLflow experiment of the run.")
-    every_updates: int = Field(
-        1,
-        ge=1,
-        description="The file and tracker sinks (csv, tensorboard, wandb, mlflow) record "
-        "the updates whose count crosses a multiple of this; Prometheus shows the latest.",
-    )
-
-
 class CheckpointConfig(BaseModel):
     """When the run's state is saved."""
 
@@ -290,78 +193,6 @@ class ServiceConfig(BaseModel):
     stop_timeout_s: float = Field(
         25.0, gt=0, description="Longest a clean stop may take before workers are abandoned."
     )
-
-
-EVAL_SPLITS: tuple[Literal["train", "test"], ...] = ("train", "test")
-EVAL_ACTING: tuple[Literal["greedy", "sampled"], ...] = ("greedy", "sampled")
-
-
-class EvalConfig(BaseModel):
-    """Periodic evaluation inside the running service (see docs/evaluation.md)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = Field(
-        True, description="Evaluate the current policy periodically while the service trains."
-    )
-    interval_env_steps: int | None = Field(
-        10_000,
-        ge=1,
-        description="An evaluation is due every this many training env steps (None: not by "
-        "steps). The cpu profile (run.profile) makes it 2,000 when unset, so that a laptop's "
-        "first session sees an evaluation point.",
-    )
-    interval_s: float | None = Field(
-        None,
-        gt=0,
-        description="An evaluation is also due this many seconds after the last one started "
-        "(None: not by time).",
-    )
-    episodes_per_category: int = Field(
-        4,
-        ge=1,
-        le=10_000,
-        description="Episodes per goal category, split and way of acting: a fixed, seeded "
-        "set of goals and scenes, the same at every evaluation.",
-    )
-    splits: list[Literal["train", "test"]] = Field(
-        default_factory=lambda: list(EVAL_SPLITS),
-        min_length=1,
-        description="Goal splits evaluated: the training goals and the held-out ones.",
-    )
-    acting: list[Literal["greedy", "sampled"]] = Field(
-        default_factory=lambda: list(EVAL_ACTING),
-        min_length=1,
-        description="Ways of acting evaluated: the most likely action, or one sampled.",
-    )
-    num_envs: int = Field(
-        8, ge=1, le=4096, description="Environments of the evaluation's own batch, per split."
-    )
-    seed: int = Field(
-        12345,
-        description="Seed of the evaluation's goals, scenes and sampled actions (the training "
-        "streams are never used).",
-    )
-    max_cost_fraction: float = Field(
-        0.1,
-        gt=0.0,
-        le=1.0,
-        description="Evaluation env steps may be at most this share of the training env steps "
-        "taken since the service started; evaluation waits for training otherwise.",
-    )
-
-    @model_validator(mode="after")
-    def _usable(self) -> EvalConfig:
-        if self.enabled and self.interval_env_steps is None and self.interval_s is None:
-            raise ValueError(
-                "eval: set interval_env_steps or interval_s (or enabled: false to turn "
-                "periodic evaluation off)"
-            )
-        for name in ("splits", "acting"):
-            values = getattr(self, name)
-            if len(set(values)) != len(values):
-                raise ValueError(f"eval.{name} lists a value twice: {values}")
-        return self
 
 
 class RayConfig(BaseModel):
