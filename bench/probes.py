@@ -39,7 +39,15 @@ from typing import Any
 
 import numpy as np
 
-from autotelic.core import EnvSpec, Learner, TextEnvBatch, TextState, algorithm_spec, env_spec
+from autotelic.core import (
+    EnvSpec,
+    Learner,
+    OffPolicyConfig,
+    TextEnvBatch,
+    TextState,
+    algorithm_spec,
+    env_spec,
+)
 from autotelic.core.time_limit import steps_left as _steps_left
 from autotelic.core.time_limit import time_limited, with_steps_left_line
 from autotelic.runtime.config import Settings, load_settings
@@ -267,15 +275,15 @@ def replay_report(run_dir: Path, rows: int = 8192) -> None:
     store = EpisodeStore(RunLayout(run_dir).store, readonly=True)
     try:
         horizons = _category_horizons(store, space.parse)
-        sampler = ReplaySampler(
+        algorithm = settings.algorithm
+        if not isinstance(algorithm, OffPolicyConfig):
+            raise SystemExit(f"{run_dir} learns on-policy ({algorithm.name}): it has no replay")
+        sampler = ReplaySampler.from_config(
+            settings.replay,
             store,
-            predicate=space.achieved,
-            her_ratio=settings.replay.her_ratio,
-            strategy=settings.replay.strategy,
-            her_negatives=settings.replay.her_negatives,
-            her_balance=settings.replay.her_balance,
-            her_steps_left=settings.replay.her_steps_left,
-            goal_space=space,
+            space,
+            n_step=algorithm.n_step,
+            gamma=algorithm.gamma,
             time_limit=settings.run.time_limit,
             rng=0,
         )

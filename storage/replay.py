@@ -38,6 +38,7 @@ from autotelic.core.time_limit import (
     steps_left,
     with_steps_left_line,
 )
+from autotelic.storage.config import REPLAY_DEFAULTS, ReplayConfig
 from autotelic.storage.errors import EmptyReplayError, StorageError
 from autotelic.storage.her import (
     STRATEGIES,
@@ -177,11 +178,11 @@ class ReplaySampler:
         source: EpisodeSource,
         *,
         predicate: Predicate,
-        her_ratio: float = 0.8,
-        strategy: Strategy = "future",
-        her_negatives: float = 0.0,
-        her_balance: bool = True,
-        her_steps_left: bool = False,
+        her_ratio: float = REPLAY_DEFAULTS.her_ratio,
+        strategy: Strategy = REPLAY_DEFAULTS.strategy,
+        her_negatives: float = REPLAY_DEFAULTS.her_negatives,
+        her_balance: bool = REPLAY_DEFAULTS.her_balance,
+        her_steps_left: bool = REPLAY_DEFAULTS.her_steps_left,
         goal_space: GoalSpace | None = None,
         n_step: int = 3,
         gamma: float = 0.99,
@@ -215,6 +216,36 @@ class ReplaySampler:
         self.keep_events = True
         """Off: every batch lists the events of every episode it drew, as the sampler did
         before it kept them (benchmarks measure the gain)."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ReplayConfig,
+        source: EpisodeSource,
+        goal_space: GoalSpace,
+        *,
+        n_step: int,
+        gamma: float,
+        time_limit: TimeLimit,
+        rng: np.random.Generator | int | None = None,
+    ) -> ReplaySampler:
+        """The sampler the ``replay:`` section describes, over ``source``, relabeling with
+        ``goal_space``'s predicate, for an off-policy algorithm's ``n_step`` and ``gamma``:
+        the one mapping from settings to a sampler (the agent's and the benchmarks')."""
+        return cls(
+            source,
+            predicate=goal_space.achieved,
+            her_ratio=config.her_ratio,
+            strategy=config.strategy,
+            her_negatives=config.her_negatives,
+            her_balance=config.her_balance,
+            her_steps_left=config.her_steps_left,
+            goal_space=goal_space,
+            n_step=n_step,
+            gamma=gamma,
+            time_limit=time_limit,
+            rng=rng,
+        )
 
     def sample(self, batch_size: int) -> TransitionBatch:
         """``batch_size`` rows drawn uniformly over the stored trainable transitions."""

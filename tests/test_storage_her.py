@@ -317,6 +317,7 @@ def test_sampled_batches_are_correct_relabels_with_exact_targets(
         store,
         predicate=env_predicate,
         her_ratio=her_ratio,
+        her_negatives=0.0,  # positive relabels only: check_batch's closed form
         strategy=strategy,
         n_step=n,
         gamma=gamma,
@@ -346,7 +347,14 @@ def test_events_listed_once_per_episode_give_the_batches_of_events_listed_afresh
     store = MemoryEpisodeStore()
     store.put_many(_build(specs))
     kept, afresh = (
-        ReplaySampler(store, predicate=env_predicate, strategy=strategy, her_ratio=0.8, rng=seed)
+        ReplaySampler(
+            store,
+            predicate=env_predicate,
+            her_negatives=0.0,
+            strategy=strategy,
+            her_ratio=0.8,
+            rng=seed,
+        )
         for _ in range(2)
     )
     afresh.keep_events = False  # lists every drawn episode's events in each batch
@@ -372,8 +380,12 @@ def test_lmdb_and_memory_sources_give_identical_batches(tmp_path_factory, specs,
     memory.put_many(episodes)
     with EpisodeStore(tmp_path_factory.mktemp("s"), durable=False) as store:
         store.put_many(episodes)
-        a = ReplaySampler(store, predicate=env_predicate, strategy=strategy, rng=seed).sample(64)
-    b = ReplaySampler(memory, predicate=env_predicate, strategy=strategy, rng=seed).sample(64)
+        a = ReplaySampler(
+            store, predicate=env_predicate, her_negatives=0.0, strategy=strategy, rng=seed
+        ).sample(64)
+    b = ReplaySampler(
+        memory, predicate=env_predicate, her_negatives=0.0, strategy=strategy, rng=seed
+    ).sample(64)
     check_batch(a, episodes, her_ratio=0.8, strategy=strategy, n=3, gamma=0.99)
     for field in ("goals", "observations", "candidates", "next_observations", "next_candidates"):
         assert getattr(a, field) == getattr(b, field)
@@ -396,13 +408,15 @@ def test_a_custom_predicate_reaches_the_sampled_batch():
     def never(goal, achieved_goals):
         return False
 
-    playground = ReplaySampler(store, predicate=env_predicate, her_ratio=1.0, rng=0).sample(64)
+    playground = ReplaySampler(
+        store, predicate=env_predicate, her_negatives=0.0, her_ratio=1.0, rng=0
+    ).sample(64)
     assert (
         playground.relabeled.any() and playground.rewards.max() > 0 and playground.terminated.any()
     )
     # Bootstrapped time limits: termination can then only come from the predicate.
     batch = ReplaySampler(
-        store, her_ratio=1.0, predicate=never, time_limit="bootstrap", rng=0
+        store, her_ratio=1.0, predicate=never, her_negatives=0.0, time_limit="bootstrap", rng=0
     ).sample(64)
     assert batch.relabeled.any() and batch.rewards.max() == 0 and not batch.terminated.any()
     check_batch(
@@ -424,7 +438,13 @@ def test_final_never_relabels_a_row_with_a_goal_achieved_before_it():
     store = MemoryEpisodeStore()
     store.put_many(episodes)
     batch = ReplaySampler(
-        store, predicate=env_predicate, her_ratio=1.0, strategy="final", n_step=1, rng=3
+        store,
+        predicate=env_predicate,
+        her_negatives=0.0,
+        her_ratio=1.0,
+        strategy="final",
+        n_step=1,
+        rng=3,
     ).sample(200)
     steps = np.array([int(ROW.search(o).group(2)) for o in batch.observations])  # type: ignore[union-attr]
     assert set(steps.tolist()) == {0, 1, 2, 3, 4}

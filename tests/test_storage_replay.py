@@ -177,7 +177,7 @@ def _sample_while_writing(path, rounds_seed: int) -> tuple[int, EpisodeStore]:
 
     writer = threading.Thread(target=write)
     writer.start()
-    sampler = ReplaySampler(store, predicate=achieved, rng=rounds_seed)
+    sampler = ReplaySampler(store, predicate=achieved, her_negatives=0.0, rng=rounds_seed)
     batches = 0
     try:
         while writer.is_alive() or batches < 10:  # samples for as long as the writer writes
@@ -214,3 +214,33 @@ def test_put_in_one_thread_while_another_samples(tmp_path):
             for episode_id in ids[-3:]:
                 expected = numbered_episode(episode_id).model_copy(update={"id": episode_id})
                 assert store.get(episode_id) == expected
+
+
+def test_the_sampler_and_the_replay_section_share_one_default_per_setting(tmp_path):
+    """A sampler built without a configuration replays as a run with the default section
+    does, and from_config carries every replay setting (none falls back to a default)."""
+    import inspect
+
+    from autotelic.storage.config import ReplayConfig
+
+    parameters = inspect.signature(ReplaySampler).parameters
+    shared = [name for name in ReplayConfig.model_fields if name in parameters]
+    assert {"her_ratio", "strategy", "her_negatives", "her_balance", "her_steps_left"} <= set(
+        shared
+    )
+    assert {n: parameters[n].default for n in shared} == {
+        n: ReplayConfig.model_fields[n].default for n in shared
+    }
+    from autotelic.core import env_spec
+
+    spec = env_spec("autotelic/PlaygroundText-v0")
+    space = spec.goal_space(spec.config())
+    config = ReplayConfig(
+        her_ratio=0.3, strategy="final", her_negatives=0.2, her_balance=False, her_steps_left=True
+    )
+    with EpisodeStore(tmp_path / "store", durable=False) as store:
+        sampler = ReplaySampler.from_config(
+            config, store, space, n_step=2, gamma=0.9, time_limit="bootstrap", rng=0
+        )
+    assert {n: getattr(sampler, n) for n in shared} == {n: getattr(config, n) for n in shared}
+    assert (sampler.n_step, sampler.gamma, sampler.time_limit) == (2, 0.9, "bootstrap")

@@ -43,7 +43,7 @@ import numpy as np
 
 from autotelic.core import EnvConfig, EnvSpec, Learner, Lock, Split, TextEnvBatch
 from autotelic.core.time_limit import DEFAULT_TIME_LIMIT, TimeLimit, time_limited
-from autotelic.runtime.config import EvalConfig
+from autotelic.runtime.evaluation.config import EvalConfig
 from autotelic.runtime.evaluation.evaluate import (
     EpisodeRunner,
     EvalEpisode,

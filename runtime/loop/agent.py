@@ -63,7 +63,13 @@ from autotelic.runtime.telemetry.events import (
 )
 from autotelic.runtime.telemetry.progress import Snapshot
 from autotelic.runtime.telemetry.tracking import Tracking, open_tracking
-from autotelic.storage import CheckpointManager, EpisodeStore, ReplaySampler, RunLayout
+from autotelic.storage import (
+    CheckpointManager,
+    EpisodeStore,
+    LoadedCheckpoint,
+    ReplaySampler,
+    RunLayout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -183,15 +189,25 @@ class Agent:
         s = self.settings
         self._set_up_torch()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.layout.config.write_text(yaml.safe_dump(dump_settings(s)))
         self.env_spec = env_spec(s.env.id)
         self.algorithm = algorithm_spec(s.algorithm.name)
         self.goal_space = self.env_spec.goal_space(s.env)
-        self.store = self._open_store()
-        self.daemon = self._goal_daemon()
+        # The learner takes the checkpoint's state before the store opens or any file is
+        # written: a restart the checkpoint refuses (other base weights, another algorithm)
+        # leaves every file of the run, its own config.yaml included, as it was.
         self.learner = self.algorithm.build(s.model, s.algorithm)
         self.checkpoints = CheckpointManager(self.layout.checkpoints, keep=s.checkpoint.keep)
-        counters = self._restore()
+        loaded = self.checkpoints.load()
+        if loaded is not None:
+            self.learner.load_state_dict(loaded.state["learner"], write_lock=self.lock)
+        self.store = self._open_store()
+        try:
+            self.daemon = self._goal_daemon()
+            counters = self._restore(loaded)
+        except BaseException:
+            self.store.close()
+            raise
+        self.layout.config.write_text(yaml.safe_dump(dump_settings(s)))
         self._open_tracking()
         self.restarts = self._count_start(counters)
         seeds = np.random.SeedSequence([s.run.seed, self.restarts])
@@ -285,15 +301,10 @@ class Agent:
         s = self.settings
         config = s.algorithm
         if isinstance(config, OffPolicyConfig):
-            sampler = ReplaySampler(
+            sampler = ReplaySampler.from_config(
+                s.replay,
                 self.store,
-                predicate=self.goal_space.achieved,
-                her_ratio=s.replay.her_ratio,
-                strategy=s.replay.strategy,
-                her_negatives=s.replay.her_negatives,
-                her_balance=s.replay.her_balance,
-                her_steps_left=s.replay.her_steps_left,
-                goal_space=self.goal_space,
+                self.goal_space,
                 n_step=config.n_step,
                 gamma=config.gamma,
                 time_limit=s.run.time_limit,
@@ -332,13 +343,11 @@ class Agent:
             time_limit=s.run.time_limit,
         )
 
-    def _restore(self) -> dict[str, Any]:
-        """Load policy, curriculum and counters from the newest complete checkpoint; count
-        the episodes stored after it."""
-        loaded = self.checkpoints.load()
+    def _restore(self, loaded: LoadedCheckpoint | None) -> dict[str, Any]:
+        """Load curriculum and counters from the checkpoint the learner was restored from
+        (the newest complete one); count the episodes stored after it."""
         counters: dict[str, Any] = {}
         if loaded is not None:
-            self.learner.load_state_dict(loaded.state["learner"], write_lock=self.lock)
             if "curriculum" in loaded.state:
                 self.daemon.load_state_dict(loaded.state["curriculum"])
             counters = dict(loaded.state["counters"])

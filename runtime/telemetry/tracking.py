@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from autotelic.runtime.config import TrackingConfig
 from autotelic.runtime.extras import MissingPackageError, pip_command
+from autotelic.runtime.telemetry.config import TrackingConfig
 from autotelic.runtime.telemetry.run_logs import CsvLog
 from autotelic.runtime.telemetry.trackers import MlflowSink, WandbSink
 
