@@ -72,14 +72,27 @@ class SamplerConfig(BaseModel):
             "(the sampling before this option)."
         ),
     )
+    unsolved_below: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "A goal stays unsolved, for the reserve, while the estimator's competence on it "
+            "is below this (0.8: until it is mostly mastered). None: only until its first "
+            "success when pursued. A goal won once in a hundred tries has almost no LP; "
+            "this keeps practising it."
+        ),
+    )
     unsolved_patience: int | None = Field(
         None,
         ge=1,
         description=(
-            "Attempts without a success after which a goal leaves the unsolved reserve (it "
-            "keeps its floor, exploration and LP share). None: it stays until its first "
-            "success. Without the feasibility answer (use_feasibility: false) this is what "
-            "lets goals that never succeed, impossible ones included, fade from the reserve."
+            "Attempts after which a goal that no episode has ever achieved (pursued or "
+            "not) leaves the unsolved reserve; it keeps its floor, exploration and LP "
+            "share, and comes back the first time an episode achieves it. None: no limit. "
+            "Without the feasibility answer (use_feasibility: false) this is what lets "
+            "goals no episode achieves, impossible ones included, fade from the reserve, "
+            "while a goal the agent has been seen to achieve keeps it."
         ),
     )
     use_feasibility: bool = Field(

@@ -136,6 +136,9 @@ class GoalDaemon:
         # Recent outcomes per category behind the success-rate metrics (keyed by category).
         self._category_windows = WindowedLP(self.config.stats_window)
         self._attempts: dict[str, list[int]] = {}
+        # Goals some episode achieved, pursued or not: the agent's own evidence that a
+        # goal is feasible (the unsolved reserve's patience spares them).
+        self._achieved: set[str] = set()
         # The durable outbox: message id -> (store key, report as published).
         self._outbox = store if keep_results and isinstance(store, BatchStateStore) else None
         if keep_results and store is not None and self._outbox is None:
@@ -215,6 +218,9 @@ class GoalDaemon:
                     outcome.achieved_goals, time=now, episode=outcome.episode_id
                 )
             self._count(parsed, bool(outcome.success))
+            self._achieved.update(outcome.achieved_goals)
+            if outcome.success:
+                self._achieved.add(parsed.text)
             reports: list[InjectionReport] = []
             if outcome.injection_id is not None:
                 reports = self.injections.record(
@@ -462,19 +468,26 @@ class GoalDaemon:
         return probs
 
     def _unsolved(self, goals: Sequence[str]) -> npt.NDArray[np.bool_]:
-        """Goals never achieved when pursued (untried ones included) that the goal space does
-        not know to be impossible: those the sampler's reserve is for.
+        """Goals not yet mastered that the goal space does not know to be impossible: those
+        the sampler's reserve is for.
 
-        Counted here, per goal and since the start, rather than asked of the estimator:
-        every estimator's LP is about progress, and a per-category or embedding one gives
-        an untried goal its neighbours' figures. A goal the space calls infeasible (growing
-        furniture) can never leave the set, so it keeps only its floor and exploration."""
-        patience = self.config.sampler.unsolved_patience
+        Not mastered: never won when pursued (untried ones included), counted here per goal
+        since the start, since every estimator's LP is about progress and a per-category or
+        embedding one gives an untried goal its neighbours' figures; or, with
+        ``unsolved_below``, an estimated competence below it. A goal the space calls
+        infeasible (growing furniture) is left out when the sampler is told
+        (``use_feasibility``); otherwise ``unsolved_patience`` takes out the goals no
+        episode has achieved after that many tries, so they keep only their floor and
+        exploration, while a goal seen achieved stays in."""
+        config = self.config.sampler
+        below, patience = config.unsolved_below, config.unsolved_patience
+        competence = None if below is None else self.estimator.competence(goals)
         flags = []
-        for goal in goals:
+        for i, goal in enumerate(goals):
             tries, wins = self._attempts.get(goal, (0, 0))
-            waiting = patience is None or tries < patience
-            flags.append(wins == 0 and waiting and self._possible(goal))
+            unmastered = wins == 0 if competence is None else bool(competence[i] < below)
+            patient = patience is None or tries < patience or goal in self._achieved
+            flags.append(unmastered and patient and self._possible(goal))
         return np.array(flags, dtype=bool)
 
     def _possible(self, goal: str) -> bool:
@@ -571,6 +584,7 @@ class GoalDaemon:
             "sampler": self.sampler.state_dict(),
             "category_windows": self._category_windows.state_dict(),
             "attempts": {k: list(v) for k, v in self._attempts.items()},
+            "achieved": sorted(self._achieved),
         }
 
     def _load_learning(self, state: dict[str, Any]) -> None:
@@ -588,6 +602,8 @@ class GoalDaemon:
                 }
             )
         self._attempts = {k: [int(v[0]), int(v[1])] for k, v in state["attempts"].items()}
+        # Saved before it was kept: the goals won when pursued are the evidence there is.
+        self._achieved = set(state.get("achieved", [g for g, v in self._attempts.items() if v[1]]))
         try:
             self.estimator.load_state_dict(state["estimator"])
         except (ValueError, KeyError) as err:

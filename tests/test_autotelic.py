@@ -167,3 +167,45 @@ def test_the_autotelic_experiment_pursues_every_category_and_impossible_goals_un
     # No goal list: the run's settings name none, and discovery is on.
     config = (ROOT / "bench/configs/autotelic.yaml").read_text()
     assert "configured_goals: null" in config and "discover: true" in config
+
+
+def test_a_goal_seen_achieved_keeps_its_reserve_past_patience() -> None:
+    daemon = _daemon(False, 3)
+    for success in (False, False, True, True):
+        daemon.report(EpisodeOutcome("Grasp cow", "configured", None, success, 2))
+    _fail(daemon, "Grow door", 3)
+    # Grow lion fails three times too, but one episode pursuing Grasp cow grew a lion on
+    # the way: the agent has seen it achieved, so it stays in the reserve.
+    _fail(daemon, "Grow lion", 3)
+    daemon.report(EpisodeOutcome("Grasp cow", "configured", None, True, 2, ["Grow lion"]))
+    probs = daemon.probabilities()
+    assert probs["Grow door"] == 0.0 and probs["Grow lion"] == pytest.approx(0.4)
+    # The evidence survives a checkpoint.
+    again = _daemon(False, 3)
+    again.load_state_dict(daemon.state_dict())
+    assert again.probabilities()["Grow lion"] == pytest.approx(0.4)
+
+
+def test_unsolved_below_keeps_a_goal_in_the_reserve_until_its_competence_reaches_it() -> None:
+    sampler = SamplerConfig(
+        epsilon=EpsilonSchedule(kind="constant", start=0.0),
+        floor=0.0,
+        unsolved_share=0.4,
+        balance="goal",
+        unsolved_below=0.5,
+    )
+    goals = ["Grasp cow", "Grow lion"]
+    daemon = GoalDaemon(
+        CurriculumConfig(configured_goals=goals, sampler=sampler, goal_window=4),
+        goal_space=goal_space(PlaygroundConfig()),
+    )
+    for success in (False, False, True, True):  # LP on Grasp cow, competence 0.5
+        daemon.report(EpisodeOutcome("Grasp cow", "configured", None, success, 2))
+    for success in (False, False, False, True):  # won once: competence 0.25 < 0.5
+        daemon.report(EpisodeOutcome("Grow lion", "configured", None, success, 15))
+    probs = daemon.probabilities()
+    assert probs["Grow lion"] >= 0.4 - 1e-9  # still in the reserve after its first win
+    for _ in range(4):  # mastered: competence 1.0
+        daemon.report(EpisodeOutcome("Grow lion", "configured", None, True, 15))
+    # Out of the reserve: LP alone (Grow lion's window 1,1,1,1 has none) decides.
+    assert daemon.probabilities()["Grow lion"] == pytest.approx(0.0)
