@@ -23,7 +23,7 @@ from autotelic.core import backend_spec
 from autotelic.runtime.config import Settings
 from autotelic.runtime.loop.agent import Agent
 from autotelic.runtime.telemetry.events import RunEvents
-from autotelic.runtime.telemetry.metrics import Metrics, MetricsServer, PrometheusEvents
+from autotelic.runtime.telemetry.metrics import Metrics, MetricsServer
 from autotelic.runtime.telemetry.progress import ProgressLine
 from autotelic.runtime.telemetry.run_logs import ProgressLog
 from autotelic.runtime.transport.messages import Topics, evaluation_message
@@ -75,12 +75,12 @@ async def serve(settings: Settings, ready: Callable[[dict[str, Any]], None] | No
                 "metrics.port (AUTOTELIC_METRICS__PORT, 0 picks a free one)"
             ) from None
     try:
-        agent = await loop.run_in_executor(None, build_agent, settings, PrometheusEvents(metrics))
+        agent = await loop.run_in_executor(None, build_agent, settings, metrics.events())
     except BaseException:
         if server is not None:
             server.close()
         raise
-    broker, bridge, bridge_task = await _start_mqtt(settings, agent, metrics)
+    broker, bridge, bridge_task = await _start_mqtt(settings, agent)
     endpoints = {
         "agent": settings.run.agent,
         "pid": os.getpid(),
@@ -105,7 +105,7 @@ async def serve(settings: Settings, ready: Callable[[dict[str, Any]], None] | No
 
 
 async def _start_mqtt(
-    settings: Settings, agent: Agent, metrics: Metrics
+    settings: Settings, agent: Agent
 ) -> tuple[EmbeddedBroker | None, MQTTBridge | None, asyncio.Task[None] | None]:
     if not settings.service.mqtt_enabled:
         return None, None, None
@@ -126,7 +126,7 @@ async def _start_mqtt(
         agent.inject,
         agent.status,
         client_id=f"autotelic-{settings.run.agent}",
-        metrics=metrics,
+        events=agent.events,  # the bridge reports on the run's event stream
     )
     daemon = agent.daemon
 

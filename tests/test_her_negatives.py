@@ -19,10 +19,10 @@ from autotelic.core.time_limit import steps_left, with_steps_left, with_steps_le
 from autotelic.envs.playground import ENV_ID, PlaygroundGoalSpace, PlaygroundTextEnv
 from autotelic.envs.playground import achieved as predicate
 from autotelic.envs.playground.config import PlaygroundConfig
-from autotelic.runtime.config import ReplayConfig
 from autotelic.runtime.loop.agent import Agent
 from autotelic.runtime.loop.schedules import OffPolicySchedule
 from autotelic.storage import EmptyReplayError, Episode, EpisodeBuilder, EpisodeStore, ReplaySampler
+from autotelic.storage.config import ReplayConfig
 from autotelic.storage.her import n_step, relabel_candidates
 from autotelic.storage.records import EpisodeView
 from tests.storage_fixtures import hand_episode

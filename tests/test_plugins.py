@@ -183,7 +183,7 @@ def test_no_layer_below_the_runtime_imports_the_root_configuration(folder: str) 
 
 
 R = "autotelic.runtime."
-REPORTING = tuple(R + "telemetry." + m for m in ("events", "tracking", "run_logs", "progress"))
+REPORTING = tuple(R + "telemetry." + m for m in ("events", "tracking", "sinks", "run_logs", "progress"))
 """What the loop and the evaluator may use of telemetry: the events they report, the
 open stats path and the run's own logs; never a metric system (``telemetry.metrics``)."""
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from autotelic.core import algorithm_spec, env_spec, load_plugins, registered_envs
-from autotelic.runtime.config import ConfigError, EvalConfig, deep_merge, load_settings
+from autotelic.runtime.config import ConfigError, deep_merge, load_settings
+from autotelic.runtime.evaluation.config import EvalConfig
 from autotelic.runtime.evaluation.evaluate import plan_episodes
 from autotelic.runtime.evaluation.periodic import PeriodicEvaluator
 from autotelic.runtime.loop.agent import Agent

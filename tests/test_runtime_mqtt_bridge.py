@@ -56,7 +56,7 @@ def make_bridge(url: str, metrics: Metrics | None = None, **overrides: Any) -> M
         grammar_inject,
         status=status_now,
         client_id="autotelic-tester",
-        metrics=metrics,
+        events=metrics.events() if metrics is not None else None,  # its events, as Prometheus
     )
 
 

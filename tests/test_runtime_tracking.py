@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from autotelic.runtime.config import TrackingConfig, deep_merge, load_settings
+from autotelic.runtime.config import deep_merge, load_settings
 from autotelic.runtime.extras import MissingPackageError
 from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.telemetry.config import TrackingConfig
+from autotelic.runtime.telemetry.events import EventStream
 from autotelic.runtime.telemetry.metrics import (
     MAX_STAT_KEYS,
     Metrics,
@@ -25,14 +27,8 @@ from autotelic.runtime.telemetry.metrics import (
     PrometheusSink,
 )
 from autotelic.runtime.telemetry.run_logs import read_rows
-from autotelic.runtime.telemetry.tracking import (
-    STATS_CSV,
-    TENSORBOARD_DIR,
-    Every,
-    TensorBoardSink,
-    Tracking,
-    open_tracking,
-)
+from autotelic.runtime.telemetry.sinks import open_sinks
+from autotelic.runtime.telemetry.tracking import STATS_CSV, TENSORBOARD_DIR, Every, TensorBoardSink
 
 TOY = {
     "run": {"plugins": ["tests.toy_plugin"], "torch_threads": 1, "mode": "serial"},
@@ -149,11 +145,11 @@ def test_the_fan_out_passes_every_key_and_drops_only_non_numbers(tmp_path: Path)
             self.closed = True
 
     kept, sparse = Kept(), Kept()
-    tracking = Tracking([kept], start_step=7)
-    tracking.add(Every(sparse, 3, start_step=7))
+    stream = EventStream([kept], step=lambda: 7)
+    stream.add(Every(sparse, 3, start_step=7))
     for step in range(8, 14):
-        tracking.record(step, {"any_name": step, "np": 1.5, "text": "not a number"})
-    tracking.close()
+        stream.learner_stats(step, {"any_name": step, "np": 1.5, "text": "not a number"})
+    stream.close()
     assert kept.records[0] == (8, {"any_name": 8.0, "np": 1.5})
     assert [s for s, _ in kept.records] == [8, 9, 10, 11, 12, 13]
     assert [s for s, _ in sparse.records] == [9, 12]  # the multiples of 3 after the start
@@ -175,7 +171,7 @@ def test_tensorboard_without_its_package_is_one_line_naming_the_install(
     with pytest.raises(MissingPackageError, match=r"pip install 'tensorboard>=2\.16,<3'"):
         TensorBoardSink(tmp_path / "tb")
     with pytest.raises(MissingPackageError):
-        open_tracking(TrackingConfig(tensorboard=True), tmp_path, start_step=0)
+        open_sinks(TrackingConfig(tensorboard=True), tmp_path, start_step=0)
     assert not (tmp_path / STATS_CSV).exists()  # nothing opened before the error
 
 
@@ -186,10 +182,10 @@ def test_the_documented_sink_plugs_in(tmp_path: Path) -> None:
     assert block is not None
     scope: dict[str, Any] = {"__name__": "sink_example"}
     exec(compile(block[1], "docs/architecture.md", "exec"), scope)
-    tracking = Tracking(start_step=0)
-    tracking.add(scope["JsonLinesSink"](tmp_path / "stats.jsonl"))
-    tracking.record(1, {"clip_fraction": 0.25})
-    tracking.close()
+    stream = EventStream()
+    stream.add(scope["JsonLinesSink"](tmp_path / "stats.jsonl"))
+    stream.learner_stats(1, {"clip_fraction": 0.25})
+    stream.close()
     lines = (tmp_path / "stats.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == [{"step": 1, "clip_fraction": 0.25}]
 

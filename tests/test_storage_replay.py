@@ -234,7 +234,7 @@ def test_the_sampler_and_the_replay_section_share_one_default_per_setting(tmp_pa
     from autotelic.core import env_spec
 
     spec = env_spec("autotelic/PlaygroundText-v0")
-    space = spec.goal_space(spec.config())
+    space = spec.goal_space(spec.config(id=spec.id))
     config = ReplayConfig(
         her_ratio=0.3, strategy="final", her_negatives=0.2, her_balance=False, her_steps_left=True
     )

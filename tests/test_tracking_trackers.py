@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from autotelic.runtime.config import TrackingConfig
 from autotelic.runtime.extras import MissingPackageError
+from autotelic.runtime.telemetry.config import TrackingConfig
+from autotelic.runtime.telemetry.sinks import open_sinks
 from autotelic.runtime.telemetry.trackers import (
     ALLOW_FILE_STORE,
     MLFLOW_RUN_ID,
@@ -26,7 +27,7 @@ from autotelic.runtime.telemetry.trackers import (
     MlflowSink,
     WandbSink,
 )
-from autotelic.runtime.telemetry.tracking import STATS_CSV, open_tracking
+from autotelic.runtime.telemetry.tracking import STATS_CSV
 
 PLUGIN_KEY = "toy/table_size"
 """A stat no module of autotelic names, as a plug-in algorithm would report it."""
@@ -233,10 +234,10 @@ def test_the_tracking_section_opens_both_trackers_thinned_like_the_files(tmp_pat
     pytest.importorskip("mlflow")
     run_dir = tmp_path / "run"
     config = TrackingConfig(csv=False, wandb=True, mlflow=True, every_updates=2)
-    tracking = open_tracking(config, run_dir, start_step=0)
+    stream = open_sinks(config, run_dir, start_step=0)
     for step in range(1, 7):
-        tracking.record(step, {PLUGIN_KEY: float(step)})
-    tracking.close()
+        stream.learner_stats(step, {PLUGIN_KEY: float(step)})
+    stream.close()
     [log_file] = wandb_files(run_dir)
     assert [s for s, _ in wandb_history(log_file, PLUGIN_KEY)] == [2, 4, 6]
     resumed = MlflowSink(run_dir, experiment=config.mlflow_experiment)
@@ -266,7 +267,7 @@ def test_a_missing_tracker_package_is_one_line_naming_the_install(
         sink(tmp_path / "run", **kwargs)
     assert "\n" not in str(raised.value)
     with pytest.raises(MissingPackageError, match=rf"tracking\.{option} needs"):
-        open_tracking(TrackingConfig(**{option: True}), tmp_path, start_step=0)
+        open_sinks(TrackingConfig(**{option: True}), tmp_path, start_step=0)
     assert not (tmp_path / STATS_CSV).exists()  # nothing opened before the error
 
 
@@ -277,6 +278,6 @@ def test_a_tracker_that_fails_to_open_closes_those_opened_before_it(
     pytest.importorskip("wandb")
     monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(MissingPackageError, match=r"tracking\.mlflow needs"):
-        open_tracking(TrackingConfig(wandb=True, mlflow=True), tmp_path, start_step=0)
+        open_sinks(TrackingConfig(wandb=True, mlflow=True), tmp_path, start_step=0)
     [log_file] = wandb_files(tmp_path)  # waits for the exit record that finish() writes
     assert wandb_run_ids(log_file) == {(tmp_path / WANDB_RUN_ID).read_text().strip()}

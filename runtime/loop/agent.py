@@ -54,15 +54,9 @@ from autotelic.runtime.loop.learner_loop import LearnerLoop
 from autotelic.runtime.loop.profiles import apply_profile, when_learner_behind
 from autotelic.runtime.loop.rollout import RolloutRecorder
 from autotelic.runtime.loop.schedules import OffPolicySchedule, OnPolicySchedule, Schedule
-from autotelic.runtime.telemetry.events import (
-    FanOut,
-    Readings,
-    RunEvents,
-    RunStart,
-    TrackedEvents,
-)
+from autotelic.runtime.telemetry.events import EventStream, Readings, RunEvents, RunStart
 from autotelic.runtime.telemetry.progress import Snapshot
-from autotelic.runtime.telemetry.tracking import Tracking, open_tracking
+from autotelic.runtime.telemetry.sinks import open_sinks
 from autotelic.storage import (
     CheckpointManager,
     EpisodeStore,
@@ -169,8 +163,10 @@ class Agent:
         self.settings = apply_profile(settings)
         self.layout = RunLayout(settings.run.dir.resolve())
         self.run_dir = self.layout.root
-        self.events = events or RunEvents()
-        """Where the run reports what happens (the service's metrics; nothing by default)."""
+        self.events = EventStream([events] if events is not None else [],
+                                  step=lambda: self.learner.num_updates)  # fmt: skip
+        """The run's one event stream: the caller's sink (the service's metrics) first, then
+        the sinks the ``tracking:`` section names; ``events.add(sink)`` plugs in another."""
         self.lock = threading.Lock()
         self.points = SafePoints()
         self.stopping = threading.Event()
@@ -217,7 +213,7 @@ class Agent:
         self.collection.episodes = int(counters.get("episodes", 0))
         self.collection.successes = int(counters.get("successes", 0))
         self.collection.listeners.append(self._on_episode)
-        self.learner_loop = LearnerLoop(self.learner, lock=self.lock, tracking=self.tracking)
+        self.learner_loop = LearnerLoop(self.learner, lock=self.lock, events=self.events)
         self.schedule = self._schedule(np.random.default_rng(replay_seed))
         self.evaluator = self._evaluator()
         self.collection.start(seed=int(env_seed))
@@ -225,14 +221,17 @@ class Agent:
         self.started_from = self.snapshot()
 
     def _open_tracking(self) -> None:
-        """Every stat of every update to every sink (the events adapter's own first), and
-        the run's figures (evaluations, curriculum) to the file and tracker sinks."""
+        """The sinks the ``tracking:`` section names join the event stream, resuming at the
+        learner's restored update count."""
         start = self.learner.num_updates
-        live = self.events.learner_sink(start)
-        self.tracking = open_tracking(self.settings.tracking, self.run_dir, start_step=start,
-                                      live=live)  # fmt: skip
-        files = Tracking([x for x in self.tracking.sinks if x is not live], start_step=start)
-        self.events = FanOut(self.events, TrackedEvents(files, lambda: self.learner.num_updates))
+        open_sinks(self.settings.tracking, self.run_dir, start_step=start,
+                   step=lambda: self.learner.num_updates, into=self.events)  # fmt: skip
+
+    @property
+    def tracking(self) -> EventStream:
+        """The event stream under the name earlier versions documented
+        (``agent.tracking.add(sink)``)."""
+        return self.events
 
     def _goal_daemon(self) -> CurriculumService:
         """The goal daemon: in this process, on the run's store (a backend may place it
@@ -593,7 +592,7 @@ class Agent:
     def close(self) -> None:
         if self.evaluator is not None:
             self.evaluator.close()
-        self.tracking.close()
+        self.events.close()
         self.store.close()
 
     # -- views -------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The learner side of the loop: replayed batches or rollouts -> updates -> metrics.
 
 A :class:`LearnerLoop` does one unit of learning per call and reports every stat
-the update returned, whatever its key, to a
-:class:`~autotelic.runtime.telemetry.tracking.Tracking` (Prometheus, ``learner_stats.csv``,
-TensorBoard), with the update count as the step. It reads no key, and adds three
+the update returned, whatever its key, as the ``learner_stats`` event of the run's
+event stream (every sink: Prometheus, ``learner_stats.csv``, TensorBoard, W&B, MLflow,
+yours), with the update count as the step. It reads no key, and adds three
 of its own (policy lag, relabeled share, policy version), so a plug-in's stat
 reaches every sink without a change here. It holds no thread of its own: the
 serial driver calls it inline, the concurrent one from a learner thread. It
@@ -36,7 +36,7 @@ from autotelic.core import (
     ProgressReporting,
     Rollout,
 )
-from autotelic.runtime.telemetry.tracking import Tracking
+from autotelic.runtime.telemetry.events import RunEvents
 from autotelic.storage import ReplaySampler
 
 
@@ -48,11 +48,11 @@ class LearnerLoop:
         learner: Learner,
         *,
         lock: Lock | None = None,
-        tracking: Tracking | None = None,
+        events: RunEvents | None = None,
     ) -> None:
         self.learner = learner
         self.lock = lock
-        self.tracking = tracking or Tracking(start_step=learner.num_updates)
+        self.events = events or RunEvents()
         self.last: dict[str, float] = {}
         self.transitions_learned = 0
         """Transitions (or rollout steps) the updates of this loop consumed."""
@@ -98,7 +98,7 @@ class LearnerLoop:
         """Keep the stats for the progress row and report them all, keys unread."""
         stats["policy_version"] = float(self.learner.policy_version)
         self.last = stats
-        self.tracking.record(self.learner.num_updates, stats)
+        self.events.learner_stats(self.learner.num_updates, stats)
 
 
 @contextlib.contextmanager

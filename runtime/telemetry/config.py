@@ -61,6 +61,11 @@ class TrackingConfig(BaseModel):
         description="The MLflow store to log to; null: a file store in <run>/mlruns.",
     )
     mlflow_experiment: str = Field("autotelic", description="The MLflow experiment of the run.")
+    sinks: list[str] = Field(
+        default_factory=list,
+        description="More sinks of the run's events by registered name (a plug-in's, "
+        "registered with autotelic.runtime.telemetry.sinks.register_sink).",
+    )
     every_updates: int = Field(
         1,
         ge=1,

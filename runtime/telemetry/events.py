@@ -1,17 +1,22 @@
-"""What the loop reports as it runs, to whoever shows it.
+"""What the loop reports as it runs: one stream of events that every sink receives.
 
-The collector, the agent, the evaluator and the backends call a :class:`RunEvents` at the
-moments its methods name (env steps taken, an episode stored, a checkpoint written, an
-evaluation finished) and hand it plain figures. They know no metric system: this class
-does nothing, and an adapter overrides the events it shows. The service's Prometheus
-adapter is :class:`autotelic.runtime.telemetry.metrics.PrometheusEvents`; another system
-(StatsD, OpenTelemetry, a test's recorder) is another subclass, and nothing in the loop
-changes. Learner stats, whose keys only the algorithm knows, take the open path of
-:mod:`autotelic.runtime.telemetry.tracking`; an adapter joins it with
-:meth:`RunEvents.learner_sink`.
+The collector, the agent, the learner loop, the evaluator, the MQTT bridge and the
+backends call a :class:`RunEvents` at the moments its methods name (env steps taken, an
+episode stored, an update's stats, a checkpoint written, an evaluation finished, the
+broker connection) and hand it plain figures. They know no metric system. The agent holds
+one :class:`EventStream`, which hands every event to each of its sinks: the service's
+Prometheus adapter (:class:`autotelic.runtime.telemetry.metrics.PrometheusEvents`), the
+sinks the ``tracking:`` section names from the sink registry
+(:mod:`autotelic.runtime.telemetry.sinks`: CSV, TensorBoard, W&B, MLflow, a plug-in's),
+and whatever ``agent.events.add(sink)`` adds from Python. A sink is either a
+:class:`RunEvents` subclass that overrides the events it shows, or a plain
+:class:`~autotelic.runtime.telemetry.tracking.Sink` (``record(step, values)`` and
+``close()``), which :class:`StatsEvents` feeds with the learner's stats, each evaluation's
+figures and the curriculum's readings, all as ``key -> float`` at the learner's update
+count.
 
-Events arrive from the collector's, the learner's and the evaluator's threads: an adapter
-must be safe to call from several threads (Prometheus's client is).
+Events arrive from the collector's, the learner's, the evaluator's and the bridge's
+threads: a sink must be safe to call from several threads (Prometheus's client is).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from autotelic.runtime.telemetry.tracking import Sink, Tracking
+from autotelic.runtime.telemetry.tracking import Sink, numbers
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,11 @@ class Readings:
 class RunEvents:
     """The run's events, each a no-op here: override the ones an adapter shows."""
 
+    def learner_stats(self, step: int, values: Mapping[str, float]) -> None:
+        """An update's stats, under the names the algorithm chose (plus the loop's
+        ``policy_lag``, ``relabeled_share``, ``policy_version``); ``step`` is the learner's
+        update count, which a checkpoint saves, so a resumed run continues its series."""
+
     def run_started(self, start: RunStart) -> None:
         """The agent is built and about to collect (once per process start)."""
 
@@ -121,9 +131,20 @@ class RunEvents:
     def readings(self, readings: Readings) -> None:
         """The latest read figures (called every few seconds by the service)."""
 
-    def learner_sink(self, start_step: int) -> Sink | None:
-        """A sink of the learner's stats for this adapter (None: it shows none)."""
-        return None
+    def mqtt_connected(self, up: bool) -> None:
+        """The MQTT bridge's session to the broker is up (or down)."""
+
+    def mqtt_reconnecting(self) -> None:
+        """The MQTT bridge lost its session (or never had one) and tries again."""
+
+    def mqtt_dropped(self) -> None:
+        """The MQTT bridge's outbox was full: its oldest message not kept elsewhere is gone."""
+
+    def injection_requested(self, status: str) -> None:
+        """A goal request arrived over a transport: ``accepted`` or ``rejected``."""
+
+    def close(self) -> None:
+        """Flush and release; no event follows."""
 
     def checkpoint_state(self, restored: Mapping[str, Any]) -> Mapping[str, Any]:
         """What a checkpoint keeps for this adapter so a restart continues its series
@@ -132,93 +153,103 @@ class RunEvents:
         return restored
 
 
-class FanOut(RunEvents):
-    """Hands every event to each of several adapters; the first is the primary, whose
-    learner sink and checkpoint state are the run's."""
+class EventStream(RunEvents):
+    """The run's one event stream: every event to each sink, in the order they joined.
 
-    def __init__(self, primary: RunEvents, *others: RunEvents) -> None:
-        self.all = (primary, *others)
+    ``step`` reads the learner's update count, the step a plain sink records the run's
+    figures (evaluations, readings) at, beside the learner's own stats of that step.
+    Sinks may join while events flow (from another thread): the list is replaced, never
+    changed in place, so a dispatch in progress finishes on the list it started with.
+    """
 
-    def run_started(self, start: RunStart) -> None:
-        for e in self.all:
-            e.run_started(start)
+    def __init__(
+        self, sinks: Sequence[RunEvents | Sink] = (), *, step: Callable[[], int] = lambda: 0
+    ) -> None:
+        self.step = step
+        self.sinks: tuple[RunEvents, ...] = ()
+        for sink in sinks:
+            self.add(sink)
 
-    def env_steps(self, n: int) -> None:
-        for e in self.all:
-            e.env_steps(n)
+    def add(self, sink: RunEvents | Sink) -> RunEvents:
+        """Plug in a sink; it receives every later event. A plain ``record``/``close`` sink
+        gets the learner's stats, evaluations and readings (:class:`StatsEvents`)."""
+        events = sink if isinstance(sink, RunEvents) else StatsEvents(sink, self.step)
+        self.sinks = (*self.sinks, events)
+        return events
 
-    def episode_stored(self, category: str, source: str, success: bool, steps: int) -> None:
-        for e in self.all:
-            e.episode_stored(category, source, success, steps)
+    def learner_stats(self, step: int, values: Mapping[str, Any]) -> None:
+        """Hand ``values`` as floats to every sink (a value that is not a number is left
+        out: a learner may return NumPy scalars, and one odd value should cost that value,
+        not the record)."""
+        clean = numbers(values)
+        for sink in self.sinks:
+            sink.learner_stats(step, clean)
 
-    def episode_recounted(self, category: str, source: str, success: bool) -> None:
-        for e in self.all:
-            e.episode_recounted(category, source, success)
-
-    def policy_entropy(self, nats: float) -> None:
-        for e in self.all:
-            e.policy_entropy(nats)
-
-    def checkpoint_written(self, at: float) -> None:
-        for e in self.all:
-            e.checkpoint_written(at)
-
-    def injection_finished(self, status: str) -> None:
-        for e in self.all:
-            e.injection_finished(status)
-
-    def eval_env_steps(self, n: int) -> None:
-        for e in self.all:
-            e.eval_env_steps(n)
-
-    def evaluation_done(self, figures: EvalFigures) -> None:
-        for e in self.all:
-            e.evaluation_done(figures)
-
-    def evaluations_restored(self, count: int, last: EvalFigures | None) -> None:
-        for e in self.all:
-            e.evaluations_restored(count, last)
-
-    def actors_started(self, actors: Sequence[str]) -> None:
-        for e in self.all:
-            e.actors_started(actors)
-
-    def actor_progress(self, actor: str, steps: int, steps_per_s: float, lag: float) -> None:
-        for e in self.all:
-            e.actor_progress(actor, steps, steps_per_s, lag)
-
-    def actor_restarted(self, actor: str) -> None:
-        for e in self.all:
-            e.actor_restarted(actor)
-
-    def readings(self, readings: Readings) -> None:
-        for e in self.all:
-            e.readings(readings)
-
-    def learner_sink(self, start_step: int) -> Sink | None:
-        return self.all[0].learner_sink(start_step)
+    def record(self, step: int, values: Mapping[str, Any]) -> None:
+        """The same as :meth:`learner_stats`: the stream is itself a :class:`Sink`."""
+        self.learner_stats(step, values)
 
     def checkpoint_state(self, restored: Mapping[str, Any]) -> Mapping[str, Any]:
-        return self.all[0].checkpoint_state(restored)
+        """What each sink keeps, folded in order (a sink that keeps nothing passes on what
+        it was given)."""
+        state = restored
+        for sink in self.sinks:
+            state = sink.checkpoint_state(state)
+        return state
+
+    def close(self) -> None:
+        """Close every sink, also when one fails to (its error is raised after)."""
+        failure: Exception | None = None
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as err:  # the others must still flush
+                failure = failure or err
+        if failure is not None:
+            raise failure
 
 
-class TrackedEvents(RunEvents):
-    """The run's figures as stats of the tracking sinks (CSV, TensorBoard, W&B, MLflow),
-    at the learner's current update count, beside the learner's own stats: each
-    evaluation's success and episode length per split, way of acting and category (and
-    their mean over categories, the headline figure), and the curriculum's and the
-    store's readings with the last policy entropy."""
+def _dispatch(name: str) -> Callable[..., None]:
+    def each(self: EventStream, *args: Any) -> None:
+        for sink in self.sinks:
+            getattr(sink, name)(*args)
 
-    def __init__(self, tracking: Tracking, step: Callable[[], int]) -> None:
-        self.tracking = tracking
+    each.__name__ = each.__qualname__ = name
+    each.__doc__ = getattr(RunEvents, name).__doc__
+    return each
+
+
+EVENTS = tuple(
+    name
+    for name, member in vars(RunEvents).items()
+    if callable(member) and not name.startswith("_") and name not in vars(EventStream)
+)
+"""The events the stream hands on as they are (the others it defines above)."""
+for _name in EVENTS:
+    setattr(EventStream, _name, _dispatch(_name))
+
+
+class StatsEvents(RunEvents):
+    """A plain :class:`~autotelic.runtime.telemetry.tracking.Sink` (CSV, TensorBoard, W&B,
+    MLflow, yours) on the event stream: the learner's stats as they come, and the run's
+    figures at the learner's current update count: each evaluation's success and episode
+    length per split, way of acting and category (and their mean over categories, the
+    headline figure), and the curriculum's and the store's readings with the last policy
+    entropy."""
+
+    def __init__(self, sink: Sink, step: Callable[[], int]) -> None:
+        self.sink = sink
         self.step = step
         self._entropy: float | None = None
+
+    def learner_stats(self, step: int, values: Mapping[str, float]) -> None:
+        self.sink.record(step, values)
 
     def policy_entropy(self, nats: float) -> None:
         self._entropy = nats
 
     def evaluation_done(self, figures: EvalFigures) -> None:
-        self.tracking.record(self.step(), evaluation_stats(figures))
+        self.sink.record(self.step(), evaluation_stats(figures))
 
     def readings(self, readings: Readings) -> None:
         stats: dict[str, float] = {
@@ -234,7 +265,10 @@ class TrackedEvents(RunEvents):
             stats[f"goals/known/{source}"] = count
         if self._entropy is not None:
             stats["collector/policy_entropy"] = self._entropy
-        self.tracking.record(self.step(), stats)
+        self.sink.record(self.step(), stats)
+
+    def close(self) -> None:
+        self.sink.close()
 
 
 def evaluation_stats(figures: EvalFigures) -> dict[str, float]:

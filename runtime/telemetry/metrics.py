@@ -21,7 +21,6 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from autotelic.runtime.telemetry.events import EvalFigures, Readings, RunEvents, RunStart
-from autotelic.runtime.telemetry.tracking import Sink
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +223,11 @@ class Metrics:
             self.injected_goals.labels(status=status)
         self.mqtt_connected.set(0)
 
+    def events(self) -> RunEvents:
+        """A sink of the run's event stream that shows every event in these metrics (what
+        the service hands the agent it builds)."""
+        return PrometheusEvents(self)
+
     @cached_property
     def actors(self) -> ActorMetrics:
         """The per-actor metrics, registered on first use."""
@@ -330,9 +334,10 @@ algorithm that put a counter in its key names would otherwise grow the scrape fo
 
 
 class PrometheusSink:
-    """A tracking sink (runtime/telemetry/tracking.py) onto the service's metrics: every key as
-    ``autotelic_learner_stat{key=...}``, the dashboard's named gauges, and the update
-    counter and rate, which the step (the learner's update count) drives."""
+    """The learner's stats onto the service's metrics (a plain
+    :class:`~autotelic.runtime.telemetry.tracking.Sink`, which :class:`PrometheusEvents`
+    feeds): every key as ``autotelic_learner_stat{key=...}``, the dashboard's named gauges,
+    and the update counter and rate, which the step (the learner's update count) drives."""
 
     def __init__(self, metrics: Metrics, *, start_step: int) -> None:
         self._metrics = metrics
@@ -379,6 +384,7 @@ class PrometheusEvents(RunEvents):
         self.metrics = metrics
         self._env_steps = 0
         self._steps_rate = RateMeter(metrics.env_steps_rate)
+        self._stats = PrometheusSink(metrics, start_step=0)
 
     def run_started(self, start: RunStart) -> None:
         m = self.metrics
@@ -389,6 +395,10 @@ class PrometheusEvents(RunEvents):
         m.resume_counters(start.restored)
         self._env_steps = start.env_steps
         self._steps_rate.update(self._env_steps)
+        self._stats = PrometheusSink(m, start_step=start.updates)
+
+    def learner_stats(self, step: int, values: Mapping[str, float]) -> None:
+        self._stats.record(step, values)
 
     def env_steps(self, n: int) -> None:
         self.metrics.env_steps.inc(n)
@@ -462,8 +472,17 @@ class PrometheusEvents(RunEvents):
         m.injected_pending.set(readings.injected_pending)
         m.results_pending.set(readings.results_pending)
 
-    def learner_sink(self, start_step: int) -> Sink:
-        return PrometheusSink(self.metrics, start_step=start_step)
+    def mqtt_connected(self, up: bool) -> None:
+        self.metrics.mqtt_connected.set(1 if up else 0)
+
+    def mqtt_reconnecting(self) -> None:
+        self.metrics.mqtt_reconnects.inc()
+
+    def mqtt_dropped(self) -> None:
+        self.metrics.mqtt_dropped.inc()
+
+    def injection_requested(self, status: str) -> None:
+        self.metrics.injected_goals.labels(status=status).inc()
 
     def checkpoint_state(self, restored: Mapping[str, Any]) -> CounterState:
         return self.metrics.counter_state()

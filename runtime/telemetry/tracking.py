@@ -1,38 +1,36 @@
-"""One open path for the learner's stats: every key an update reports, to every sink.
+"""The learner's stats and the sinks that write them: every key an update reports.
 
 An algorithm's ``update`` returns a dict of floats under names it chooses (SAC's
 ``critic_loss`` and ``entropy``, PPO's ``clip_fraction``, a plug-in's own losses).
-:class:`~autotelic.runtime.loop.learner_loop.LearnerLoop` hands each dict to a
-:class:`Tracking`, which hands it to each :class:`Sink`, with the learner's update
-count as the step. Neither the loop nor the fan-out reads a key's name, so a new
-algorithm's stat reaches Prometheus, ``learner_stats.csv`` and TensorBoard without
-a change here; only a sink may give some names a meaning of its own (the
-Prometheus sink keeps the dashboard's named gauges, ``metrics.PrometheusSink``).
+:class:`~autotelic.runtime.loop.learner_loop.LearnerLoop` reports each dict as the
+``learner_stats`` event of the run's one event stream
+(:class:`~autotelic.runtime.telemetry.events.EventStream`), with the learner's update
+count as the step; the stream hands it to every sink, with the run's other events.
+Neither reads a key's name, so a new algorithm's stat reaches Prometheus,
+``learner_stats.csv``, TensorBoard, W&B and MLflow without a change here; only a sink may
+give some names a meaning of its own (Prometheus keeps the dashboard's named gauges).
 
-The step is the update count because a checkpoint saves it: a resumed run starts
-its sinks at the restored count, so its series continue where the checkpoint
-left them rather than at 0.
+The step is the update count because a checkpoint saves it: a resumed run starts its
+sinks at the restored count, so its series continue where the checkpoint left them
+rather than at 0.
 
-W&B and MLflow are sinks of ``trackers.py`` (``tracking.wandb``, ``tracking.mlflow``),
-each resuming one tracker run by an id kept in the run directory. Writing a sink for
-another tracker (a database, a service) is writing a class with ``record(step,
-values)`` and ``close()``; ``agent.tracking.add(sink)`` plugs it in, and
-``agent.tracking.start_step`` is the step a resumed run starts from (the point to
-resume the tracker's own run at). docs/architecture.md, "Learner stats", shows one.
+This module holds the plain :class:`Sink` shape (``record(step, values)`` and
+``close()``) and the file sinks; ``trackers.py`` holds W&B and MLflow; ``sinks.py``
+registers them all by name (the ``tracking:`` section chooses them). Writing a sink for
+another tracker is writing a class with ``record`` and ``close`` and registering it, or
+adding it from Python with ``agent.events.add(sink)``. docs/architecture.md, "Telemetry",
+shows one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from autotelic.runtime.extras import MissingPackageError, pip_command
-from autotelic.runtime.telemetry.config import TrackingConfig
 from autotelic.runtime.telemetry.run_logs import CsvLog
-from autotelic.runtime.telemetry.trackers import MlflowSink, WandbSink
 
 STATS_CSV = "learner_stats.csv"
 """The long-format stats file in the run directory: ``time,step,key,value``."""
@@ -56,38 +54,7 @@ class Sink(Protocol):
         """Flush and release; no record follows."""
 
 
-class Tracking:
-    """Fans each record out to its sinks, knowing none of them nor any key."""
-
-    def __init__(self, sinks: Iterable[Sink] = (), *, start_step: int = 0) -> None:
-        self.sinks: list[Sink] = list(sinks)
-        self.start_step = start_step
-        """The update count this process started from (restored from the checkpoint)."""
-
-    def add(self, sink: Sink) -> None:
-        """Plug in another sink (e.g. an experiment tracker's); it gets later records."""
-        self.sinks.append(sink)
-
-    def record(self, step: int, values: Mapping[str, Any]) -> None:
-        """Hand ``values`` (as floats; a value that is not a number is left out) to every
-        sink."""
-        clean = _numbers(values)
-        for sink in self.sinks:
-            sink.record(step, clean)
-
-    def close(self) -> None:
-        """Close every sink, also when one fails to (its error is raised after)."""
-        failure: Exception | None = None
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except Exception as err:  # the others must still flush
-                failure = failure or err
-        if failure is not None:
-            raise failure
-
-
-def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
+def numbers(values: Mapping[str, Any]) -> dict[str, float]:
     """``values`` as floats: a learner may return NumPy scalars or ints, and one value
     that is not a number should cost that value, not the record."""
     out: dict[str, float] = {}
@@ -188,46 +155,3 @@ def _summary_writer() -> Any:
             f"{pip_command(TENSORBOARD)}"
         ) from None
     return SummaryWriter
-
-
-def open_tracking(
-    config: TrackingConfig,
-    run_dir: Path,
-    *,
-    start_step: int,
-    live: Sink | None = None,
-) -> Tracking:
-    """The sinks ``config`` asks for, in ``run_dir``, resuming at ``start_step``, after
-    ``live`` (e.g. the service's Prometheus metrics), which gets every record."""
-    sinks: list[Sink] = [live] if live is not None else []
-    files = _open_files(config, run_dir, start_step)
-    sinks.extend(Every(f, config.every_updates, start_step=start_step) for f in files)
-    return Tracking(sinks, start_step=start_step)
-
-
-def _open_files(config: TrackingConfig, run_dir: Path, start_step: int) -> list[Sink]:
-    """The file and tracker sinks ``config`` enables, those needing an optional package
-    first; when one fails to open (a package is missing), those already open are closed
-    before the error is raised, so a run that stops leaves no tracker run open."""
-    openers: list[Callable[[], Sink]] = []
-    if config.tensorboard:
-        openers.append(lambda: TensorBoardSink(run_dir / TENSORBOARD_DIR, start_step=start_step))
-    if config.wandb:
-        project, mode = config.wandb_project, config.wandb_mode
-        openers.append(
-            lambda: WandbSink(run_dir, project=project, mode=mode, start_step=start_step)
-        )
-    if config.mlflow:
-        experiment, uri = config.mlflow_experiment, config.mlflow_tracking_uri
-        openers.append(lambda: MlflowSink(run_dir, experiment=experiment, tracking_uri=uri))
-    if config.csv:
-        openers.append(lambda: CsvSink(run_dir / STATS_CSV))
-    files: list[Sink] = []
-    try:
-        for open_sink in openers:
-            files.append(open_sink())
-    except BaseException:
-        with contextlib.suppress(Exception):  # the error that stopped the opening is raised
-            Tracking(files).close()
-        raise
-    return files

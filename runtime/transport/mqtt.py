@@ -44,7 +44,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel
 
 from autotelic.runtime.loop.control import Accepted, AgentStatus, InjectionRejected
-from autotelic.runtime.telemetry.metrics import Metrics
+from autotelic.runtime.telemetry.events import RunEvents
 from autotelic.runtime.transport.messages import (
     Acceptance,
     Rejection,
@@ -55,7 +55,7 @@ from autotelic.runtime.transport.messages import (
     parse_inject_request,
     status_message,
 )
-from autotelic.runtime.transport.mqtt_config import MQTTConfig, TLSSettingError
+from autotelic.runtime.transport.mqtt_config import MQTTConfig
 
 log = logging.getLogger(__name__)
 
@@ -264,26 +264,23 @@ class MQTTBridge:
         inject: Injector,
         status: StatusSource,
         client_id: str,
-        metrics: Metrics | None = None,
+        events: RunEvents | None = None,
     ) -> None:
         self.config = config
         self.topics = topics
         self._inject = inject
         self._status = status
         self._client_id = client_id
-        self._metrics = metrics
+        self._events = events or RunEvents()
+        """Where the bridge reports its connection, drops and goal requests."""
         self._outbox: collections.deque[Outgoing] = collections.deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self.connected = asyncio.Event()
         self.dropped = 0
-        try:
-            self._tls_context = config.ssl_context() if config.url else None
-        except TLSSettingError as err:
-            from autotelic.runtime.config import ConfigError  # heavy; only on this path
-
-            raise ConfigError(str(err)) from None
+        # A bad mqtt.tls_* setting raises TLSSettingError, a user error naming the setting.
+        self._tls_context = config.ssl_context() if config.url else None
         self._client_log = _ClientLog()
         # Not in the logging tree: paho's records reach only the handler above.
         self._paho_logger = logging.Logger(f"{__name__}.paho", logging.INFO)
@@ -331,8 +328,7 @@ class MQTTBridge:
             if oldest is not None:
                 del self._outbox[oldest]
                 self.dropped += 1
-                if self._metrics:
-                    self._metrics.mqtt_dropped.inc()
+                self._events.mqtt_dropped()
         self._outbox.append(item)
         if self._wakeup is not None:
             self._wakeup.set()
@@ -363,8 +359,7 @@ class MQTTBridge:
             self._set_connected(False)
             if self._stop.is_set():
                 break
-            if self._metrics:
-                self._metrics.mqtt_reconnects.inc()
+            self._events.mqtt_reconnecting()
             delay = backoff * random.uniform(0.8, 1.2)
             log.debug("MQTT: reconnecting in %.1fs", delay)
             await self._sleep(delay)
@@ -514,9 +509,9 @@ class MQTTBridge:
             log.exception("goal request handler failed")
             reply = Rejection(reason=f"internal error: {type(err).__name__}: {err}")
         topic = self.topics.accepted if isinstance(reply, Acceptance) else self.topics.rejected
-        if self._metrics:
-            status = "accepted" if isinstance(reply, Acceptance) else "rejected"
-            self._metrics.injected_goals.labels(status=status).inc()
+        self._events.injection_requested(
+            "accepted" if isinstance(reply, Acceptance) else "rejected"
+        )
         self._enqueue(Outgoing(topic, encode(reply), 1, False))
 
     def _reply(self, payload: bytes | bytearray) -> Acceptance | Rejection:
@@ -540,8 +535,7 @@ class MQTTBridge:
             self.connected.set()
         else:
             self.connected.clear()
-        if self._metrics:
-            self._metrics.mqtt_connected.set(1 if up else 0)
+        self._events.mqtt_connected(up)
 
     async def _sleep(self, seconds: float) -> None:
         assert self._stop is not None

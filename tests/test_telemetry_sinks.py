@@ -1,0 +1,131 @@
+"""One event stream, sinks registered by name: a sink added from Python and one named in
+the configuration (registered, nothing else) both receive the learner's stats, every
+evaluation and the curriculum's figures of a real serial run of the toy pair."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from autotelic.core import RegistryError
+from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.telemetry.config import TrackingConfig
+from autotelic.runtime.telemetry.events import EvalFigures, RunEvents
+from autotelic.runtime.telemetry.sinks import (
+    SinkContext,
+    enabled_sinks,
+    open_sinks,
+    register_sink,
+    registered_sinks,
+)
+from tests.test_runtime_tracking import KEY, toy_settings
+
+
+class Recorder:
+    """A plain sink: ``record`` and ``close``, as an experiment tracker's adapter is."""
+
+    opened: ClassVar[list[Recorder]] = []
+
+    def __init__(self, context: SinkContext | None = None) -> None:
+        self.context = context
+        self.records: list[tuple[int, dict[str, float]]] = []
+        self.closed = False
+        Recorder.opened.append(self)
+
+    def record(self, step: int, values: Mapping[str, float]) -> None:
+        self.records.append((step, dict(values)))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def keys(self) -> set[str]:
+        return {k for _, values in self.records for k in values}
+
+
+class Evaluations(RunEvents):
+    """An events sink: it overrides the event it shows and sees it as plain figures."""
+
+    def __init__(self) -> None:
+        self.figures: list[EvalFigures] = []
+
+    def evaluation_done(self, figures: EvalFigures) -> None:
+        self.figures.append(figures)
+
+
+register_sink("test-recorder", Recorder, description="records in memory (tests)")
+
+EVALUATE = {
+    "enabled": True,
+    "interval_env_steps": 200,
+    "episodes_per_category": 2,
+    "max_cost_fraction": 1.0,
+    "splits": ["train"],
+    "acting": ["greedy"],
+}
+
+
+def test_a_sink_from_python_and_one_from_configuration_see_every_figure(tmp_path: Path) -> None:
+    Recorder.opened.clear()
+    settings = toy_settings(
+        tmp_path / "run",
+        500,
+        eval=EVALUATE,
+        tracking={"tensorboard": False, "sinks": ["test-recorder"]},
+    )
+    agent = Agent(settings)
+    from_python, evaluations = Recorder(), Evaluations()
+    agent.events.add(from_python)
+    agent.events.add(evaluations)
+    try:
+        agent.run_serial()
+        agent.refresh_gauges()  # what the service does every second: the curriculum's figures
+        updates = agent.learner.num_updates
+    finally:
+        agent.close()
+    [from_config] = [r for r in Recorder.opened if r.context is not None]
+    assert from_config.context is not None and from_config.context.run_dir == agent.run_dir
+    assert updates > 10
+    for sink in (from_config, from_python):
+        keys = sink.keys()
+        assert {KEY, "critic_loss", "policy_version"} <= keys  # the learner's stats
+        assert "eval/train/greedy/success" in keys  # every evaluation
+        assert any(k.startswith("curriculum/") and k.endswith("/success_rate") for k in keys)
+        assert "replay/transitions" in keys
+        learned = [step for step, values in sink.records if KEY in values]
+        assert learned == list(range(1, updates + 1))
+        assert sink.closed
+    assert from_config.records == from_python.records  # the same stream, the same figures
+    assert len(evaluations.figures) >= 2
+    assert all(f.cells and f.cells[0].split == "train" for f in evaluations.figures)
+
+
+def test_sinks_are_chosen_by_registered_name(tmp_path: Path) -> None:
+    names = {s.name for s in registered_sinks()}
+    assert {"csv", "tensorboard", "wandb", "mlflow", "test-recorder"} <= names
+    config = TrackingConfig(csv=True, sinks=["test-recorder"], every_updates=2)
+    assert enabled_sinks(config) == ["csv", "test-recorder"]
+    stream = open_sinks(config, tmp_path, start_step=0)
+    for step in range(1, 5):
+        stream.learner_stats(step, {"loss": float(step)})
+    stream.close()
+    recorder = Recorder.opened[-1]
+    assert [s for s, _ in recorder.records] == [2, 4]  # plain sinks thinned like the files
+    assert (tmp_path / "learner_stats.csv").exists()
+    with pytest.raises(RegistryError, match="test-recorder"):
+        open_sinks(TrackingConfig(sinks=["test-recorde"]), tmp_path, start_step=0)
+    with pytest.raises(RegistryError, match="registered already"):
+        register_sink("csv", Recorder)
+
+
+def test_the_stream_folds_what_each_sink_keeps_across_a_restart() -> None:
+    class Keeps(RunEvents):
+        def checkpoint_state(self, restored: Mapping[str, Any]) -> Mapping[str, Any]:
+            return {**restored, "kept": 1}
+
+    from autotelic.runtime.telemetry.events import EventStream
+
+    stream = EventStream([RunEvents(), Keeps(), Recorder()])
+    assert stream.checkpoint_state({"before": 2}) == {"before": 2, "kept": 1}
