@@ -207,17 +207,22 @@ class PPOLearner(LLMLearner):
         explained = 1.0 - float(
             torch.var(returns - old_values) / torch.var(returns).clamp_min(1e-8)
         )
-        return {key: value / count for key, value in sums.items()} | {
-            "advantage_mean": float(steps.advantages.mean()),
-            "return_mean": float(returns.mean()),
-            "explained_variance": explained,
-            "gradient_steps": float(count),
-            "early_stop": float(stopped),
-            "steps": float(n),
-            "policy_version": float(self.policy_version),
-            "num_updates": float(self.num_updates),
-            "update_seconds": time.perf_counter() - began,
-        }
+        cache = self.model.activations  # model.frozen_layers: how well acting serves updates
+        return (
+            (cache.report() if cache is not None else {})
+            | {key: value / count for key, value in sums.items()}
+            | {
+                "advantage_mean": float(steps.advantages.mean()),
+                "return_mean": float(returns.mean()),
+                "explained_variance": explained,
+                "gradient_steps": float(count),
+                "early_stop": float(stopped),
+                "steps": float(n),
+                "policy_version": float(self.policy_version),
+                "num_updates": float(self.num_updates),
+                "update_seconds": time.perf_counter() - began,
+            }
+        )
 
     def _minibatch(
         self, steps: _Steps, index: list[int], write_lock: Lock | None

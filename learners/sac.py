@@ -263,6 +263,9 @@ class SACLearner(LLMLearner):
             "num_updates": float(self.num_updates),
             "update_seconds": time.perf_counter() - began,
         }
+        cache = self.model.activations
+        if cache is not None:  # model.frozen_layers: how well acting serves the updates
+            totals |= cache.report()
         return totals
 
     def compute_gradients(

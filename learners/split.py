@@ -236,3 +236,11 @@ class ActivationCache:
         with self._lock:
             self._rows.clear()
             self._bytes = 0
+
+    def report(self) -> dict[str, float]:
+        """What an update reports of it (telemetry): the hit rate so far, acting included,
+        and the memory held."""
+        return {
+            "activation_cache_hit_rate": self.stats.hit_rate,
+            "activation_cache_mib": self.nbytes / 2**20,
+        }
