@@ -25,6 +25,7 @@ from autotelic.core.env import (
     TextEnvBatch,
     TextState,
 )
+from autotelic.core.errors import CheckpointError, UserError
 from autotelic.core.goals import GoalSpace, InvalidGoalError, ParsedGoal, Split
 from autotelic.core.learner import (
     ActResult,
@@ -64,6 +65,7 @@ __all__ = [
     "AlgorithmConfig",
     "AlgorithmSpec",
     "BackendSpec",
+    "CheckpointError",
     "EnvConfig",
     "EnvSpec",
     "EnvStep",
@@ -89,6 +91,7 @@ __all__ = [
     "TextVocabulary",
     "Trajectory",
     "TransitionBatch",
+    "UserError",
     "algorithm_spec",
     "backend_spec",
     "check_rows",

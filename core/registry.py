@@ -24,6 +24,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from autotelic.core.env import EnvConfig, TextEnvBatch
+from autotelic.core.errors import UserError
 from autotelic.core.goals import GoalSpace, Split
 from autotelic.core.learner import (
     AlgorithmConfig,
@@ -59,7 +60,7 @@ Typed loosely because core knows neither the settings nor the agent; the runtime
 what it gets."""
 
 
-class RegistryError(ValueError):
+class RegistryError(UserError, ValueError):
     """An unknown or conflicting id or name; the message lists what is registered."""
 
 

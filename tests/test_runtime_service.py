@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import socket
 import subprocess
 import time
 import urllib.request
@@ -29,6 +30,8 @@ AGENT = "e2e"
 TOPICS = Topics(AGENT)
 HELD_OUT = set(all_goals("test"))
 """The goals the goal space lists as held out (the curriculum's test split)."""
+DEFAULT_METRICS_PORT = 9477
+"""``metrics.port``'s default."""
 DASHBOARD = Path(__file__).resolve().parents[1] / "ops/grafana/dashboards/autotelic.json"
 
 
@@ -241,8 +244,24 @@ def test_service_survived_the_fuzzing(service: ServiceProcess, probe: Probe) -> 
 
 
 def test_prometheus_scrapes_and_every_dashboard_query_returns_data(
-    service: ServiceProcess, tmp_path: Path
+    service: ServiceProcess, probe: Probe, tmp_path: Path
 ) -> None:
+    # The injected-episode panels need an injected episode: this test injects its own, so it
+    # passes alone as well as after the injection tests above.
+    probe.drain()
+    topic, _ = request_reply(
+        probe, json.dumps({"goal": "Grasp cow", "episodes": 1, "request_id": "dashboard"})
+    )
+    assert topic == TOPICS.accepted
+
+    def injected_episodes() -> float:
+        return sum(
+            v
+            for k, v in service.metrics().items()
+            if k.startswith("autotelic_episodes_total{") and 'source="injected"' in k
+        )
+
+    service.wait_for(lambda: injected_episodes() >= 1, what="an injected episode")
     service.wait_for(
         lambda: service.metrics().get("autotelic_learner_updates_total", 0) >= 3, what="updates"
     )
@@ -439,9 +458,25 @@ def test_kill_9_loses_no_stored_episode_and_the_will_says_offline(
     assert ids <= stored_ids(service.run_dir)
 
 
+def hold_port(port: int) -> socket.socket | None:
+    """A listening socket on 127.0.0.1:``port`` (None when another process holds it): the
+    port is taken either way while the caller keeps the socket."""
+    held = socket.socket()
+    try:
+        held.bind(("127.0.0.1", port))
+    except OSError:
+        held.close()
+        return None
+    held.listen()
+    return held
+
+
 def test_default_run_without_any_configuration(tmp_path: Path) -> None:
-    """`autotelic run` with nothing configured: packaged SmolLM2, embedded broker, local run dir."""
+    """`autotelic run` with nothing configured: packaged SmolLM2, embedded broker, local run
+    dir. Its metrics port (9477) is held here, by this test or by whatever holds it already,
+    so the run falls back to a free port, says so, and records it in endpoints.json."""
     log = tmp_path / "default.log"
+    held = hold_port(DEFAULT_METRICS_PORT)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [ServiceProcess.executable(), "run"], cwd=tmp_path, stdout=out, stderr=out
@@ -454,8 +489,12 @@ def test_default_run_without_any_configuration(tmp_path: Path) -> None:
         assert proc.poll() is None, log.read_text()
         endpoints = json.loads(endpoints_file.read_text())
         assert endpoints["mqtt"].startswith("mqtt://127.0.0.1:")
-        assert endpoints["metrics"].startswith("http://127.0.0.1:9477/")
         metrics_url = endpoints["metrics"]
+        port = int(metrics_url.split("//")[1].split("/")[0].rsplit(":", 1)[1])
+        assert metrics_url == f"http://127.0.0.1:{port}/metrics"
+        assert port != DEFAULT_METRICS_PORT
+        assert f"metrics port 127.0.0.1:{DEFAULT_METRICS_PORT} is in use" in log.read_text()
+        assert f"serving metrics on {metrics_url} instead" in log.read_text()
 
         def env_steps() -> float:
             with urllib.request.urlopen(metrics_url, timeout=10) as response:
@@ -480,6 +519,39 @@ def test_default_run_without_any_configuration(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+        if held is not None:
+            held.close()
     assert any((tmp_path / "runs/default/checkpoints").glob("ckpt-*"))
     text = log.read_text()
     assert "embedded MQTT broker" in text or "autotelic running" in text
+
+
+def test_a_second_run_on_the_same_metrics_port_falls_back_to_a_free_one(tmp_path: Path) -> None:
+    """Two runs on one machine configured with the same metrics port: the second serves
+    its metrics on a free port, says so, and endpoints.json records where."""
+    (tmp_path / "first").mkdir()
+    first = ServiceProcess(tmp_path / "first", TINY_SERVICE)
+    first.start()
+    try:
+        port = int(first.endpoints["metrics"].split("//")[1].split("/")[0].rsplit(":", 1)[1])
+        (tmp_path / "second").mkdir()
+        second = ServiceProcess(
+            tmp_path / "second", deep_merge(TINY_SERVICE, {"metrics": {"port": port}})
+        )
+        second.start()
+        try:
+            url = second.endpoints["metrics"]
+            assert url.startswith("http://127.0.0.1:") and not url.startswith(
+                f"http://127.0.0.1:{port}/"
+            )
+            assert "autotelic_env_steps_total" in second.metrics()  # it serves there
+            assert f"metrics port 127.0.0.1:{port} is in use" in second.log.read_text()
+            assert first.metrics()  # the first run's endpoint is still its own
+            assert second.terminate() == 0
+        finally:
+            if second.alive():
+                second.kill()
+        assert first.terminate() == 0
+    finally:
+        if first.alive():
+            first.kill()

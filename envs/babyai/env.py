@@ -17,7 +17,7 @@ from autotelic.envs.babyai.levels import DoorRoomLevel, GoalLevel, ObjectRoomLev
 from autotelic.envs.babyai.oracle import BotAdvisor
 from autotelic.envs.babyai.splits import HELD_OUT, all_goals
 from autotelic.envs.babyai.text import describe, describe_view
-from autotelic.envs.episodes import LiveEpisode, action_index, render
+from autotelic.envs.episodes import LiveEpisode, action_index, render, render_mode_of
 from autotelic.envs.gym_batch import action_mask
 
 __all__ = ["ACTIONS", "ENV_ID", "BabyAITextEnv"]
@@ -50,7 +50,10 @@ class BabyAITextEnv(gym.Env[str, Any]):
 
     metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012
 
-    def __init__(self, config: BabyAIConfig | None = None, **overrides: Any) -> None:
+    def __init__(
+        self, config: BabyAIConfig | None = None, render_mode: str | None = None, **overrides: Any
+    ) -> None:
+        self.render_mode = render_mode_of(render_mode, self.metadata)
         base = config or BabyAIConfig()
         self.config = (
             BabyAIConfig.model_validate({**base.model_dump(), **overrides}) if overrides else base

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import random
 import string
+from numbers import Integral
 from typing import Any
 
 import gymnasium as gym
 from gymnasium import spaces
 
 from autotelic.core import EpisodeOverError
-from autotelic.envs.episodes import LiveEpisode, action_index, render
+from autotelic.envs.episodes import LiveEpisode, action_index, render, render_mode_of
 from autotelic.envs.gym_batch import action_mask
 from autotelic.envs.playground.config import ENV_ID, PlaygroundConfig
 from autotelic.envs.playground.generation import generate
@@ -40,7 +41,13 @@ class PlaygroundTextEnv(gym.Env[str, Any]):
 
     metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012
 
-    def __init__(self, config: PlaygroundConfig | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        config: PlaygroundConfig | None = None,
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.render_mode = render_mode_of(render_mode, self.metadata)
         base = config or PlaygroundConfig()
         self.config = base.model_copy(update=overrides) if overrides else base
         if overrides:
@@ -103,9 +110,16 @@ class PlaygroundTextEnv(gym.Env[str, Any]):
     def admissible_actions(self) -> list[str]:
         return self.scene.admissible_actions()
 
-    @staticmethod
-    def _resolve(action: str | int, scene: Scene) -> str:
+    def _resolve(self, action: str | int, scene: Scene) -> str:
+        """The action text: an admissible action's text, or an index of ``action_space``.
+        An index past the admissible list wraps around onto it, so that every action of
+        ``action_space`` is admissible: ``action_space.sample()`` (gymnasium's checker,
+        a vector env's blind sampling) always acts, and ``sample(mask=info["action_mask"])``
+        draws each admissible action once, uniformly."""
         admissible = scene.admissible_actions()
+        is_index = isinstance(action, Integral) and not isinstance(action, bool)
+        if is_index and 0 <= int(action) < self.action_space.n:
+            return admissible[int(action) % len(admissible)]
         return admissible[action_index(action, admissible)]
 
     def _info(self, achieved_now: list[str]) -> Info:

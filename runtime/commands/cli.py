@@ -17,6 +17,7 @@ import typer
 import yaml
 
 from autotelic import __version__
+from autotelic.core.errors import UserError
 from autotelic.runtime.transport.messages import Topics
 from autotelic.runtime.transport.mqtt_config import MQTTConfig
 
@@ -24,22 +25,6 @@ if TYPE_CHECKING:
     from autotelic.runtime.config import Settings
     from autotelic.runtime.evaluation.evaluate import EvalResult
 
-_USER_ERRORS = frozenset(
-    {
-        "ConfigError",
-        "ServiceError",
-        "StorageError",
-        "CheckpointError",
-        "ModelError",
-        "PackagedModelError",
-        "MissingPackageError",
-        "RegistryError",
-        "TLSSettingError",
-        "BindShimError",
-    }
-)
-"""The project's errors whose message tells a user what to change (matched by class name
-in the exception's ancestry, so that naming them imports nothing)."""
 _USER_ERRNOS = frozenset({13, 1, 30, 28, 122, 98, 99, 111, 113, 2})
 """EACCES, EPERM, EROFS, ENOSPC, EDQUOT, EADDRINUSE, EADDRNOTAVAIL, ECONNREFUSED,
 EHOSTUNREACH, ENOENT: an operating-system refusal a user can fix."""
@@ -139,14 +124,22 @@ def _settings(
     sets: list[str] | None = None,
     run_dir: Path | None = None,
     seed: int | None = None,
+    *,
+    resume: bool = False,
 ) -> Any:
     """The effective settings, strongest first: --run-dir/--seed, --set, AUTOTELIC_*
-    variables, the file, the defaults; a bad one exits 2 with the field named."""
+    variables, the file, the defaults; a bad one exits 2 with the field named. With
+    ``resume``, a run directory that holds a run takes that run's own config.yaml in place
+    of the defaults (:func:`~autotelic.runtime.startup.run_settings`)."""
     from autotelic.runtime.config import ConfigError, deep_merge, load_settings, parse_overrides
 
     try:
         flags = {k: v for k, v in (("dir", run_dir), ("seed", seed)) if v is not None}
         overrides = deep_merge(parse_overrides(sets or []), {"run": flags} if flags else {})
+        if resume:
+            from autotelic.runtime.startup import run_settings
+
+            return run_settings(config, overrides)
         return load_settings(config, **overrides)
     except ConfigError as err:
         typer.echo(str(err), err=True)
@@ -161,15 +154,18 @@ def run(
     seed: int | None = SeedOption,
     log_level: str = "INFO",
 ) -> None:
-    """Start the agent as a service (stop it with Ctrl-C or SIGTERM; it resumes on restart)."""
-    settings = _settings(config, sets, run_dir, seed)
+    """Start the agent as a service (stop it with Ctrl-C or SIGTERM; it resumes on restart,
+    with the run's own config.yaml: options given then change only what they name)."""
+    settings = _settings(config, sets, run_dir, seed, resume=True)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     from autotelic.runtime.extras import require_models
     from autotelic.runtime.service import serve
+    from autotelic.runtime.startup import check_startup
 
     with _fail_cleanly():
+        check_startup(settings)  # run dir, free space, model path: before anything loads
         _enter_backend_environment(settings)
         require_models(settings)  # before anything starts: one line naming the install
         code = asyncio.run(serve(settings))
@@ -210,10 +206,11 @@ def config_show(
     as_json: bool = typer.Option(False, "--json", help="JSON instead of YAML."),
 ) -> None:
     """Print the effective configuration (flags + --set + AUTOTELIC_* variables + file +
-    defaults), exactly what `autotelic run` with the same options would use."""
+    defaults, or the run's own config.yaml where the run directory holds one), exactly what
+    `autotelic run` with the same options would use."""
     from autotelic.runtime.config import dump_settings
 
-    data = dump_settings(_settings(config, sets, run_dir, seed))
+    data = dump_settings(_settings(config, sets, run_dir, seed, resume=True))
     typer.echo(json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False))
 
 
@@ -413,8 +410,9 @@ def status(
 def _fail_cleanly() -> Iterator[None]:
     """Turn the errors a user can cause (wrong folder, damaged store) into one line, exit 2.
 
-    Known by class name (:data:`_USER_ERRORS`), so that a thin command imports neither
-    the service nor the agent (nor torch) to recognise their errors."""
+    Known by their base, :class:`~autotelic.core.errors.UserError`, which lives in core, so
+    that a thin command imports neither the service nor the agent (nor torch) to
+    recognise their errors."""
     import os
 
     try:
@@ -429,10 +427,7 @@ def _fail_cleanly() -> Iterator[None]:
 
 def _is_project_error(err: BaseException) -> bool:
     """Whether ``err`` is one of the project's errors that tell a user what to change."""
-    return any(
-        c.__name__ in _USER_ERRORS and c.__module__.startswith("autotelic.")
-        for c in type(err).__mro__
-    )
+    return isinstance(err, UserError)
 
 
 @app.command("eval")

@@ -8,8 +8,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from autotelic.core.errors import UserError
 
-class TLSSettingError(ValueError):
+
+class TLSSettingError(UserError, ValueError):
     """A ``tls_*`` file that cannot be used; the message names the setting to fix."""
 
 
