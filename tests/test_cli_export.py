@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -107,6 +109,48 @@ def test_export_refuses_a_folder_that_holds_files(run_dir: Path, tmp_path: Path)
     assert result.exit_code == 2
     assert "not empty" in result.output
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_export_checks_the_folder_before_loading_anything(tmp_path: Path) -> None:
+    """A folder in the way is refused first: here the run does not even exist, and the
+    answer is still about the folder."""
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    missing_run = tmp_path / "no-run"
+    out = str(tmp_path / "taken")
+    result = CliRunner().invoke(app, ["export", "--run", str(missing_run), "--out", out])
+    assert result.exit_code == 2
+    assert "export folder" in result.output and "not empty" in result.output
+
+
+def test_the_export_records_the_prompt_the_policy_read_and_has_ordinary_permissions(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    """The format, filled in, is the prompt the policy scored: with the ``Steps left: k``
+    line of the run's (default, observed) time limit. The folder is made as any folder
+    the user makes (0755 under umask 022), not owner-only."""
+    from autotelic.core.time_limit import with_steps_left
+    from autotelic.learners.prompt import build_prompt
+
+    previous = os.umask(0o022)
+    try:
+        out = tmp_path / "exported"
+        info = export(run_dir, out)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert info["time_limit"] == "observed"
+    seen = with_steps_left("You see: cow\nYou are standing on: nothing", steps=3, horizon=10)
+    prompt = info["prompt"]
+    assert isinstance(prompt, str)
+    filled = prompt.format(
+        goal="Grasp cow",
+        observation="You see: cow\nYou are standing on: nothing",
+        steps_left=7,
+        actions="Go to cow, Grasp",
+    )
+    assert filled == build_prompt("Grasp cow", seen)
+    assert "Steps left: 7" in filled
 
 
 @pytest.mark.slow  # SmolLM2-135M with LoRA, exported and loaded again: about half a minute

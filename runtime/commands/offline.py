@@ -198,8 +198,9 @@ def export_checkpoint(run_dir: Path, out: Path) -> Path:
     Hugging Face model folder (LoRA merged), on the CPU and without autocast, so the
     weights written are the float32 masters and the frozen base as loaded."""
     from autotelic.learners.base import LLMLearner
-    from autotelic.learners.export import export_policy
+    from autotelic.learners.export import check_export_folder, export_policy
 
+    check_export_folder(out)  # before the checkpoint and the model load
     settings, learner, step = checkpoint_learner(run_dir, {"device": "cpu", "autocast": "off"})
     if not isinstance(learner, LLMLearner):
         raise TypeError(f"{type(learner).__name__} has no LLM policy to export")
@@ -211,7 +212,7 @@ def export_checkpoint(run_dir: Path, out: Path) -> Path:
         "base_model": settings.model.path,
         "finetune": settings.model.finetune,
     }
-    return export_policy(learner.model, out, source)
+    return export_policy(learner.model, out, source, settings.run.time_limit)
 
 
 def _offset(progress: Callable[[int, int], None], base: int, total: int) -> Callable[[int], None]:
