@@ -178,14 +178,6 @@ class SACLearner(LLMLearner):
         """True while updates train the Q heads only."""
         return self.num_updates < self.config.critic_warmup_updates
 
-    def updates_due(self, env_steps: int) -> int:
-        """Updates owed after ``env_steps`` transitions: one per ``update_every`` past the start."""
-        cfg = self.config
-        if env_steps < max(cfg.learning_starts, 1):
-            return 0
-        owed = (env_steps - cfg.learning_starts) // cfg.update_every + 1
-        return max(0, owed - self.num_updates)
-
     @torch.no_grad()
     def q_values(
         self, prompts: Sequence[str], candidates: Sequence[Sequence[str]], *, target: bool = False

@@ -306,13 +306,6 @@ def test_seq2seq_and_full_finetuning_learn_too():
         assert any(not torch.equal(a, p) for a, p in zip(before, learner.llm_params, strict=True))
 
 
-def test_updates_due_follow_the_schedule():
-    learner = SACLearner(tiny(), small(learning_starts=256, update_every=64))
-    assert [learner.updates_due(n) for n in (0, 255, 256, 319, 320)] == [0, 0, 1, 1, 2]
-    learner.update(toy_batch())
-    assert learner.updates_due(320) == 1
-
-
 # ---------------------------------------------------------------- checkpoints
 
 
