@@ -35,7 +35,7 @@ DEFAULT_TIME_LIMIT: TimeLimit = "observed"
 the goal (alpha log|A| / (1 - gamma) > 1) and the soft-optimal policy avoids it; counting
 the limit as terminal without showing the time is non-Markov and fails the long Grow
 plans at alpha 0.05; showing the steps left reaches the goal in every measured case
-(tests/test_soft_optimal_policy.py, docs/learning.md)."""
+(tests/test_learners_sac_soft_optimal.py, docs/learning.md)."""
 
 STEPS_LEFT_LINE = "Steps left: "
 """How the ``observed`` mode's last line begins; the count follows it."""

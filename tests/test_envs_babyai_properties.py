@@ -24,11 +24,15 @@ from autotelic.envs.babyai import (
     oracle_action,
     parse_goal,
 )
+from autotelic.envs.babyai.batch import make_batch
 from autotelic.envs.babyai.levels import instructions_for
 
 SPACE = BabyAIGoalSpace()
 GOALS = all_goals("train") + all_goals("test")
 ENVS = {split: BabyAITextEnv(split=split) for split in ("train", "test")}
+BATCHES = {split: make_batch(num_envs=1, split=split) for split in ("train", "test")}
+ACTIONS = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")
+"""The admissible actions in minigrid's order (the random plays below index them)."""
 SETTINGS = settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
@@ -145,13 +149,33 @@ def test_the_text_describes_what_the_grid_shows_in_view(episode):
 
 @SETTINGS
 @given(episodes)
+def test_the_registered_batch_shows_the_grid_in_every_state_it_returns(episode):
+    """The runtime's path (the batch ``env.id`` builds, actions as indices into each state's
+    admissible list): every state's observation, after the reset and after each step,
+    describes what the grid shows, and the episode's end is the env's."""
+    goal, seed, actions, split = episode
+    batch = BATCHES[split]
+    [state] = batch.reset([0], [goal], [seed])
+    level = batch.envs[0].level
+    check_text(state.observation, level)
+    for action in actions:
+        [result] = batch.step([0], [state.actions.index(ACTIONS[action])])
+        state = result.state
+        check_text(state.observation, level)
+        if result.terminated or result.truncated:
+            break
+
+
+@SETTINGS
+@given(episodes)
 def test_achieved_goals_agree_with_the_goal_space_and_minigrid_verifiers(episode):
     goal, seed, actions, split = episode
     env = ENVS[split]
     env.reset(seed=seed, options={"goal": goal})
     verifiers = Verifiers(env.level)
     for action in actions:
-        _, reward, terminated, truncated, info = env.step(action)
+        obs, reward, terminated, truncated, info = env.step(action)
+        check_text(obs, env.level)  # the text of every step, beside what it achieved
         achieved = info["achieved_goals"]
         holds = SPACE.achieved(goal, achieved)
         assert holds == info["mission_success"] == terminated == (reward == 1.0)

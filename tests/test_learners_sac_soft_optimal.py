@@ -27,7 +27,7 @@ Three ways of treating the time limit, one solver each:
 * ``observed``: the state shows the steps left and the cut is terminal: an exact
   finite-horizon soft Bellman recursion (backward induction).
 
-``python -m tests.test_soft_optimal_policy`` prints the table of docs/learning.md.
+``python -m tests.test_learners_sac_soft_optimal`` prints the table of docs/learning.md.
 """
 
 from __future__ import annotations

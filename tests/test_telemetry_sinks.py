@@ -21,7 +21,7 @@ from autotelic.runtime.telemetry.sinks import (
     register_sink,
     registered_sinks,
 )
-from tests.test_runtime_tracking import KEY, toy_settings
+from tests.test_telemetry_tracking import KEY, toy_settings
 
 
 class Recorder:
