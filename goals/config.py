@@ -95,6 +95,19 @@ class SamplerConfig(BaseModel):
             "while a goal the agent has been seen to achieve keeps it."
         ),
     )
+    frontier_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Least share of the self-chosen episodes for the frontier: unsolved goals that "
+            "some episode has achieved (pursued or not), so known to be within reach. "
+            "Topped up after the unsolved reserve, taken in proportion from every other "
+            "goal (the untried and never-achieved ones included). Lets a long chain be "
+            "learnt stage by stage: a stage enters the frontier when an episode first "
+            "reaches it. 0: off. Under balance: category it does not apply."
+        ),
+    )
     use_feasibility: bool = Field(
         True,
         description=(

@@ -458,12 +458,14 @@ class GoalDaemon:
         pool = [g for g, keep in zip(goals, train, strict=True) if keep]
         probs = np.zeros(len(goals))
         if pool:
+            unsolved = self._unsolved(pool)
             probs[train] = self.sampler.probabilities(
                 lp[train],
                 self.episodes,
-                self._unsolved(pool),
+                unsolved,
                 categories=[self.category_of(g) for g in pool],
                 possible=[self._possible(g) for g in pool],
+                frontier=unsolved & np.array([g in self._achieved for g in pool], dtype=bool),
             )
         return probs
 

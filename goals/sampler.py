@@ -62,8 +62,14 @@ def lp_probabilities(
     floor: float,
     unsolved: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
     unsolved_share: float = 0.0,
+    frontier: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
+    frontier_share: float = 0.0,
 ) -> FloatArray:
     """Probabilities ``(1 - floor) * reserve(mix) + floor * u``.
+
+    With ``frontier`` and ``frontier_share``, a second reserve on top of the first gives
+    the goals ``frontier`` marks (unsolved goals some episode has achieved: the ones known
+    to be within reach) at least that share together, the same way.
 
     ``mix = (1 - eps) * lp_share + eps * u``; ``u`` is uniform over the goals and
     ``lp_share`` is LP normalised. ``reserve`` moves the least mass from the goals
@@ -85,6 +91,8 @@ def lp_probabilities(
     mixed = (1.0 - epsilon) * share + epsilon * uniform
     if unsolved is not None and unsolved_share > 0.0:
         mixed = _reserve(mixed, np.asarray(unsolved, dtype=bool), unsolved_share, floor)
+    if frontier is not None and frontier_share > 0.0:
+        mixed = _reserve(mixed, np.asarray(frontier, dtype=bool), frontier_share, floor)
     probs: FloatArray = (1.0 - floor) * mixed + floor * uniform
     normalised: FloatArray = probs / probs.sum()
     return normalised
@@ -181,6 +189,7 @@ class LPSampler:
         unsolved: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
         categories: Sequence[str] | None = None,
         possible: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
+        frontier: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
     ) -> FloatArray:
         """Probability of each goal, aligned with ``lp``; ``unsolved`` marks the goals the
         reserve is for (None: no reserve). Under ``balance: category`` the goals'
@@ -189,7 +198,9 @@ class LPSampler:
         epsilon, floor, share = self.epsilon(episode), self.config.floor, self.config.unsolved_share
         if self.config.balance == "category" and categories is not None:
             return balanced_probabilities(lp, categories, epsilon, floor, unsolved, share, possible)
-        return lp_probabilities(lp, epsilon, floor, unsolved, share)
+        return lp_probabilities(
+            lp, epsilon, floor, unsolved, share, frontier, self.config.frontier_share
+        )
 
     def sample(self, probabilities: FloatArray, n: int) -> npt.NDArray[np.int64]:
         """``n`` goal indices drawn independently (with replacement)."""

@@ -209,3 +209,31 @@ def test_unsolved_below_keeps_a_goal_in_the_reserve_until_its_competence_reaches
         daemon.report(EpisodeOutcome("Grow lion", "configured", None, True, 15))
     # Out of the reserve: LP alone (Grow lion's window 1,1,1,1 has none) decides.
     assert daemon.probabilities()["Grow lion"] == pytest.approx(0.0)
+
+
+def test_the_frontier_reserve_favours_unsolved_goals_seen_achieved() -> None:
+    sampler = SamplerConfig(
+        epsilon=EpsilonSchedule(kind="constant", start=0.0),
+        floor=0.0,
+        unsolved_share=0.4,
+        frontier_share=0.3,
+        balance="goal",
+        use_feasibility=False,
+    )
+    goals = ["Grasp cow", "Grow door", "Grow lion", "Grow cow"]
+    daemon = GoalDaemon(
+        CurriculumConfig(configured_goals=goals, sampler=sampler),
+        goal_space=goal_space(PlaygroundConfig(impossible_goals=True)),
+    )
+    for success in (False, False, True, True):  # LP on Grasp cow
+        daemon.report(EpisodeOutcome("Grasp cow", "configured", None, success, 2))
+    before = daemon.probabilities()  # three unsolved goals share the first reserve evenly
+    assert before["Grow door"] == pytest.approx(before["Grow lion"]) == pytest.approx(0.4 / 3)
+    # An episode pursuing Grasp cow grew a lion: Grow lion is on the frontier.
+    daemon.report(EpisodeOutcome("Grasp cow", "configured", None, True, 2, ["Grow lion"]))
+    probs = daemon.probabilities()
+    assert probs["Grow lion"] == pytest.approx(0.3)
+    # Taken in proportion from the others: the never-achieved goals keep less than before.
+    assert probs["Grow door"] == pytest.approx(probs["Grow cow"])
+    assert probs["Grow door"] < before["Grow door"]
+    assert sum(probs.values()) == pytest.approx(1.0)
