@@ -28,6 +28,8 @@ Per window:
 
     .venv/bin/python bench/throughput.py                       # defaults: a laptop CPU
     .venv/bin/python bench/throughput.py --variants concurrent-bf16 serial-bf16
+    .venv/bin/python bench/throughput.py --model smollm2 \\
+        --variants concurrent-bf16 concurrent-bf16-frozen28 concurrent-bf16-frozen28-bf16head
     python bench/throughput.py --config bench/configs/gpu.yaml  # on a CUDA machine
 
 The machine is shared and noisy: read the ratios, not the absolute rates.
@@ -39,6 +41,7 @@ import argparse
 import itertools
 import multiprocessing as mp
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -50,6 +53,19 @@ from typing import Any
 
 VARIANTS = ("concurrent-bf16", "concurrent-fp32", "serial-bf16", "serial-fp32")
 AUTOCAST = {"fp32": "off", "bf16": "bfloat16"}
+VARIANT = re.compile(r"(concurrent|serial)-(bf16|fp32)(-frozen\d+)?(-bf16head)?")
+"""A variant's name: driver and precision, then optionally ``-frozenN`` (``model.frozen_layers
+N``: the lower N layers frozen, their output cached) and ``-bf16head``
+(``model.lm_head_autocast``), e.g. ``concurrent-bf16-frozen28-bf16head``."""
+
+
+def variant_name(text: str) -> str:
+    """``text`` if it names a variant (argparse type)."""
+    if not VARIANT.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not DRIVER-PRECISION[-frozenN][-bf16head], e.g. concurrent-bf16"
+        )
+    return text
 
 
 # ---------------------------------------------------------------- configuration
@@ -77,7 +93,10 @@ def variant_overrides(base: dict[str, Any], variant: str, run_dir: Path) -> dict
     from autotelic.runtime.config import Settings, deep_merge, load_settings
     from autotelic.runtime.loop.profiles import resolve_profile
 
-    driver, precision = variant.split("-")
+    match = VARIANT.fullmatch(variant)
+    if match is None:
+        raise ValueError(f"unknown variant {variant!r}")
+    driver, precision, frozen, head = match.groups()
     concurrent = load_settings(None, **deep_merge(base, {"run": {"mode": "concurrent"}}))
     extra: dict[str, Any] = {
         "run": {
@@ -86,7 +105,11 @@ def variant_overrides(base: dict[str, Any], variant: str, run_dir: Path) -> dict
             "profile": resolve_profile(concurrent),
             "max_env_steps": None,
         },
-        "model": {"autocast": AUTOCAST[precision]},
+        "model": {
+            "autocast": AUTOCAST[precision],
+            **({"frozen_layers": int(frozen.removeprefix("-frozen"))} if frozen else {}),
+            **({"lm_head_autocast": True} if head else {}),
+        },
         "metrics": {"enabled": False},
     }
     if "eval" in Settings.model_fields:  # periodic evaluation would compete for the CPU
@@ -282,7 +305,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--config", type=Path, default=None, help="experiment file (default: the defaults)"
     )
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        type=variant_name,
+        default=list(VARIANTS),
+        help="DRIVER-PRECISION[-frozenN][-bf16head]: concurrent or serial, bf16 or fp32",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model.path for every variant (default: the configuration's); name it to "
+        "compare runs made while the default may change",
+    )
     parser.add_argument("--window", type=float, default=60.0, help="seconds per window")
     parser.add_argument("--repeats", type=int, default=3, help="windows per variant")
     parser.add_argument("--interval", type=float, default=10.0, help="progress interval (s)")
@@ -290,6 +325,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     base = base_overrides(args.config)
+    if args.model is not None:
+        base = {**base, "model": {**base.get("model", {}), "path": args.model}}
     context = mp.get_context("spawn")  # each variant sets its own torch threads
     variants: list[Variant] = []
     with tempfile.TemporaryDirectory(prefix="autotelic-throughput-") as tmp:

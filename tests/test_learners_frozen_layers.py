@@ -11,6 +11,7 @@ the SmolLM2 check is ``slow``.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,7 @@ from tests.learners_fixtures import (
     transition_batch,
 )
 from tests.runtime_fixtures import TINY_SERVICE
+from tests.test_runtime_throughput import bench_module
 
 __all__ = ["one_torch_thread"]
 
@@ -278,6 +280,22 @@ def test_a_partially_trained_run_resumes_and_exports_a_plain_hugging_face_folder
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.split()[-1]) == len(exported.tokenizer)
+
+
+def test_the_throughput_benchmark_names_frozen_variants(tmp_path: Path) -> None:
+    """``bench/throughput.py`` compares the service before and after: a variant's name sets
+    frozen_layers and the bf16 head, and the service's settings accept them."""
+    from autotelic.runtime.config import load_settings
+
+    throughput = bench_module("throughput")
+    base = {"model": {"path": "tiny-words"}}
+    plain = throughput.variant_overrides(base, "concurrent-fp32", tmp_path / "a")
+    cheap = throughput.variant_overrides(base, "concurrent-fp32-frozen1-bf16head", tmp_path / "b")
+    assert "frozen_layers" not in plain["model"]
+    model = load_settings(None, **cheap).model
+    assert (model.path, model.frozen_layers, model.lm_head_autocast) == ("tiny-words", 1, True)
+    with pytest.raises(argparse.ArgumentTypeError):
+        throughput.variant_name("concurrent-bf16-top2")
 
 
 # ---------------------------------------------------------------- SmolLM2
