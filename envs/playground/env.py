@@ -118,7 +118,7 @@ class PlaygroundTextEnv(gym.Env[str, Any]):
         draws each admissible action once, uniformly."""
         admissible = scene.admissible_actions()
         is_index = isinstance(action, Integral) and not isinstance(action, bool)
-        if is_index and 0 <= int(action) < self.action_space.n:
+        if is_index and 0 <= int(action) < self.config.n_objects + 3:  # action_space.n
             return admissible[int(action) % len(admissible)]
         return admissible[action_index(action, admissible)]
 
