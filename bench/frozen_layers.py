@@ -46,7 +46,7 @@ from autotelic.core import TransitionBatch
 from autotelic.learners.models import ModelConfig, load_model
 from autotelic.learners.prompt import build_prompts
 from autotelic.learners.sac import SACConfig, SACLearner
-from autotelic.learners.scorer import Scores
+from autotelic.learners.scorer import Scorer, Scores
 from autotelic.learners.split import num_layers
 from bench.scoring import real_transitions
 
@@ -95,6 +95,20 @@ def compare(a: Scores, b: Scores) -> str:
         f"max |d pi| {float((a.log_pi.exp() - b.log_pi.exp()).abs().max()):.3g}, "
         f"features max |d| / max |f| {float(d_feat):.3g}"
     )
+
+
+def both_ways(
+    scorer: Scorer, texts: list[str], candidates: list[list[str]]
+) -> tuple[Scores, Scores]:
+    """Scores through the split (cached where held) and the model's own forward."""
+    with torch.no_grad():
+        split = scorer.score(texts, candidates)
+        scorer.split_frozen = False
+        try:
+            whole = scorer.score(texts, candidates)
+        finally:
+            scorer.split_frozen = True
+    return split, whole
 
 
 def main() -> None:
@@ -176,13 +190,21 @@ def main() -> None:
     scorer = cached.learner.scorer
     for label, data in (("updates' states", batches[0]), ("fresh states", fresh)):
         texts = build_prompts(data.goals, data.observations)
-        with torch.no_grad():
-            scorer.split_frozen = True
-            split = scorer.score(texts, data.candidates)
-            scorer.split_frozen = False
-            whole = scorer.score(texts, data.candidates)
-            scorer.split_frozen = True
+        split, whole = both_ways(scorer, texts, data.candidates)
         print(f"    {label:<16} cached/split vs the model's own forward: {compare(split, whole)}")
+    # Rows cached by acting on 8 states at a time, read in a batch of 32 of another order.
+    other = real_transitions(32, args.seed + 6000)
+    texts = build_prompts(other.goals, other.observations)
+    for start in range(0, 32, 8):
+        with torch.inference_mode():
+            cached.learner.policy.scorer.score(
+                texts[start : start + 8], other.candidates[start : start + 8]
+            )
+    split, whole = both_ways(scorer, texts[::-1], other.candidates[::-1])
+    print(
+        f"    {'acted 8 at a time':<16} cached/split vs the model's own forward: "
+        f"{compare(split, whole)}"
+    )
     head = next(v for v in variants if v.name.endswith("bf16 head")).learner
     texts = build_prompts(fresh.goals, fresh.observations)
     with torch.no_grad():
