@@ -14,6 +14,7 @@ from autotelic.core import RegistryError
 from autotelic.runtime.loop.agent import Agent
 from autotelic.runtime.telemetry.config import TrackingConfig
 from autotelic.runtime.telemetry.events import EvalFigures, RunEvents
+from autotelic.runtime.telemetry.progress import Snapshot
 from autotelic.runtime.telemetry.sinks import (
     SinkContext,
     enabled_sinks,
@@ -104,8 +105,8 @@ def test_a_sink_from_python_and_one_from_configuration_see_every_figure(tmp_path
 
 def test_sinks_are_chosen_by_registered_name(tmp_path: Path) -> None:
     names = {s.name for s in registered_sinks()}
-    assert {"csv", "tensorboard", "wandb", "mlflow", "test-recorder"} <= names
-    config = TrackingConfig(csv=True, sinks=["test-recorder"], every_updates=2)
+    assert {"console", "csv", "tensorboard", "wandb", "mlflow", "test-recorder"} <= names
+    config = TrackingConfig(console=False, csv=True, sinks=["test-recorder"], every_updates=2)
     assert enabled_sinks(config) == ["csv", "test-recorder"]
     stream = open_sinks(config, tmp_path, start_step=0)
     for step in range(1, 5):
@@ -129,3 +130,22 @@ def test_the_stream_folds_what_each_sink_keeps_across_a_restart() -> None:
 
     stream = EventStream([RunEvents(), Keeps(), Recorder()])
     assert stream.checkpoint_state({"before": 2}) == {"before": 2, "kept": 1}
+
+
+def test_the_console_is_a_sink_of_the_progress_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The service hands the stream the run's counters at each progress interval; the
+    console sink, on by default, prints its line then, and only then."""
+    stream = open_sinks(TrackingConfig(csv=False), tmp_path, start_step=0)
+    stream.learner_stats(1, {"loss": 1.0})
+    stream.episode_stored("grasp", "curriculum", True, 7)
+    assert capsys.readouterr().err == ""
+    stream.progress(Snapshot(env_steps=1200, episodes=40, successes=10, updates=9,
+                             policy_version=9, replay_transitions=1200))  # fmt: skip
+    line = capsys.readouterr().err
+    assert "steps 1,200" in line and "episodes 40" in line and "updates 9" in line
+    stream.close()
+    quiet = open_sinks(TrackingConfig(csv=False, console=False), tmp_path, start_step=0)
+    quiet.progress(Snapshot(1, 1, 1, 1, 1, 1))
+    assert capsys.readouterr().err == ""

@@ -30,6 +30,11 @@ class TrackingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    console: bool = Field(
+        True,
+        description="Print the progress line (steps/s, episodes, success, updates) on the "
+        "console at each service.progress_interval_s (a service's; a headless run has none).",
+    )
     csv: bool = Field(
         True,
         description="Append every stat to <run>/learner_stats.csv, one row per "

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from autotelic.runtime.telemetry.progress import Snapshot
 from autotelic.runtime.telemetry.tracking import Sink, numbers
 
 
@@ -130,6 +131,9 @@ class RunEvents:
 
     def readings(self, readings: Readings) -> None:
         """The latest read figures (called every few seconds by the service)."""
+
+    def progress(self, snapshot: Snapshot) -> None:
+        """The run's counters at a progress interval of the service (the console's line)."""
 
     def mqtt_connected(self, up: bool) -> None:
         """The MQTT bridge's session to the broker is up (or down)."""

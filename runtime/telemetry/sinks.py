@@ -28,6 +28,7 @@ from pathlib import Path
 from autotelic.core import RegistryError
 from autotelic.runtime.telemetry.config import TrackingConfig
 from autotelic.runtime.telemetry.events import EventStream, RunEvents, StatsEvents
+from autotelic.runtime.telemetry.progress import ProgressLine, Snapshot
 from autotelic.runtime.telemetry.trackers import MlflowSink, WandbSink
 from autotelic.runtime.telemetry.tracking import (
     STATS_CSV,
@@ -91,7 +92,7 @@ def registered_sinks() -> list[SinkSpec]:
     return [_sinks[k] for k in sorted(_sinks)]
 
 
-BUILT_IN = ("tensorboard", "wandb", "mlflow", "csv")
+BUILT_IN = ("console", "tensorboard", "wandb", "mlflow", "csv")
 """The sinks the ``tracking:`` section switches on by a field of their name, opened in
 this order (those needing an optional package first), before ``tracking.sinks``."""
 
@@ -133,6 +134,21 @@ def open_sinks(
     return stream
 
 
+class ConsoleEvents(RunEvents):
+    """The progress line on the console, at each ``progress`` event (the service's)."""
+
+    def __init__(self) -> None:
+        self.line = ProgressLine()
+
+    def progress(self, snapshot: Snapshot) -> None:
+        self.line.emit(snapshot)
+
+
+register_sink(
+    "console",
+    lambda c: ConsoleEvents(),
+    description="the progress line on the console, at each service.progress_interval_s",
+)
 register_sink(
     "csv",
     lambda c: CsvSink(c.run_dir / STATS_CSV),
