@@ -66,6 +66,16 @@ class ModelConfig(BaseModel):
             "when the model is loaded outside a run)."
         ),
     )
+    word_vectors: Literal["trained", "fixed"] = Field(
+        default="trained",
+        description=(
+            "For 'tiny-words': 'fixed' ties the LM head to the input embeddings and keeps "
+            "both as initialised. A word that never occurs in training (a held-out object) "
+            "keeps its initial vector whatever is trained; trained vectors drift away from "
+            "that distribution (x4 in norm on the autotelic run, docs/results.md), fixed "
+            "ones do not, so matching a goal's word to a candidate's works for any word."
+        ),
+    )
     kind: Literal["auto", "causal", "seq2seq"] = Field(
         default="auto",
         description=(

@@ -54,6 +54,7 @@ from autotelic.learners.model_config import (
     EXPORT_INFO,
     PACKAGED,
     TINY_NAMES,
+    WORDS,
     AutocastName,
     CandidateScore,
     DTypeName,
@@ -259,7 +260,12 @@ def load_model(config: ModelConfig) -> PolicyModel:
     folder: Path | None = None
     if config.path in TINY_NAMES:
         name: TinyName = config.path
-        model, tokenizer = tiny_model(name, seed=config.seed, vocabulary=config.vocabulary)
+        fixed = config.word_vectors == "fixed"
+        if fixed and name != WORDS:
+            raise ModelError(f"word_vectors: fixed is for tiny-words, not {name!r}")
+        model, tokenizer = tiny_model(
+            name, seed=config.seed, vocabulary=config.vocabulary, tied=fixed
+        )
         nn.Module.to(model, dtype=torch_dtype(config))
     else:
         folder = resolve_model_dir(config)
@@ -447,6 +453,8 @@ def _adapt(model: PreTrainedModel, config: ModelConfig) -> nn.Module:
         return model
     if config.finetune == "full":
         model.requires_grad_(True)
+        if config.word_vectors == "fixed":  # the LM head is tied to them
+            model.get_input_embeddings().requires_grad_(False)
         return model
     if config.finetune == "frozen":
         model.requires_grad_(False)

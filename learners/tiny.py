@@ -33,14 +33,15 @@ def env_vocabulary(env_ids: Sequence[str] = ()) -> TextVocabulary:
 
 
 def tiny_model(
-    name: TinyName, seed: int = 0, vocabulary: Sequence[str] = ()
+    name: TinyName, seed: int = 0, vocabulary: Sequence[str] = (), tied: bool = False
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """The tiny model ``name`` and its tokenizer; ``vocabulary``: env ids for ``tiny-words``."""
+    """The tiny model ``name`` and its tokenizer; ``vocabulary``: env ids for ``tiny-words``;
+    ``tied``: its LM head shares the input embeddings (``tiny-words`` only)."""
     if name == WORDS:
         from autotelic.learners.words import word_tokenizer
 
         tokenizer = word_tokenizer(env_vocabulary(vocabulary))
-        return tiny_llama(tokenizer, seed), tokenizer
+        return tiny_llama(tokenizer, seed, tied), tokenizer
     from autotelic.learners.tiny_bpe import bpe_tiny_model  # the older models' BPE
 
     return bpe_tiny_model(name, seed)

@@ -13,8 +13,11 @@ HIDDEN = 64
 """Width of every tiny model (two layers, four heads)."""
 
 
-def tiny_llama(tokenizer: PreTrainedTokenizerFast, seed: int) -> LlamaForCausalLM:
-    """A two-layer Llama of width :data:`HIDDEN` over ``tokenizer``'s vocabulary."""
+def tiny_llama(
+    tokenizer: PreTrainedTokenizerFast, seed: int, tied: bool = False
+) -> LlamaForCausalLM:
+    """A two-layer Llama of width :data:`HIDDEN` over ``tokenizer``'s vocabulary; ``tied``:
+    the LM head shares the input embeddings."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return LlamaForCausalLM(
@@ -29,6 +32,6 @@ def tiny_llama(tokenizer: PreTrainedTokenizerFast, seed: int) -> LlamaForCausalL
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
                 bos_token_id=None,
-                tie_word_embeddings=False,
+                tie_word_embeddings=tied,
             )
         )

@@ -15,6 +15,7 @@ import csv
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -237,3 +238,43 @@ def test_the_frontier_reserve_favours_unsolved_goals_seen_achieved() -> None:
     assert probs["Grow door"] == pytest.approx(probs["Grow cow"])
     assert probs["Grow door"] < before["Grow door"]
     assert sum(probs.values()) == pytest.approx(1.0)
+
+
+def test_fixed_word_vectors_keep_every_word_where_it_started_and_tie_the_head() -> None:
+    """The generalisation fix: a held-out object's word stays in the distribution of the
+    trained ones because no word vector moves (learners/model_config.py)."""
+    import torch
+
+    from autotelic.learners.model_config import ModelConfig
+    from autotelic.learners.models import load_model
+
+    def trained(
+        word_vectors: Literal["trained", "fixed"],
+    ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        policy = load_model(
+            ModelConfig(
+                path="tiny-words",
+                finetune="full",
+                word_vectors=word_vectors,
+                vocabulary=("autotelic/PlaygroundText-v0",),
+            )
+        )
+        hf: Any = policy.hf
+        before = hf.get_input_embeddings().weight.detach().clone()
+        params = [p for p in hf.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=1e-2)
+        tokenizer: Any = policy.tokenizer
+        ids = tokenizer("Grasp carrot", return_tensors="pt")["input_ids"]
+        for _ in range(3):
+            optimizer.zero_grad()
+            hf(input_ids=ids, labels=ids).loss.backward()
+            optimizer.step()
+        return before, hf.get_input_embeddings().weight.detach(), hf
+
+    before, after, hf = trained("fixed")
+    assert torch.equal(before, after)  # no word vector moved, the trained ones included
+    assert hf.get_output_embeddings().weight is hf.get_input_embeddings().weight
+    assert any(p.requires_grad for p in hf.model.layers.parameters())  # the body trains
+    before, after, hf = trained("trained")
+    assert not torch.equal(before, after)
+    assert hf.get_output_embeddings().weight is not hf.get_input_embeddings().weight
