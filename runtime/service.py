@@ -27,6 +27,7 @@ from autotelic.runtime.loop.agent import Agent
 from autotelic.runtime.startup import check_startup, removed_on_failure
 from autotelic.runtime.telemetry.events import RunEvents
 from autotelic.runtime.telemetry.metrics import Metrics, MetricsServer
+from autotelic.runtime.telemetry.progress import ProgressLine
 from autotelic.runtime.telemetry.run_logs import ProgressLog
 from autotelic.runtime.transport.messages import Topics, evaluation_message
 from autotelic.storage import StorageError
@@ -194,16 +195,19 @@ async def _supervise(
     """Wait for a stop; meanwhile refresh gauges, print progress (and append it to the run's
     progress.csv), checkpoint periodically."""
     loop = asyncio.get_running_loop()
+    progress = ProgressLine()
     interval = settings.service.progress_interval_s
     next_progress = time.monotonic() + interval
     next_checkpoint = time.monotonic() + settings.checkpoint.interval_s
+    ratio = RatioReport(settings)
     while not stop.is_set() and not agent.stopping.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=1.0)
         agent.refresh_gauges()
         now = time.monotonic()
         if now >= next_progress:
-            agent.events.progress(agent.snapshot())  # the console's line, any sink's
+            progress.emit(agent.snapshot())
+            ratio.check(agent)
             try:
                 progress_log.record(agent)
             except OSError as err:  # the run's own data goes on; only this row is lost
@@ -217,6 +221,44 @@ async def _supervise(
                 agent.fail(err)
                 return
             next_checkpoint = time.monotonic() + settings.checkpoint.interval_s
+
+
+class RatioReport:
+    """Says in the log how far the update-to-data ratio a user set falls behind.
+
+    In a concurrent run whose learner is slower than collection, the ``skip`` policy
+    (``collector.when_learner_behind``, the cpu profile's choice) forgives the updates owed
+    beyond ``collector.max_lag_updates``: ``algorithm.update_every`` then becomes a ceiling,
+    and a run that looks healthy may learn from a fraction of what was asked. This writes
+    the share done and how to keep the ratio, when the skipped count has grown, at most
+    once every ``every_s`` seconds."""
+
+    def __init__(self, settings: Settings, every_s: float = 60.0) -> None:
+        self.every_s = every_s
+        self.reported_skips = 0
+        self.next_report = 0.0
+        self.update_every = getattr(settings.algorithm, "update_every", None)
+
+    def check(self, agent: Agent) -> str | None:
+        """Log (and return) the line when skips grew and a report is due; else None."""
+        throttle = getattr(agent.schedule, "throttle", None)
+        skipped = int(getattr(throttle, "skipped", 0))
+        now = time.monotonic()
+        if throttle is None or skipped <= self.reported_skips or now < self.next_report:
+            return None
+        self.reported_skips = skipped
+        self.next_report = now + self.every_s
+        done = int(throttle.updates)
+        asked = done + skipped
+        line = (
+            "learner behind the update-to-data ratio "
+            f"(algorithm.update_every={self.update_every}): {done:,} updates done of "
+            f"{asked:,} asked ({done / asked:.0%}), {skipped:,} skipped under "
+            "collector.when_learner_behind: skip; run.mode: serial or "
+            "collector.when_learner_behind: wait keeps the ratio (collection then waits)"
+        )
+        log.warning("%s", line)
+        return line
 
 
 async def _shutdown(
@@ -242,6 +284,13 @@ async def _shutdown(
     if agent.error is not None:
         log.error("stopping after a worker failed: %r", agent.error)
         code = 1
+    elif not busy_before_checkpoint(threads):
+        began = time.monotonic()
+        try:  # a short run that ended at run.max_env_steps still gets its first point
+            await loop.run_in_executor(None, agent.evaluate_if_none)
+        except Exception:
+            log.exception("the evaluation at the end of the run failed")
+        deadline += time.monotonic() - began  # the stop's own time is not spent on it
     try:
         await loop.run_in_executor(None, agent.checkpoint)
     except Exception:
@@ -279,6 +328,12 @@ async def _shutdown(
     else:
         agent.close()
     return code
+
+
+def busy_before_checkpoint(threads: list[threading.Thread]) -> bool:
+    """Whether a worker other than the learner (which waits for the checkpoint's lock) is
+    still running: the collector or evaluator would then race an evaluation run here."""
+    return any(t.is_alive() for t in threads if t.name != "learner")
 
 
 def _join_all(threads: list[threading.Thread], deadline: float) -> list[threading.Thread]:

@@ -43,6 +43,25 @@ class StartupError(UserError, RuntimeError):
 
 # -- which settings a start uses -------------------------------------------------------------
 
+PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
+"""Configurations that ship with the package (``runtime/configs/*.yaml``), which
+``--config NAME`` finds by name where no file of that name exists: a user of the wheel has
+no checkout to take an example from."""
+
+
+def packaged_configs() -> list[str]:
+    """The names ``--config`` takes for the packaged configurations."""
+    return sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
+
+
+def config_path(config: Path | None) -> Path | None:
+    """``config`` as given, or, when no such file exists and it is a bare name (``cpu``,
+    ``cpu.yaml``), the packaged configuration of that name."""
+    if config is None or config.exists() or config.parent != Path():
+        return config
+    packaged = PACKAGED_CONFIGS / f"{config.name.removesuffix('.yaml')}.yaml"
+    return packaged if packaged.is_file() else config
+
 
 def run_settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
     """The settings ``autotelic run`` (and ``config show``) use.

@@ -70,7 +70,13 @@ replay_app = typer.Typer(help="Inspect a run's episode store.", no_args_is_help=
 app.add_typer(config_app, name="config")
 app.add_typer(replay_app, name="replay")
 
-ConfigOption = typer.Option(None, "--config", "-c", help="YAML or TOML configuration file.")
+ConfigOption = typer.Option(
+    None,
+    "--config",
+    "-c",
+    help="YAML or TOML configuration file, or the name of one shipped with the package "
+    "(cpu: SAC-GLAM + HER with the tiny model, for a CPU).",
+)
 RunOption = typer.Option(Path("runs/default"), "--run", help="Run directory.")
 BrokerOption = typer.Option(
     None, "--broker", help="Broker URL (default: the one the run in --run published)."
@@ -132,7 +138,9 @@ def _settings(
     ``resume``, a run directory that holds a run takes that run's own config.yaml in place
     of the defaults (:func:`~autotelic.runtime.startup.run_settings`)."""
     from autotelic.runtime.config import ConfigError, deep_merge, load_settings, parse_overrides
+    from autotelic.runtime.startup import config_path
 
+    config = config_path(config)  # a packaged configuration by name: --config cpu
     try:
         flags = {k: v for k, v in (("dir", run_dir), ("seed", seed)) if v is not None}
         overrides = deep_merge(parse_overrides(sets or []), {"run": flags} if flags else {})

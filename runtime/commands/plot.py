@@ -21,6 +21,7 @@ Files written (into ``<run>/plots`` unless told otherwise):
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,11 +112,36 @@ def _why_no_evaluation(layout: RunLayout, progress: Sequence[Row]) -> str:
         else "the first is due eval.interval_s after the start"
     )
     fraction = evaluation.get("max_cost_fraction", 0.1)
+    if not _running(layout):
+        stopped = f"at {int(steps):,} env steps" if math.isfinite(steps) else "early"
+        return (
+            f"the run stopped {stopped} before its first evaluation finished "
+            f"({layout.EVALUATIONS} has no rows; {due}): `autotelic eval --run {layout.root}` "
+            "measures its latest checkpoint now, and a restart goes on towards the first"
+        )
     return (
         f"no periodic evaluation has finished yet ({layout.EVALUATIONS} has no rows): {due}, "
         f"{at}, and an evaluation takes at most {fraction:g} of the training env steps "
         "(eval.max_cost_fraction), so it finishes later"
     )
+
+
+def _running(layout: RunLayout) -> bool:
+    """Whether the service that last published this run's endpoints is still alive (its
+    process id answers), i.e. whether an evaluation may still finish."""
+    try:
+        pid = layout.read_endpoints().get("pid")
+    except (OSError, ValueError):
+        return False
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def _save(figure: Figure, path: Path) -> Path:

@@ -258,6 +258,25 @@ class PeriodicEvaluator:
             self.events.eval_env_steps(n)
         return taken
 
+    def evaluate_now(self) -> EvalReport | None:
+        """Run one whole evaluation now, outside the budget (an evaluation in progress is
+        carried to its end): the first point of a run that reached ``run.max_env_steps``
+        before its first periodic evaluation finished, so a short run is measured too.
+        Returns the report (None once closed)."""
+        if self._closed:
+            return None
+        if self._current is None:
+            self._begin()
+        while self._current is not None and not self._closed:
+            phase = self._phase()
+            if phase is None:
+                self._finish()
+                break
+            n = phase.runner.step()
+            self.spent += n
+            self.events.eval_env_steps(n)
+        return self.last
+
     def run(self, stopping: threading.Event, poll_s: float = 0.05) -> None:
         """The evaluation thread of concurrent mode: evaluate whenever due, within budget,
         until ``stopping`` is set (an evaluation in progress is then abandoned)."""

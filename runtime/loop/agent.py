@@ -450,7 +450,21 @@ class Agent:
                 if self.collection.env_steps // every > marks[i]:
                     marks[i] = self.collection.env_steps // every
                     hook(self)
+        self.evaluate_if_none()
         self.checkpoint()
+
+    def evaluate_if_none(self) -> None:
+        """A run that reached ``run.max_env_steps`` with no finished evaluation in its
+        record gets one now, at its end: with the default budget
+        (``eval.max_cost_fraction``) a short run would otherwise never be measured. A run
+        stopped by a signal is not held up by one."""
+        limit = self.settings.run.max_env_steps
+        if self.evaluator is None or self.evaluator.completed > 0:
+            return
+        if limit is None or self.collection.env_steps < limit:
+            return
+        log.info("the run ends before its first evaluation finished: evaluating now")
+        self.evaluator.evaluate_now()
 
     def step_once(self) -> None:
         """One collection step and the learning it makes due (the serial unit of work)."""
