@@ -7,7 +7,7 @@ direction vectors, achieved goals from minigrid's verifier instructions.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -156,7 +156,7 @@ def test_the_registered_batch_shows_the_grid_in_every_state_it_returns(episode):
     goal, seed, actions, split = episode
     batch = BATCHES[split]
     [state] = batch.reset([0], [goal], [seed])
-    level = batch.envs[0].level
+    level = cast(BabyAITextEnv, batch.envs[0]).level
     check_text(state.observation, level)
     for action in actions:
         [result] = batch.step([0], [state.actions.index(ACTIONS[action])])

@@ -183,9 +183,12 @@ def test_no_layer_below_the_runtime_imports_the_root_configuration(folder: str) 
 
 
 R = "autotelic.runtime."
-REPORTING = tuple(R + "telemetry." + m for m in ("events", "tracking", "sinks", "run_logs", "progress"))
-"""What the loop and the evaluator may use of telemetry: the events they report, the
-open stats path and the run's own logs; never a metric system (``telemetry.metrics``)."""
+REPORTING = tuple(
+    R + "telemetry." + m for m in ("events", "tracking", "sinks", "run_logs", "progress")
+)
+"""What the loop and the evaluator may use of telemetry: the event stream they report to,
+the sink registry, the plain sinks and the run's own logs; never a metric system
+(``telemetry.metrics``)."""
 
 RUNTIME_LAYERS = {
     # folder under runtime/ -> the runtime modules its files may import besides its own
