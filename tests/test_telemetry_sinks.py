@@ -22,7 +22,7 @@ from autotelic.runtime.telemetry.sinks import (
     register_sink,
     registered_sinks,
 )
-from tests.test_telemetry_tracking import KEY, toy_settings
+from tests.test_telemetry_tracking import EVALUATE, KEY, toy_settings
 
 
 class Recorder:
@@ -57,15 +57,6 @@ class Evaluations(RunEvents):
 
 
 register_sink("test-recorder", Recorder, description="records in memory (tests)")
-
-EVALUATE = {
-    "enabled": True,
-    "interval_env_steps": 200,
-    "episodes_per_category": 2,
-    "max_cost_fraction": 1.0,
-    "splits": ["train"],
-    "acting": ["greedy"],
-}
 
 
 def test_a_sink_from_python_and_one_from_configuration_see_every_figure(tmp_path: Path) -> None:

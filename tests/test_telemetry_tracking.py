@@ -39,6 +39,15 @@ TOY = {
     "eval": {"enabled": False},
     "tracking": {"tensorboard": True},
 }
+EVALUATE = {
+    "enabled": True,
+    "interval_env_steps": 200,
+    "episodes_per_category": 2,
+    "max_cost_fraction": 1.0,
+    "splits": ["train"],
+    "acting": ["greedy"],
+}
+"""Small evaluations of the toy pair: every 200 env steps, train goals, greedy."""
 KEY = "table_size"
 """The toy learner's own stat (tests/toy_plugin.py)."""
 
@@ -196,15 +205,7 @@ def test_each_evaluation_reaches_the_csv_and_tensorboard_at_the_learners_step(
     """The run's own figures take the open path too: an evaluation's success per split,
     way of acting and category, and its mean, are stats of the file sinks."""
     pytest.importorskip("tensorboard")
-    evaluate = {
-        "enabled": True,
-        "interval_env_steps": 200,
-        "episodes_per_category": 2,
-        "max_cost_fraction": 1.0,
-        "splits": ["train"],
-        "acting": ["greedy"],
-    }
-    agent = Agent(toy_settings(tmp_path / "run", 600, eval=evaluate))
+    agent = Agent(toy_settings(tmp_path / "run", 600, eval=EVALUATE))
     try:
         agent.run_serial()
     finally:
