@@ -27,7 +27,6 @@ from autotelic.runtime.loop.agent import Agent
 from autotelic.runtime.startup import check_startup, removed_on_failure
 from autotelic.runtime.telemetry.events import RunEvents
 from autotelic.runtime.telemetry.metrics import Metrics, MetricsServer
-from autotelic.runtime.telemetry.progress import ProgressLine
 from autotelic.runtime.telemetry.run_logs import ProgressLog
 from autotelic.runtime.transport.messages import Topics, evaluation_message
 from autotelic.storage import StorageError
@@ -195,7 +194,6 @@ async def _supervise(
     """Wait for a stop; meanwhile refresh gauges, print progress (and append it to the run's
     progress.csv), checkpoint periodically."""
     loop = asyncio.get_running_loop()
-    progress = ProgressLine()
     interval = settings.service.progress_interval_s
     next_progress = time.monotonic() + interval
     next_checkpoint = time.monotonic() + settings.checkpoint.interval_s
@@ -206,7 +204,7 @@ async def _supervise(
         agent.refresh_gauges()
         now = time.monotonic()
         if now >= next_progress:
-            progress.emit(agent.snapshot())
+            agent.events.progress(agent.snapshot())  # the console's line, any sink's
             ratio.check(agent)
             try:
                 progress_log.record(agent)
