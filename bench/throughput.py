@@ -132,6 +132,9 @@ class Sample:
     lag: float
     skipped: int
     policy_lag: float
+    cache_hits: float = float("nan")
+    """Share of the states the learner's updates read from the activation cache so far
+    (``model.frozen_layers``; NaN without it)."""
 
     @classmethod
     def of(cls, agent: Any) -> Sample:
@@ -149,6 +152,7 @@ class Sample:
             lag=throttle.lag() if throttle is not None else 0.0,
             skipped=throttle.skipped if throttle is not None else 0,
             policy_lag=float(loop.last.get("policy_lag", float("nan"))),
+            cache_hits=float(loop.last.get("activation_cache_hit_rate", float("nan"))),
         )
 
 
@@ -258,6 +262,7 @@ def summarise(samples: list[Sample], serial: bool) -> dict[str, float]:
         "lag_updates": last.lag,
         "skipped": float(last.skipped - first.skipped),
         "policy_lag": last.policy_lag,
+        "cache_hits": last.cache_hits,
         "intervals": float(len(samples) - 1),
         "no_steps": float(idle_steps),
         "no_updates": float(idle_updates),
@@ -273,12 +278,14 @@ COLUMNS = [
     ("lag", "lag_updates", "{:.1f}"),
     ("skipped", "skipped", "{:.0f}"),
     ("pol. lag", "policy_lag", "{:.1f}"),
+    ("cache hits", "cache_hits", "{:.0%}"),
 ]
 
 
 def report(variants: list[Variant]) -> None:
     print(f"\nmedians over {len(variants[0].windows)} windows per variant")
-    head = f"  {'variant':<18}" + "".join(f"{title:>12}" for title, _, _ in COLUMNS)
+    width = max(18, *(len(v.name) + 1 for v in variants))
+    head = f"  {'variant':<{width}}" + "".join(f"{title:>12}" for title, _, _ in COLUMNS)
     print(head + f"{'idle intervals (steps/updates)':>34}")
     for v in variants:
         med = {key: statistics.median(w[key] for w in v.windows) for _, key, _ in COLUMNS}
@@ -286,7 +293,7 @@ def report(variants: list[Variant]) -> None:
         total = sum(w["intervals"] for w in v.windows)
         steps = sum(w["no_steps"] for w in v.windows)
         updates = sum(w["no_updates"] for w in v.windows)
-        print(f"  {v.name:<18}{cells}{f'{steps:.0f}/{updates:.0f} of {total:.0f}':>34}")
+        print(f"  {v.name:<{width}}{cells}{f'{steps:.0f}/{updates:.0f} of {total:.0f}':>34}")
     base = variants[0]
     print(f"\nratios against {base.name} (median of per-repeat ratios)")
     for v in variants[1:]:

@@ -209,7 +209,7 @@ class PPOLearner(LLMLearner):
         )
         cache = self.model.activations  # model.frozen_layers: how well acting serves updates
         return (
-            (cache.report() if cache is not None else {})
+            (cache.report(self.scorer.cache_stats) if cache is not None else {})
             | {key: value / count for key, value in sums.items()}
             | {
                 "advantage_mean": float(steps.advantages.mean()),

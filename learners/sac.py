@@ -257,7 +257,7 @@ class SACLearner(LLMLearner):
         }
         cache = self.model.activations
         if cache is not None:  # model.frozen_layers: how well acting serves the updates
-            totals |= cache.report()
+            totals |= cache.report(self.scorer.cache_stats)
         return totals
 
     def compute_gradients(

@@ -51,7 +51,7 @@ from autotelic.learners.encoding import (
 )
 from autotelic.learners.layout import CandidateLayout
 from autotelic.learners.models import ModelKind, PolicyModel, hf_model
-from autotelic.learners.split import run_lower, run_upper, state_keys
+from autotelic.learners.split import CacheStats, run_lower, run_upper, state_keys
 
 PaddingSide = Literal["left", "right"]
 
@@ -191,6 +191,9 @@ class Scorer:
         gradients). False runs the model's own forward over every layer, the full
         recomputation that tests and benchmarks compare the split against."""
         self._last_lower: tuple[PackedStates, Tensor] | None = None
+        self.cache_stats = CacheStats()
+        """This scorer's own lookups in the activation cache (the learner's: how many of
+        the states its updates read were cached by acting or by an earlier update)."""
         """The frozen layers' output of the last packing (``model.frozen_layers``): the
         target twin's pass reads the online one's, as their frozen layers are shared."""
 
@@ -285,6 +288,8 @@ class Scorer:
                 keys = state_keys(encoded.prompt_ids, encoded.candidate_ids)
                 found = cache.get(keys)
                 missing = [i for i, rows in enumerate(found) if rows is None]
+                self.cache_stats.hits += len(found) - len(missing)
+                self.cache_stats.misses += len(missing)
                 whole = len(missing) == len(found)
                 computed_whole = run_lower(hf, ids, mask, positions, frozen) if whole else None
                 if computed_whole is not None:

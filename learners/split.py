@@ -237,10 +237,10 @@ class ActivationCache:
             self._rows.clear()
             self._bytes = 0
 
-    def report(self) -> dict[str, float]:
-        """What an update reports of it (telemetry): the hit rate so far, acting included,
-        and the memory held."""
+    def report(self, reader: CacheStats) -> dict[str, float]:
+        """What an update reports (telemetry): the share of the states its scorer looked up
+        that were cached (``reader``: that scorer's counts), and the memory held."""
         return {
-            "activation_cache_hit_rate": self.stats.hit_rate,
+            "activation_cache_hit_rate": reader.hit_rate,
             "activation_cache_mib": self.nbytes / 2**20,
         }
