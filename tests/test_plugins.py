@@ -214,8 +214,9 @@ def test_each_runtime_layer_imports_only_those_below_it(folder: str) -> None:
 
 def test_the_runtime_is_split_into_the_layers_the_rule_names() -> None:
     """A new folder under runtime/ needs its rule above; a loose module at the top is the
-    configuration, the service that wires the layers, or a helper every layer shares."""
+    configuration, the service that wires the layers (and what it checks before a start),
+    or a helper every layer shares."""
     folders = {p.name for p in (ROOT / "runtime").iterdir() if (p / "__init__.py").exists()}
     assert folders == {*RUNTIME_LAYERS, "commands"}
     loose = {p.stem for p in (ROOT / "runtime").glob("*.py")}
-    assert loose == {"__init__", "config", "service", "extras"}
+    assert loose == {"__init__", "config", "service", "extras", "startup"}
