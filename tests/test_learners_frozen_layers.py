@@ -309,6 +309,7 @@ def test_smollm2_top_layers_cached_update_equals_the_full_recomputation() -> Non
     learners = [SACLearner(tiny("smollm2", frozen_layers=28), config()) for _ in range(2)]
     cheap, full = learners
     full.scorer.split_frozen = False
+    start = [p.detach().clone() for p in cheap.llm_params]
     for step in range(3):
         data = batch(seed=step)
         with torch.inference_mode():
@@ -322,8 +323,17 @@ def test_smollm2_top_layers_cached_update_equals_the_full_recomputation() -> Non
         a, b = cheap.update(data), full.update(data)
         for key in ("critic_loss", "actor_loss", "target_mean", "entropy", "log_pi_taken"):
             assert a[key] == pytest.approx(b[key], rel=1e-3, abs=1e-4), key
-    for p, q in zip(cheap.llm_params, full.llm_params, strict=True):
-        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-5)
+    # Adam moves every weight by about lr per update whatever its gradient's size, so a
+    # last-bit difference in a near-zero gradient can flip a step: compare the weights'
+    # difference with how far they moved (measured: 11 of 9216 entries of one adapter
+    # matrix differed, by at most 1.9e-4, about 2 lr).
+    moved = torch.cat([(p - p0).flatten() for p, p0 in zip(cheap.llm_params, start, strict=True)])
+    apart = torch.cat(
+        [(p - q).flatten() for p, q in zip(cheap.llm_params, full.llm_params, strict=True)]
+    )
+    assert float(moved.norm()) > 0
+    assert float(apart.norm()) < 0.05 * float(moved.norm())
+    assert float(apart.abs().max()) <= 3 * 2 * config().actor_lr
     prompts, candidates = playground_states(8, seed=9)
     split, whole = both_ways(cheap.scorer, prompts, candidates)
     torch.testing.assert_close(split.log_pi, whole.log_pi, rtol=0, atol=1e-3)
