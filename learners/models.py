@@ -69,7 +69,6 @@ from autotelic.learners.split import (
     ActivationCache,
     SplitError,
     check_frozen_layers,
-    check_split,
     num_layers,
 )
 from autotelic.learners.tiny import tiny_model
@@ -125,6 +124,9 @@ class PolicyModel:
     activations: ActivationCache | None = None
     """The frozen lower layers' output per state (``frozen_layers`` with a cache size),
     shared by every scorer of this model: the collector's fills it, the learner's reads."""
+    split_verified: bool = False
+    """Whether the split forward (``frozen_layers``) was checked bitwise against the
+    model's own on a probe batch (done by the first scorer made for it)."""
 
     @functools.cached_property
     def candidate_score(self) -> Literal["sum", "mean"]:
@@ -302,31 +304,11 @@ def load_model(config: ModelConfig) -> PolicyModel:
         base_fingerprint=fingerprint,
         folder=folder,
     )
-    if config.frozen_layers:
-        _check_split(policy)
-        if config.activation_cache_mib:
-            policy.activations = ActivationCache(config.activation_cache_mib * 2**20)
+    # With frozen_layers, the split forward is checked bitwise when the first scorer is
+    # made (learners/scorer.py: the check packs a probe batch as the scorer does).
+    if config.frozen_layers and config.activation_cache_mib:
+        policy.activations = ActivationCache(config.activation_cache_mib * 2**20)
     return policy
-
-
-def _check_split(policy: PolicyModel) -> None:
-    """Refuse a model whose forward the split one does not reproduce (bitwise on a probe)."""
-    frozen = policy.config.frozen_layers
-    with policy.compute():
-        gap = check_split(policy.hf, frozen)
-    if gap != 0.0:
-        raise ModelError(
-            f"frozen_layers: {type(policy.hf).__name__} run as its lower {frozen} layers "
-            f"then the rest differs from its own forward by {gap:.3g}; this architecture "
-            "cannot be split (set frozen_layers: 0)"
-        )
-    log.info(
-        "model %s: lower %d of %d layers frozen, the top %d train",
-        policy.config.path,
-        frozen,
-        num_layers(policy.hf),
-        num_layers(policy.hf) - frozen,
-    )
 
 
 def frozen_fingerprint(module: nn.Module) -> float:

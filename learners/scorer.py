@@ -32,6 +32,7 @@ import copy
 import dataclasses
 import functools
 import itertools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -50,8 +51,8 @@ from autotelic.learners.encoding import (
     padding_id,
 )
 from autotelic.learners.layout import CandidateLayout
-from autotelic.learners.models import ModelKind, PolicyModel, hf_model
-from autotelic.learners.split import CacheStats, run_lower, run_upper, state_keys
+from autotelic.learners.models import ModelError, ModelKind, PolicyModel, hf_model
+from autotelic.learners.split import CacheStats, num_layers, run_lower, run_upper, state_keys
 
 PaddingSide = Literal["left", "right"]
 
@@ -161,6 +162,53 @@ def additive_mask(allowed: Tensor, dtype: torch.dtype) -> Tensor:
     return mask[:, None]
 
 
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def check_split(hf: PreTrainedModel, frozen: int) -> float:
+    """Largest difference between the model's forward and the split one on a probe batch
+    packed as the scorer packs (two states of prompt and candidates, one padded); 0.0
+    where they agree bitwise. Catches a model whose forward does more than embeddings,
+    layers and norm (e.g. Gemma's scaled embeddings) before it trains on wrong numbers."""
+    vocab = int(hf.config.vocab_size)
+    probe = EncodedStates(
+        prompt_ids=[[3 % vocab, 5 % vocab, 7 % vocab], [11 % vocab, 13 % vocab]],
+        candidate_ids=[[[17 % vocab, 19 % vocab], [23 % vocab]], [[29 % vocab]]],
+    )
+    packed = pack_states(probe, "right", 0)
+    ids, mask, pos = packed.inputs(hf.device, mask_dtype(hf))
+    whole = hf.base_model(
+        input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False
+    ).last_hidden_state
+    split = run_upper(hf, run_lower(hf, ids, mask, pos, frozen), mask, pos, frozen)
+    valid = torch.from_numpy(packed.segments >= 0).to(hf.device)
+    return float((whole[valid] - split[valid]).abs().max())
+
+
+def verify_split(policy: PolicyModel) -> None:
+    """Refuse a model whose forward the split one does not reproduce (bitwise on a probe)."""
+    if policy.split_verified:
+        return
+    frozen = policy.config.frozen_layers
+    with policy.compute():
+        gap = check_split(policy.hf, frozen)
+    if gap != 0.0:
+        raise ModelError(
+            f"frozen_layers: {type(policy.hf).__name__} run as its lower {frozen} layers "
+            f"then the rest differs from its own forward by {gap:.3g}; this architecture "
+            "cannot be split (set frozen_layers: 0)"
+        )
+    log.info(
+        "model %s: lower %d of %d layers frozen, the top %d train",
+        policy.config.path,
+        frozen,
+        num_layers(policy.hf),
+        num_layers(policy.hf) - frozen,
+    )
+    policy.split_verified = True
+
+
 class Scorer:
     """One-pass candidate scorer for a :class:`PolicyModel` (or a same-shaped twin)."""
 
@@ -174,6 +222,8 @@ class Scorer:
         """``tokenizer`` overrides the model's: a thread needs its own (see :meth:`fork`)."""
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        if model.config.frozen_layers:
+            verify_split(model)
         self.model = model
         self.padding_side: PaddingSide = padding_side
         tok = tokenizer if tokenizer is not None else model.tokenizer

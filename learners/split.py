@@ -12,11 +12,11 @@ acts in) and read by updates, which then run only the top layers.
 Exactness: the split forward is the model's own forward cut in two (embeddings, the
 lower layers, then the upper layers and the final norm, each layer called as the
 model calls it, with the same rotary embeddings of the same position ids and the same
-additive block mask); :func:`check_split` verifies it bitwise on a probe batch when
-the model loads. Cached rows are the float32 residual stream, the precision the model
-computes it in, under autocast too. A state's rows computed in another batch (acting
-on 8 states, an update on 64) can differ in the last bits of float32, as any two batch
-shapes do; tests bound the difference.
+additive block mask); ``learners.scorer.check_split`` verifies it bitwise on a probe
+batch when the first scorer of the model is made. Cached rows are the float32 residual
+stream, the precision the model computes it in, under autocast too. A state's rows
+computed in another batch (acting on 8 states, an update on 64) can differ in the last
+bits of float32, as any two batch shapes do; tests bound the difference.
 
 Why per state and not per transition: hindsight relabeling rewrites the goal, and the
 goal is in the prompt, so a relabeled transition reads prompts nobody acted on;
@@ -31,7 +31,6 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
@@ -129,30 +128,6 @@ def run_upper(
     parts = decoder_parts(hf)
     out: Tensor = parts.norm(_run(parts, hidden, mask, positions, parts.layers[frozen:]))
     return out
-
-
-@torch.no_grad()
-def check_split(hf: PreTrainedModel, frozen: int) -> float:
-    """Largest difference between the model's forward and the split one on a probe batch
-    packed as the scorer packs (two states of prompt and candidates, one padded); 0.0
-    where they agree bitwise. Catches a model whose forward does more than embeddings,
-    layers and norm (e.g. Gemma's scaled embeddings) before it trains on wrong numbers."""
-    from autotelic.learners.encoding import EncodedStates
-    from autotelic.learners.scorer import mask_dtype, pack_states
-
-    vocab = int(hf.config.vocab_size)
-    probe = EncodedStates(
-        prompt_ids=[[3 % vocab, 5 % vocab, 7 % vocab], [11 % vocab, 13 % vocab]],
-        candidate_ids=[[[17 % vocab, 19 % vocab], [23 % vocab]], [[29 % vocab]]],
-    )
-    packed = pack_states(probe, "right", 0)
-    ids, mask, pos = packed.inputs(hf.device, mask_dtype(hf))
-    whole = hf.base_model(
-        input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False
-    ).last_hidden_state
-    split = run_upper(hf, run_lower(hf, ids, mask, pos, frozen), mask, pos, frozen)
-    valid = torch.from_numpy(packed.segments >= 0).to(hf.device)
-    return float((whole[valid] - split[valid]).abs().max())
 
 
 def state_keys(
