@@ -176,9 +176,11 @@ def categories_table(curves: Curves, acting: str, budgets: Sequence[int]) -> str
                 continue
             steps, mean, low, high = band(train)
             cells = []
+            gap = int(steps[-1] - steps[-2]) if len(steps) > 1 else 0
             for b in budgets:
                 i = int(np.searchsorted(steps, b, side="right")) - 1
-                cells.append(f"{mean[i]:.2f} [{low[i]:.2f}, {high[i]:.2f}]" if i >= 0 else "-")
+                ran = i >= 0 and b <= steps[-1] + gap // 2  # no figure past a run's end
+                cells.append(f"{mean[i]:.2f} [{low[i]:.2f}, {high[i]:.2f}]" if ran else "-")
             test = curves.get((method, "test", acting, category))
             held = "-"
             if test:
@@ -246,6 +248,10 @@ def plot_categories(curves: Curves, out: Path, acting: str) -> None:
             steps, mean, low, high = band(per_seed)
             (line,) = ax.plot(steps, mean, label=f"{method} ({len(per_seed)})")
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
+            longest = max(per_seed.values(), key=len)
+            if len(longest) > len(steps):  # a seed that ran further: its own curve, dashed
+                xs, ys = [p[0] for p in longest], [p[1] for p in longest]
+                ax.plot(xs, ys, color=line.get_color(), linestyle="--", linewidth=0.9)
         for method, style in (("random", ":"), ("zero-shot", "--")):
             per_seed = curves.get((method, "train", acting, category))
             if per_seed:
