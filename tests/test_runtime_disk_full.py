@@ -116,3 +116,24 @@ def test_a_full_disk_stops_the_service_cleanly_and_a_restart_loses_nothing(
         probe.close()
         if service.alive():
             service.kill()
+
+
+def test_a_full_disk_under_a_run_log_raises_storage_full_and_leaves_no_half_row(
+    small_disk: Path,
+) -> None:
+    """A telemetry CSV (learner stats, evaluations) may be the write that meets the full
+    disk first: it stops the run as the store does, and its file keeps whole rows only."""
+    from autotelic.runtime.telemetry.run_logs import CsvLog
+    from autotelic.storage.errors import StorageFullError
+
+    log = CsvLog(small_disk / "learner_stats.csv", ["step", "key", "value"])
+    try:
+        log.append([{"step": 1, "key": "loss", "value": 0.5}])
+        before = (small_disk / "learner_stats.csv").read_bytes()
+        fill(small_disk, leave=0)
+        rows = [{"step": 2, "key": "k" * 1000, "value": i} for i in range(2000)]  # ~2 MB
+        with pytest.raises(StorageFullError, match="the disk is full"):
+            log.append(rows)
+        assert (small_disk / "learner_stats.csv").read_bytes() == before
+    finally:
+        log.close()

@@ -18,11 +18,12 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from autotelic.runtime.config import ConfigError, deep_merge
+from autotelic.core.errors import UserError
+from autotelic.runtime.config import deep_merge
 from autotelic.runtime.loop.control import Accepted, AgentStatus
 from autotelic.runtime.transport.messages import Topics
 from autotelic.runtime.transport.mqtt import MQTTBridge, diagnose
-from autotelic.runtime.transport.mqtt_config import MQTTConfig
+from autotelic.runtime.transport.mqtt_config import MQTTConfig, TLSSettingError
 from tests.runtime_fixtures import TINY_SERVICE, ServiceProcess
 from tests.tls_fixtures import CertificateAuthority, SecureMosquitto, SecureProbe
 
@@ -244,7 +245,9 @@ def test_a_missing_or_unusable_tls_file_is_a_configuration_error_naming_the_sett
     broker: SecureMosquitto, tmp_path: Path
 ) -> None:
     """Caught when the service makes its bridge, before any connection attempt, and
-    reported the way every configuration error is (``autotelic run`` exits 2 with it)."""
+    reported the way every user error is (a :class:`UserError`: ``autotelic run`` exits 2
+    with its one line)."""
+    assert issubclass(TLSSettingError, UserError)
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate")
     missing = tmp_path / "nowhere.pem"
@@ -257,7 +260,7 @@ def test_a_missing_or_unusable_tls_file_is_a_configuration_error_naming_the_sett
     ]
     for settings, expected in cases:
         config = MQTTConfig(url=broker.url, **settings)
-        with pytest.raises(ConfigError, match=expected):
+        with pytest.raises(TLSSettingError, match=expected):
             MQTTBridge(
                 config,
                 TOPICS,

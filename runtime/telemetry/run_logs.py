@@ -17,6 +17,7 @@ time, without a lock.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import math
 import os
@@ -29,6 +30,7 @@ from typing import Protocol
 from autotelic.files import fsync_dir
 from autotelic.goals import CurriculumStats
 from autotelic.runtime.telemetry.progress import Snapshot
+from autotelic.storage.errors import StorageFullError
 
 EVAL_FIELDS = (
     "time",
@@ -146,12 +148,25 @@ class CsvLog:
         return buffer.getvalue().encode("utf-8")
 
     def _write(self, data: bytes) -> None:
+        """Write ``data`` whole or not at all: a full disk truncates the log back to where
+        it was and raises the store's :class:`StorageFullError`, so the run stops the way
+        it does when the episode store fills, with no half row left behind."""
+        start = os.lseek(self._fd, 0, os.SEEK_END)
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        if self.durable:
-            os.fsync(self._fd)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            if self.durable:
+                os.fsync(self._fd)
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+            os.ftruncate(self._fd, start)
+            raise StorageFullError(
+                f"cannot append to {self.path} ({err}): the disk is full; the rows before "
+                "this one are kept"
+            ) from err
 
     def append(self, rows: Sequence[Mapping[str, object]]) -> None:
         """Append ``rows`` (column -> value) in one write; durable when this returns."""
