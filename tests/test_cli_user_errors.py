@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from autotelic.core.errors import CheckpointError, UserError
 from autotelic.learners.base import CheckpointError as LearnerCheckpointError
 from autotelic.storage import CheckpointError as StorageCheckpointError
 from autotelic.storage import StorageError
+from tests.tmpfs_fixtures import mounted_tmpfs
 
 AUTOTELIC = str(Path(sys.executable).parent / "autotelic")
 
@@ -64,16 +64,8 @@ def test_a_config_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs, mounted for this test only."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    command = ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)]
-    mounted = subprocess.run(command, capture_output=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=False)
+    with mounted_tmpfs(tmp_path / "disk", "size=16m") as disk:
+        yield disk
 
 
 def fill(disk: Path) -> None:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from autotelic.runtime.commands.cli import _user_error
+from tests.tmpfs_fixtures import mounted_tmpfs
 
 
 def _run(config: dict[str, object], workdir: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -65,19 +66,8 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     """A read-only file system (a tmpfs mounted ro); needs the right to mount."""
-    where = tmp_path / "ro"
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(where)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "ro", "ro,size=1m") as where:
         yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=False)
 
 
 def test_a_read_only_run_directory_is_one_line(tmp_path: Path, read_only_dir: Path) -> None:

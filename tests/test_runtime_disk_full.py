@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from autotelic.runtime.config import deep_merge
 from autotelic.runtime.transport.messages import Topics
 from autotelic.storage import EpisodeStore
 from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, ServiceProcess
+from tests.tmpfs_fixtures import mounted_tmpfs
 
 AGENT = "full"
 TOPICS = Topics(AGENT)
@@ -25,16 +25,8 @@ TOPICS = Topics(AGENT)
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 MiB tmpfs (the test fills it), mounted for this test only."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    command = ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)]
-    mounted = subprocess.run(command, capture_output=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=False)
+    with mounted_tmpfs(tmp_path / "disk", "size=64m") as disk:
+        yield disk
 
 
 def fill(disk: Path, leave: int) -> Path:
