@@ -39,7 +39,7 @@ import numpy as np
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.plot import Curves, band, first_reaching, learners, load
+from bench.plot import Curves, band, first_reaching, learners, load, reference_level
 
 IMPOSSIBLE = "grow_furniture"
 ORDER = ("grasp", "grow_plant", "grow_herbivore", "grow_carnivore", IMPOSSIBLE)
@@ -197,9 +197,9 @@ def categories_table(curves: Curves, acting: str, budgets: Sequence[int]) -> str
         for method in ("random", "zero-shot"):
             per_seed = curves.get((method, "train", acting, category))
             if per_seed:
-                level = float(np.mean([pts[0][1] for pts in per_seed.values()]))
-                held_seed = curves.get((method, "test", acting, category)) or {}
-                held_level = float(np.mean([p[0][1] for p in held_seed.values()] or [math.nan]))
+                level = reference_level(per_seed)
+                held_seed = curves.get((method, "test", acting, category))
+                held_level = reference_level(held_seed) if held_seed else math.nan
                 lines.append(
                     f"| {method} (no learning) | {len(per_seed)} | "
                     + " | ".join(f"{level:.2f}" for _ in budgets)
@@ -255,7 +255,7 @@ def plot_categories(curves: Curves, out: Path, acting: str) -> None:
         for method, style in (("random", ":"), ("zero-shot", "--")):
             per_seed = curves.get((method, "train", acting, category))
             if per_seed:
-                level = float(np.mean([pts[0][1] for pts in per_seed.values()]))
+                level = reference_level(per_seed)
                 ax.axhline(level, color="gray", linestyle=style, label=method)
         ax.set_title(category, fontsize=9)
         ax.set_xlabel("environment steps")
