@@ -127,6 +127,8 @@ def check_batch(batch: TransitionBatch) -> None:
 
 def alpha_optimizer(log_alpha: Tensor, cfg: SACConfig) -> torch.optim.Optimizer:
     """The optimizer of log alpha that ``cfg.alpha_optimizer`` names."""
+    if cfg.alpha_optimizer == "fixed":
+        return torch.optim.SGD([log_alpha], lr=0.0)
     if cfg.alpha_optimizer == "sgd":
         return torch.optim.SGD([log_alpha], lr=cfg.alpha_lr)
     return torch.optim.Adam([log_alpha], lr=cfg.alpha_lr)

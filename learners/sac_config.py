@@ -32,11 +32,14 @@ class SACConfig(OffPolicyConfig):
             "moves it (docs/learning.md)."
         ),
     )
-    alpha_optimizer: Literal["adam", "sgd"] = Field(
+    alpha_optimizer: Literal["adam", "sgd", "fixed"] = Field(
         default="adam",
         description=(
             "adam: log alpha moves by about alpha_lr per update whatever the entropy gap; "
-            "sgd: by alpha_lr times the gap (its alpha_lr is on another scale)."
+            "sgd: by alpha_lr times the gap (its alpha_lr is on another scale); fixed: "
+            "alpha stays at exp(initial_log_alpha). Where every action has the same Q (a "
+            "goal never achieved) the actor is pulled to uniform at a rate alpha sets; a "
+            "small fixed alpha keeps what it learnt on similar goals there (docs/results.md)."
         ),
     )
     initial_log_alpha: float = Field(

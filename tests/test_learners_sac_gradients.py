@@ -238,6 +238,15 @@ def test_the_sgd_alpha_moves_by_the_learning_rate_times_the_entropy_gap():
     assert math.copysign(1.0, moves[0]) == -math.copysign(1.0, gaps[0])
 
 
+def test_a_fixed_alpha_stays_at_its_initial_value_while_the_policy_learns():
+    learner = SACLearner(tiny(), config(alpha_optimizer="fixed", initial_log_alpha=-6.0))
+    before = [p.detach().clone() for p in learner.llm_params]
+    moves, gaps = log_alpha_steps(learner, 3)
+    assert moves == [0.0, 0.0, 0.0] and any(g != 0 for g in gaps)
+    assert learner.alpha == pytest.approx(math.exp(-6.0))
+    assert any(not torch.equal(b, p) for b, p in zip(before, learner.llm_params, strict=True))
+
+
 def test_a_checkpoint_of_another_alpha_optimizer_restores_log_alpha_and_starts_it_afresh():
     adam = SACLearner(tiny(), config())
     log_alpha_steps(adam, 2)
