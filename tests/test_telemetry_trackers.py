@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from autotelic.runtime.extras import MissingPackageError
+from autotelic.runtime.loop.agent import Agent
 from autotelic.runtime.telemetry.config import TrackingConfig
+from autotelic.runtime.telemetry.run_logs import read_rows
 from autotelic.runtime.telemetry.sinks import open_sinks
 from autotelic.runtime.telemetry.trackers import (
     ALLOW_FILE_STORE,
@@ -27,7 +30,15 @@ from autotelic.runtime.telemetry.trackers import (
     MlflowSink,
     WandbSink,
 )
-from autotelic.runtime.telemetry.tracking import STATS_CSV
+from autotelic.runtime.telemetry.tracking import (
+    ENV_STEPS,
+    EVAL_ENV_STEPS,
+    STATS_CSV,
+    TENSORBOARD_DIR,
+    UPDATES,
+    flat_hyperparameters,
+)
+from tests.test_telemetry_tracking import EVALUATE, KEY, toy_settings
 
 PLUGIN_KEY = "toy/table_size"
 """A stat no module of autotelic names, as a plug-in algorithm would report it."""
@@ -230,18 +241,23 @@ def test_a_configured_mlflow_store_is_used_instead_of_the_run_directory(tmp_path
 
 
 def test_the_tracking_section_opens_both_trackers_thinned_like_the_files(tmp_path: Path) -> None:
+    """Thinned by the update count; W&B's step is that count, MLflow's the env steps."""
     pytest.importorskip("wandb")
     pytest.importorskip("mlflow")
     run_dir = tmp_path / "run"
     config = TrackingConfig(csv=False, wandb=True, mlflow=True, every_updates=2)
-    stream = open_sinks(config, run_dir, start_step=0)
+    taken = [0]
+    stream = open_sinks(config, run_dir, start_step=0, env_steps=lambda: taken[0])
     for step in range(1, 7):
+        taken[0] += 16
         stream.learner_stats(step, {PLUGIN_KEY: float(step)})
     stream.close()
     [log_file] = wandb_files(run_dir)
     assert [s for s, _ in wandb_history(log_file, PLUGIN_KEY)] == [2, 4, 6]
+    assert [v for _, v in wandb_history(log_file, ENV_STEPS)] == [32.0, 64.0, 96.0]
     resumed = MlflowSink(run_dir, experiment=config.mlflow_experiment)
-    assert [s for s, _ in mlflow_history(resumed, PLUGIN_KEY)] == [2, 4, 6]
+    assert mlflow_history(resumed, PLUGIN_KEY) == [(32, 2.0), (64, 4.0), (96, 6.0)]
+    assert mlflow_history(resumed, UPDATES) == [(32, 2.0), (64, 4.0), (96, 6.0)]
     resumed.close()
 
 
@@ -281,3 +297,153 @@ def test_a_tracker_that_fails_to_open_closes_those_opened_before_it(
         open_sinks(TrackingConfig(wandb=True, mlflow=True), tmp_path, start_step=0)
     [log_file] = wandb_files(tmp_path)  # waits for the exit record that finish() writes
     assert wandb_run_ids(log_file) == {(tmp_path / WANDB_RUN_ID).read_text().strip()}
+
+
+# --- The run's configuration as hyperparameters, figures against env steps ----------
+
+
+def tensorboard_hyperparameters(log_dir: Path) -> dict[str, Any]:
+    """The hyperparameters TensorBoard's HParams dashboard reads for the run (the last
+    start's session), by name."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    accumulator = EventAccumulator(str(log_dir))
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    return {name: getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()}
+
+
+def tensorboard_text(log_dir: Path, tag: str) -> str:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(log_dir), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    [event] = accumulator.Tensors(f"{tag}/text_summary")
+    return str(event.tensor_proto.string_val[0].decode())
+
+
+def wandb_config(path: Path) -> dict[str, Any]:
+    """The run config an offline run file holds (its run record's, and any later config
+    record's), W&B's own ``_wandb`` key left out."""
+    out: dict[str, Any] = {}
+    for record in wandb_records(path):
+        kind = record.WhichOneof("record_type")
+        updates = record.run.config.update if kind == "run" else record.config.update
+        if kind in ("run", "config"):
+            for item in updates:
+                out[item.key] = json.loads(item.value_json)
+    out.pop("_wandb", None)
+    return out
+
+
+def wandb_axes(path: Path) -> dict[str, str]:
+    """The x axis (``step_metric``) W&B was told for each key."""
+    return {
+        r.metric.name: r.metric.step_metric
+        for r in wandb_records(path)
+        if r.WhichOneof("record_type") == "metric" and r.metric.step_metric
+    }
+
+
+def test_trackers_get_the_full_configuration_and_draw_on_env_steps(tmp_path: Path) -> None:
+    """A real serial run of the toy pair with TensorBoard, W&B and MLflow on: each holds
+    the run's whole config.yaml as hyperparameters (read back with its own reader), and
+    draws the learner's stats and every evaluation against env steps, with the update
+    count as a series of its own."""
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("wandb")
+    pytest.importorskip("mlflow")
+    from mlflow import MlflowClient
+
+    run_dir = tmp_path / "run"
+    trackers = {"tensorboard": True, "wandb": True, "mlflow": True}
+    agent = Agent(toy_settings(run_dir, 600, eval=EVALUATE, tracking=trackers))
+    try:
+        agent.run_serial()
+        updates = agent.learner.num_updates
+    finally:
+        agent.close()
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    flat = flat_hyperparameters(config)
+    assert flat["algorithm.batch_size"] == 32 and flat["eval.splits"] == '["train"]'
+    assert len(flat) > 50  # every field, not a chosen few
+
+    assert tensorboard_hyperparameters(run_dir / TENSORBOARD_DIR) == flat
+    text = tensorboard_text(run_dir / TENSORBOARD_DIR, "config")
+    assert yaml.safe_load("\n".join(line[4:] for line in text.splitlines())) == config
+
+    client = MlflowClient(tracking_uri=(run_dir / "mlruns").resolve().as_uri())
+    run_id = (run_dir / MLFLOW_RUN_ID).read_text().strip()
+    assert client.get_run(run_id).data.params == {k: str(v) for k, v in flat.items()}
+    artifact = Path(client.download_artifacts(run_id, "config.yaml", str(tmp_path / "dl")))
+    assert yaml.safe_load(artifact.read_text()) == config
+
+    [log_file] = wandb_files(run_dir)
+    assert wandb_config(log_file) == config
+
+    # Against env steps: the stats at the count read with them, each evaluation at its own.
+    at: dict[int, float] = {}
+    for r in read_rows(run_dir / STATS_CSV):
+        if r["key"] == ENV_STEPS:
+            at.setdefault(int(r["step"]), float(r["value"]))
+    evaluated = sorted({(int(r["evaluation"]), int(r["env_steps"]))
+                        for r in read_rows(run_dir / "evaluations.csv")})  # fmt: skip
+    assert len(evaluated) >= 2
+    history = sorted(client.get_metric_history(run_id, UPDATES), key=lambda m: m.value)
+    assert [(m.step, m.value) for m in history] == [(at[u], u) for u in range(1, updates + 1)]
+    mean = client.get_metric_history(run_id, "eval/train/greedy/success")
+    assert sorted(m.step for m in mean) == [steps for _, steps in evaluated]
+    axes = wandb_axes(log_file)
+    assert axes[UPDATES] == axes[KEY] == ENV_STEPS
+    assert axes["eval/train/greedy/success"] == EVAL_ENV_STEPS
+    rows = [r for r in wandb_records(log_file) if r.WhichOneof("record_type") == "history"]
+    seen = {
+        item.key or "/".join(item.nested_key): json.loads(item.value_json)
+        for r in rows
+        for item in r.history.item
+    }
+    assert {UPDATES, ENV_STEPS, EVAL_ENV_STEPS, "eval/train/greedy/success"} <= seen.keys()
+
+
+def test_a_restart_with_a_changed_value_keeps_mlflows_first_param_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MLflow never changes a param: the second start adds the keys the run lacks, keeps
+    the first value of a changed one with a warning naming it, and its config.yaml
+    artifact holds the new start's configuration in full."""
+    pytest.importorskip("mlflow")
+    run_dir = tmp_path / "run"
+    first = MlflowSink(run_dir, experiment="e", hyperparameters={"run": {"max_env_steps": 1000}})
+    first.close()
+    again = {"run": {"max_env_steps": 5000}, "model": {"path": "tiny-words", "vocabulary": []}}
+    with caplog.at_level(logging.WARNING):
+        second = MlflowSink(run_dir, experiment="e", hyperparameters=again)
+    second.close()
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=second.tracking_uri)
+    params = client.get_run(second.run_id).data.params
+    assert params == {"run.max_env_steps": "1000", "model.path": "tiny-words",
+                      "model.vocabulary": "[]"}  # fmt: skip
+    assert any("run.max_env_steps changed" in r.getMessage() for r in caplog.records)
+    artifact = Path(client.download_artifacts(second.run_id, "config.yaml", str(tmp_path / "a")))
+    assert yaml.safe_load(artifact.read_text()) == again
+
+
+def test_wandb_keeps_a_record_that_comes_at_the_step_it_just_logged(tmp_path: Path) -> None:
+    """An evaluation or the readings arrive at the update count the learner's stats of
+    that step were just logged at: W&B merges them into that step's row (it would drop
+    only a lower step)."""
+    pytest.importorskip("wandb")
+    run_dir = tmp_path / "run"
+    sink = WandbSink(run_dir, project="autotelic-test")
+    sink.record(1, {"critic_loss": 0.5, ENV_STEPS: 16.0})
+    sink.record(2, {"critic_loss": 0.4, ENV_STEPS: 32.0})
+    sink.record(2, {"eval/train/greedy/success": 0.25, EVAL_ENV_STEPS: 24.0})
+    sink.close()
+    [log_file] = wandb_files(run_dir)
+    assert wandb_history(log_file, "eval/train/greedy/success") == [(2, 0.25)]
+    assert wandb_history(log_file, "critic_loss") == [(1, 0.5), (2, 0.4)]
+    assert wandb_history(log_file, UPDATES) == [(1, 1.0), (2, 2.0)]

@@ -1,6 +1,8 @@
 """One open metrics path: a plug-in algorithm's own stat, which nothing in autotelic
 names, reaches Prometheus (a real scrape), learner_stats.csv and TensorBoard event
-files (read back with TensorBoard's own reader), and a restart continues the run."""
+files (read back with TensorBoard's own reader), drawn against env steps with the update
+count as a series of its own, the run's configuration as TensorBoard hyperparameters, and
+a restart continues the run."""
 
 from __future__ import annotations
 
@@ -28,7 +30,14 @@ from autotelic.runtime.telemetry.metrics import (
 )
 from autotelic.runtime.telemetry.run_logs import read_rows
 from autotelic.runtime.telemetry.sinks import open_sinks
-from autotelic.runtime.telemetry.tracking import STATS_CSV, TENSORBOARD_DIR, Every, TensorBoardSink
+from autotelic.runtime.telemetry.tracking import (
+    ENV_STEPS,
+    STATS_CSV,
+    TENSORBOARD_DIR,
+    UPDATES,
+    Every,
+    TensorBoardSink,
+)
 
 TOY = {
     "run": {"plugins": ["tests.toy_plugin"], "torch_threads": 1, "mode": "serial"},
@@ -82,6 +91,15 @@ def csv_steps(run_dir: Path, key: str) -> list[int]:
     return [int(r["step"]) for r in read_rows(run_dir / STATS_CSV) if r["key"] == key]
 
 
+def csv_env_steps(run_dir: Path) -> dict[int, float]:
+    """The env-step count each update's record carries in the CSV (its first row)."""
+    out: dict[int, float] = {}
+    for r in read_rows(run_dir / STATS_CSV):
+        if r["key"] == ENV_STEPS:
+            out.setdefault(int(r["step"]), float(r["value"]))
+    return out
+
+
 def test_a_plug_in_stat_reaches_prometheus_the_csv_and_tensorboard(tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     metrics = Metrics()
@@ -102,17 +120,28 @@ def test_a_plug_in_stat_reaches_prometheus_the_csv_and_tensorboard(tmp_path: Pat
     assert seen["autotelic_policy_version"] == agent.learner.policy_version
     assert seen["autotelic_learner_updates_total"] == updates
     assert csv_steps(tmp_path / "run", KEY) == list(range(1, updates + 1))
-    rows = read_rows(tmp_path / "run" / STATS_CSV)
+    rows = [r for r in read_rows(tmp_path / "run" / STATS_CSV) if r["key"] != ENV_STEPS]
     assert float(rows[-1]["value"]) == last[rows[-1]["key"]]
+    # TensorBoard draws every stat against env steps, the update count its own series.
+    at = csv_env_steps(tmp_path / "run")
     events = event_steps(tmp_path / "run" / TENSORBOARD_DIR, KEY)
-    assert [s for s, _ in events] == list(range(1, updates + 1))
+    assert [s for s, _ in events] == [at[u] for u in range(1, updates + 1)]
     assert events[-1][1] == last[KEY]
+    assert event_steps(tmp_path / "run" / TENSORBOARD_DIR, UPDATES) == [
+        (at[u], float(u)) for u in range(1, updates + 1)
+    ]
+    xs = [s for s, _ in events]
+    learning_starts = toy_settings(tmp_path / "x", 1).algorithm.learning_starts
+    assert xs == sorted(xs) and learning_starts <= xs[0] < xs[-1]
 
 
 def test_a_restart_continues_the_tensorboard_run_from_the_checkpoint(tmp_path: Path) -> None:
     """The first start checkpoints, learns on and is then 'killed' (closed without a
-    checkpoint); the second resumes at the checkpoint's update count in the same log
-    directory, and TensorBoard reads one run whose steps each have one value."""
+    checkpoint); the second resumes in the same log directory at the checkpoint's update
+    count and at the env steps the store holds (the killed start's finished episodes
+    stay), and TensorBoard reads one run whose env steps each have one value: what the
+    killed start logged past those env steps is purged, and the update count series
+    shows the learner going back to its checkpoint."""
     pytest.importorskip("tensorboard")
     run_dir = tmp_path / "run"
     first = Agent(toy_settings(run_dir, 300, tracking={"every_updates": 5}))
@@ -132,8 +161,15 @@ def test_a_restart_continues_the_tensorboard_run_from_the_checkpoint(tmp_path: P
     finally:
         second.close()
     assert len(list((run_dir / TENSORBOARD_DIR).glob("events.out.tfevents.*"))) == 2
-    steps = [s for s, _ in event_steps(run_dir / TENSORBOARD_DIR, KEY)]
-    assert steps == list(range(5, final + 1, 5))  # the killed start's tail is purged
+    updates = event_steps(run_dir / TENSORBOARD_DIR, UPDATES)
+    xs = [x for x, _ in updates]
+    assert xs == sorted(set(xs))  # one value per env step
+    assert [x for x, _ in event_steps(run_dir / TENSORBOARD_DIR, KEY)] == xs
+    counts = [int(u) for _, u in updates]
+    back = next(i for i in range(1, len(counts)) if counts[i] < counts[i - 1])
+    assert saved <= counts[back - 1] < lost  # the killed start's last, not purged
+    assert counts[:back] == list(range(5, counts[back - 1] + 1, 5))
+    assert counts[back:] == list(range(saved + 5 - saved % 5, final + 1, 5))
     assert saved < lost < final
     # The CSV keeps both starts' rows (append-only): the killed tail, then the run that
     # went on from the checkpoint.
@@ -154,14 +190,17 @@ def test_the_fan_out_passes_every_key_and_drops_only_non_numbers(tmp_path: Path)
             self.closed = True
 
     kept, sparse = Kept(), Kept()
-    stream = EventStream([kept], step=lambda: 7)
+    taken = [100]
+    stream = EventStream([kept], step=lambda: 7, env_steps=lambda: taken[0])
     stream.add(Every(sparse, 3, start_step=7))
     for step in range(8, 14):
+        taken[0] += 4
         stream.learner_stats(step, {"any_name": step, "np": 1.5, "text": "not a number"})
     stream.close()
-    assert kept.records[0] == (8, {"any_name": 8.0, "np": 1.5})
+    assert kept.records[0] == (8, {"any_name": 8.0, "np": 1.5, ENV_STEPS: 104.0})
     assert [s for s, _ in kept.records] == [8, 9, 10, 11, 12, 13]
     assert [s for s, _ in sparse.records] == [9, 12]  # the multiples of 3 after the start
+    assert [r[ENV_STEPS] for _, r in sparse.records] == [108.0, 120.0]  # each its own
     assert kept.closed and sparse.closed
 
 
@@ -196,7 +235,9 @@ def test_the_documented_sink_plugs_in(tmp_path: Path) -> None:
     stream.learner_stats(1, {"clip_fraction": 0.25})
     stream.close()
     lines = (tmp_path / "stats.jsonl").read_text().splitlines()
-    assert [json.loads(line) for line in lines] == [{"step": 1, "clip_fraction": 0.25}]
+    assert [json.loads(line) for line in lines] == [
+        {"step": 1, "clip_fraction": 0.25, ENV_STEPS: 0.0}  # no collector: no env steps
+    ]
 
 
 def test_each_evaluation_reaches_the_csv_and_tensorboard_at_the_learners_step(
@@ -223,4 +264,7 @@ def test_each_evaluation_reaches_the_csv_and_tensorboard_at_the_learners_step(
         assert next(float(r["value"]) for r in rows if r["key"] == key) == pytest.approx(success)
     tagged = event_steps(tmp_path / "run" / TENSORBOARD_DIR, "eval/train/greedy/success")
     assert [v for _, v in tagged] == pytest.approx(means)
-    assert all(step > 0 for step, _ in tagged)
+    # Each at the env steps of the policy it evaluated, as evaluations.csv and plot have it.
+    at = sorted({(int(r["evaluation"]), int(r["env_steps"])) for r in evaluations})
+    assert [step for step, _ in tagged] == [steps for _, steps in at]
+    assert [step for _, step in at] == [200 * (i + 1) for i in range(len(at))]

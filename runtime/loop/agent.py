@@ -164,7 +164,8 @@ class Agent:
         self.layout = RunLayout(settings.run.dir.resolve())
         self.run_dir = self.layout.root
         self.events = EventStream([events] if events is not None else [],
-                                  step=lambda: self.learner.num_updates)  # fmt: skip
+                                  step=lambda: self.learner.num_updates,
+                                  env_steps=lambda: self.collection.env_steps)  # fmt: skip
         """The run's one event stream: the caller's sink (the service's metrics) first, then
         the sinks the ``tracking:`` section names; ``events.add(sink)`` plugs in another."""
         self.lock = threading.Lock()
@@ -204,7 +205,7 @@ class Agent:
             self.store.close()
             raise
         self.layout.config.write_text(yaml.safe_dump(dump_settings(s)))
-        self._open_tracking()
+        self._open_tracking(counters)
         self.restarts = self._count_start(counters)
         seeds = np.random.SeedSequence([s.run.seed, self.restarts])
         env_seed, act_seed, replay_seed = seeds.generate_state(3)
@@ -220,12 +221,13 @@ class Agent:
         self._announce()
         self.started_from = self.snapshot()
 
-    def _open_tracking(self) -> None:
+    def _open_tracking(self, counters: dict[str, Any]) -> None:
         """The sinks the ``tracking:`` section names join the event stream, resuming at the
-        learner's restored update count."""
-        start = self.learner.num_updates
-        open_sinks(self.settings.tracking, self.run_dir, start_step=start,
-                   step=lambda: self.learner.num_updates, into=self.events)  # fmt: skip
+        learner's restored update count and the checkpoint's env steps, with the run's full
+        configuration (as config.yaml holds it) for the trackers' hyperparameters."""
+        open_sinks(self.settings.tracking, self.run_dir, start_step=self.learner.num_updates,
+                   start_env_steps=int(counters.get("env_steps", 0)),
+                   hyperparameters=dump_settings(self.settings), into=self.events)  # fmt: skip
 
     @property
     def tracking(self) -> EventStream:

@@ -13,7 +13,7 @@ and whatever ``agent.events.add(sink)`` adds from Python. A sink is either a
 :class:`~autotelic.runtime.telemetry.tracking.Sink` (``record(step, values)`` and
 ``close()``), which :class:`StatsEvents` feeds with the learner's stats, each evaluation's
 figures and the curriculum's readings, all as ``key -> float`` at the learner's update
-count.
+count, each record with the env-step count its figures belong to (the trackers' x axis).
 
 Events arrive from the collector's, the learner's, the evaluator's and the bridge's
 threads: a sink must be safe to call from several threads (Prometheus's client is).
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autotelic.runtime.telemetry.progress import Snapshot
-from autotelic.runtime.telemetry.tracking import Sink, numbers
+from autotelic.runtime.telemetry.tracking import ENV_STEPS, EVAL_ENV_STEPS, Sink, numbers
 
 
 @dataclass(frozen=True)
@@ -161,15 +161,22 @@ class EventStream(RunEvents):
     """The run's one event stream: every event to each sink, in the order they joined.
 
     ``step`` reads the learner's update count, the step a plain sink records the run's
-    figures (evaluations, readings) at, beside the learner's own stats of that step.
-    Sinks may join while events flow (from another thread): the list is replaced, never
-    changed in place, so a dispatch in progress finishes on the list it started with.
+    figures (evaluations, readings) at, beside the learner's own stats of that step;
+    ``env_steps`` reads the training env steps taken, which every record of a plain sink
+    carries (the trackers' x axis). Sinks may join while events flow (from another
+    thread): the list is replaced, never changed in place, so a dispatch in progress
+    finishes on the list it started with.
     """
 
     def __init__(
-        self, sinks: Sequence[RunEvents | Sink] = (), *, step: Callable[[], int] = lambda: 0
+        self,
+        sinks: Sequence[RunEvents | Sink] = (),
+        *,
+        step: Callable[[], int] = lambda: 0,
+        env_steps: Callable[[], int] = lambda: 0,
     ) -> None:
         self.step = step
+        self.env_steps_taken = env_steps
         self.sinks: tuple[RunEvents, ...] = ()
         for sink in sinks:
             self.add(sink)
@@ -177,7 +184,10 @@ class EventStream(RunEvents):
     def add(self, sink: RunEvents | Sink) -> RunEvents:
         """Plug in a sink; it receives every later event. A plain ``record``/``close`` sink
         gets the learner's stats, evaluations and readings (:class:`StatsEvents`)."""
-        events = sink if isinstance(sink, RunEvents) else StatsEvents(sink, self.step)
+        if isinstance(sink, RunEvents):
+            events = sink
+        else:
+            events = StatsEvents(sink, self.step, self.env_steps_taken)
         self.sinks = (*self.sinks, events)
         return events
 
@@ -239,27 +249,37 @@ class StatsEvents(RunEvents):
     figures at the learner's current update count: each evaluation's success and episode
     length per split, way of acting and category (and their mean over categories, the
     headline figure), and the curriculum's and the store's readings with the last policy
-    entropy."""
+    entropy.
 
-    def __init__(self, sink: Sink, step: Callable[[], int]) -> None:
+    Each record carries the env steps its figures belong to: the stats and readings the
+    count ``env_steps`` reads when they arrive (``env_steps``), an evaluation the count of
+    the policy it evaluated (``eval/env_steps``), which the trackers draw on
+    (:func:`~autotelic.runtime.telemetry.tracking.on_env_steps`)."""
+
+    def __init__(
+        self, sink: Sink, step: Callable[[], int], env_steps: Callable[[], int] = lambda: 0
+    ) -> None:
         self.sink = sink
         self.step = step
+        self.env_steps_taken = env_steps
         self._entropy: float | None = None
 
     def learner_stats(self, step: int, values: Mapping[str, float]) -> None:
-        self.sink.record(step, values)
+        self.sink.record(step, {**values, ENV_STEPS: float(self.env_steps_taken())})
 
     def policy_entropy(self, nats: float) -> None:
         self._entropy = nats
 
     def evaluation_done(self, figures: EvalFigures) -> None:
-        self.sink.record(self.step(), evaluation_stats(figures))
+        stats = {**evaluation_stats(figures), EVAL_ENV_STEPS: figures.env_steps}
+        self.sink.record(self.step(), stats)
 
     def readings(self, readings: Readings) -> None:
         stats: dict[str, float] = {
             "replay/transitions": readings.replay_transitions,
             "replay/episodes": readings.replay_episodes,
             "goals/injected_pending": readings.injected_pending,
+            ENV_STEPS: self.env_steps_taken(),
         }
         for category, rate in readings.success_rate.items():
             stats[f"curriculum/{category}/success_rate"] = rate

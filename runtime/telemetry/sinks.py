@@ -15,15 +15,20 @@ every event) or a plain :class:`~autotelic.runtime.telemetry.tracking.Sink`
 (``record``/``close``: the learner's stats, evaluations and readings as ``key -> float``).
 A plain sink records only the updates whose count crosses a multiple of
 ``tracking.every_updates``.
+
+The context also holds the run's full configuration (``hyperparameters``, as the run's
+``config.yaml`` holds it): TensorBoard, W&B and MLflow record it as the run's
+hyperparameters, so a tracker's run says what produced it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from autotelic.core import RegistryError
 from autotelic.runtime.telemetry.config import TrackingConfig
@@ -42,11 +47,15 @@ from autotelic.runtime.telemetry.tracking import (
 
 @dataclass(frozen=True)
 class SinkContext:
-    """What an opener builds its sink for: one run, resuming at ``start_step``."""
+    """What an opener builds its sink for: one run, resuming at ``start_step`` updates and
+    ``start_env_steps`` env steps (the checkpoint's counts; 0 for a new run)."""
 
     config: TrackingConfig
     run_dir: Path
     start_step: int
+    start_env_steps: int = 0
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    """The run's full configuration, nested by section (``dump_settings``'s plain data)."""
 
 
 OpenSink = Callable[[SinkContext], "RunEvents | Sink"]
@@ -108,22 +117,28 @@ def open_sinks(
     run_dir: Path,
     *,
     start_step: int,
+    start_env_steps: int = 0,
+    hyperparameters: Mapping[str, Any] | None = None,
     step: Callable[[], int] = lambda: 0,
+    env_steps: Callable[[], int] = lambda: 0,
     into: EventStream | None = None,
 ) -> EventStream:
-    """The sinks ``config`` enables, in ``run_dir``, resuming at ``start_step``, added to
-    ``into`` (a new stream when None); ``step`` reads the learner's update count. Unknown
-    names are refused before anything opens; when one fails to open (a package is
-    missing), those this call opened are closed before the error is raised."""
+    """The sinks ``config`` enables, in ``run_dir``, resuming at ``start_step`` updates and
+    ``start_env_steps`` env steps, added to ``into`` (a new stream when None); ``step``
+    reads the learner's update count and ``env_steps`` the training env steps taken;
+    ``hyperparameters`` is the run's configuration the trackers record. Unknown names are
+    refused before anything opens; when one fails to open (a package is missing), those
+    this call opened are closed before the error is raised."""
     specs = [sink_spec(name) for name in enabled_sinks(config)]
-    stream = into if into is not None else EventStream(step=step)
-    context = SinkContext(config, run_dir, start_step)
+    stream = into if into is not None else EventStream(step=step, env_steps=env_steps)
+    context = SinkContext(config, run_dir, start_step, start_env_steps, hyperparameters or {})
     opened: list[RunEvents] = []
     try:
         for spec in specs:
             sink = spec.open(context)
             if not isinstance(sink, RunEvents):
-                sink = StatsEvents(Every(sink, config.every_updates, start_step=start_step), step)
+                every = Every(sink, config.every_updates, start_step=start_step)
+                sink = StatsEvents(every, stream.step, stream.env_steps_taken)
             opened.append(sink)
     except BaseException:
         with contextlib.suppress(Exception):  # the error that stopped the opening is raised
@@ -156,8 +171,13 @@ register_sink(
 )
 register_sink(
     "tensorboard",
-    lambda c: TensorBoardSink(c.run_dir / TENSORBOARD_DIR, start_step=c.start_step),
-    description="TensorBoard event files under <run>/tensorboard (the tensorboard extra)",
+    lambda c: TensorBoardSink(
+        c.run_dir / TENSORBOARD_DIR,
+        start_env_steps=c.start_env_steps,
+        hyperparameters=c.hyperparameters,
+    ),
+    description="TensorBoard event files under <run>/tensorboard, at env steps, with the "
+    "configuration as hyperparameters (the tensorboard extra)",
 )
 register_sink(
     "wandb",
@@ -166,13 +186,17 @@ register_sink(
         project=c.config.wandb_project,
         mode=c.config.wandb_mode,
         start_step=c.start_step,
+        hyperparameters=c.hyperparameters,
     ),
     description="one W&B run, resumed by the id in <run>/wandb_run_id (the wandb extra)",
 )
 register_sink(
     "mlflow",
     lambda c: MlflowSink(
-        c.run_dir, experiment=c.config.mlflow_experiment, tracking_uri=c.config.mlflow_tracking_uri
+        c.run_dir,
+        experiment=c.config.mlflow_experiment,
+        tracking_uri=c.config.mlflow_tracking_uri,
+        hyperparameters=c.hyperparameters,
     ),
     description="one MLflow run, resumed by the id in <run>/mlflow_run_id (the mlflow extra)",
 )

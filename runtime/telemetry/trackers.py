@@ -7,6 +7,13 @@ account, no server and no network. Both keep the tracker's run id in a small fil
 the run directory, written once: a restarted service opens the same tracker run and
 goes on at the update count its checkpoint restored, instead of starting a second run.
 
+Both record the run's full configuration as hyperparameters (W&B's run config, MLflow's
+params, dotted keys such as ``algorithm.batch_size``), and both draw every figure
+against env steps, the update count being a series of its own (``updates``): W&B by
+naming the env-step key each figure's x axis (its step stays the update count, which
+only moves forward and which a checkpoint saves), MLflow by taking the env steps as the
+step of each metric.
+
 The package of each is imported by the constructor, so neither loads unless a run
 asks for it, and a missing one is one line naming the command that installs it.
 """
@@ -20,15 +27,25 @@ import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
+
+import yaml
 
 from autotelic.files import fsync_dir
 from autotelic.runtime.extras import MissingPackageError, pip_command
+from autotelic.runtime.telemetry.tracking import (
+    AXIS_KEYS,
+    ENV_STEPS,
+    EVAL_ENV_STEPS,
+    UPDATES,
+    flat_hyperparameters,
+    on_env_steps,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric, Param
     from wandb import Run
 
 log = logging.getLogger(__name__)
@@ -47,6 +64,10 @@ MLFLOW_BATCH = 1000
 """The most metrics MLflow takes in one ``log_batch`` call."""
 ALLOW_FILE_STORE = "MLFLOW_ALLOW_FILE_STORE"
 """MLflow 3's opt-in to its file store, which it keeps in maintenance mode."""
+MLFLOW_PARAM_BATCH = 100
+"""The most params MLflow takes in one ``log_batch`` call."""
+MLFLOW_CONFIG = "config.yaml"
+"""The artifact that holds the configuration of the run's latest start, in full."""
 
 WandbMode = Literal["offline", "online", "disabled"]
 
@@ -100,6 +121,17 @@ class WandbSink:
     later start's folder holds them again, and which value W&B keeps is settled when
     ``wandb sync`` uploads the folders.
 
+    Several records may come at one update count (the learner's stats, then the
+    readings or an evaluation that finished meanwhile): W&B merges them into that step's
+    row, so each is kept. Every key is drawn against env steps: the first time a key
+    comes, the sink names its x axis with ``define_metric`` (``env_steps``, or an
+    evaluation's ``eval/env_steps``, the env steps of the policy it evaluated), and
+    ``updates`` is the update count as a series of its own.
+
+    The run's configuration is W&B's run config (``hyperparameters``, nested by section
+    as W&B shows it), given again at each start with ``allow_val_change``: a restart that
+    changes a value (``--set run.max_env_steps=...``) records the new one.
+
     The console is not captured (``console="off"``): the service writes its own logs,
     and W&B's capture would wrap the whole process's output.
     """
@@ -111,6 +143,7 @@ class WandbSink:
         project: str,
         mode: WandbMode = "offline",
         start_step: int = 0,
+        hyperparameters: Mapping[str, Any] | None = None,
     ) -> None:
         try:
             import wandb
@@ -126,15 +159,30 @@ class WandbSink:
             resume="allow",
             reinit="create_new",  # two agents in one process keep their own runs
             settings=wandb.Settings(console="off"),
+            config=dict(hyperparameters or {}),
+            allow_val_change=True,
         )
-        self._next_step = max(start_step + 1, self.run.starting_step)
+        self._floor = max(start_step + 1, self.run.starting_step)
+        """The lowest step W&B takes now: past the checkpoint's, then the last logged."""
+        self._axes: dict[str, str] = {}
+        for axis in AXIS_KEYS:
+            self.run.define_metric(axis, hidden=True)
 
     def record(self, step: int, values: Mapping[str, float]) -> None:
-        """Log ``values`` at ``step``, unless W&B already holds that step (class doc)."""
-        if step < self._next_step:
+        """Log ``values`` at ``step`` against their env steps, unless W&B already holds a
+        later step (class doc)."""
+        if step < self._floor:
             return
-        self.run.log(dict(values), step=step)
-        self._next_step = step + 1
+        data = dict(values)
+        axis = EVAL_ENV_STEPS if EVAL_ENV_STEPS in data else ENV_STEPS
+        if axis == ENV_STEPS and ENV_STEPS in data:
+            data[UPDATES] = float(step)
+        if axis in data:
+            for key in data.keys() - self._axes.keys() - set(AXIS_KEYS):
+                self.run.define_metric(key, step_metric=axis)
+                self._axes[key] = axis
+        self.run.log(data, step=step)
+        self._floor = step
 
     def close(self) -> None:
         """Finish the run; the next start resumes it by its kept id."""
@@ -175,6 +223,15 @@ class MlflowSink:
     file store, unless the operator set it. The file store rather than a SQLite file
     by default: a database store needs sqlalchemy and alembic, and seconds to create
     its schema, where the file store is plain files that open in a moment.
+
+    Each metric's step is the env-step count its record carries (an evaluation's own),
+    and the update count is the metric ``updates``; MLflow takes steps in any order.
+
+    The run's configuration becomes MLflow params, one per dotted key
+    (``algorithm.batch_size``), and, whole, the artifact ``config.yaml``. MLflow never
+    changes a param once logged: a restart logs the keys the run lacks, keeps the first
+    value of a key whose value changed (with a warning naming it), and replaces
+    ``config.yaml`` with the configuration of that start.
     """
 
     def __init__(
@@ -183,14 +240,16 @@ class MlflowSink:
         *,
         experiment: str,
         tracking_uri: str | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
     ) -> None:
         try:
             from mlflow import MlflowClient
-            from mlflow.entities import Metric
+            from mlflow.entities import Metric, Param
             from mlflow.exceptions import MlflowException
         except ImportError:
             raise _missing("mlflow", "mlflow-skinny", MLFLOW) from None
         self._metric: type[Metric] = Metric
+        self._param: type[Param] = Param
         self._error: type[MlflowException] = MlflowException
         self.tracking_uri = tracking_uri or (run_dir / MLFLOW_DIR).resolve().as_uri()
         if urlparse(self.tracking_uri).scheme in ("", "file"):  # a file store (a path or file:)
@@ -198,6 +257,8 @@ class MlflowSink:
         self.client: MlflowClient = MlflowClient(tracking_uri=self.tracking_uri)
         self.run_id = self._open_run(run_dir, experiment)
         self._rejected: set[str] = set()
+        if hyperparameters:
+            self._log_hyperparameters(hyperparameters)
 
     def _open_run(self, run_dir: Path, experiment: str) -> str:
         """The kept run, set RUNNING again, or a new run of ``experiment``, kept."""
@@ -226,12 +287,49 @@ class MlflowSink:
             return experiment.experiment_id
         return str(self.client.create_experiment(name))
 
+    def _log_hyperparameters(self, config: Mapping[str, Any]) -> None:
+        """The params the run lacks, a warning for those whose value changed, and the whole
+        configuration as the artifact ``config.yaml`` (class doc)."""
+        held: dict[str, str] = dict(self.client.get_run(self.run_id).data.params)
+        flat = {key: str(value) for key, value in flat_hyperparameters(config).items()}
+        changed = sorted(k for k, v in flat.items() if k in held and held[k] != v)
+        if changed:
+            log.warning(
+                "MLflow keeps a param's first value: %s changed since the run's first start "
+                "(the artifact %s holds this start's configuration)",
+                ", ".join(changed),
+                MLFLOW_CONFIG,
+            )
+        params = [self._param(k, v) for k, v in flat.items() if k not in held]
+        for start in range(0, len(params), MLFLOW_PARAM_BATCH):
+            self._log_params(params[start : start + MLFLOW_PARAM_BATCH])
+        self.client.log_text(self.run_id, yaml.safe_dump(dict(config), sort_keys=False),
+                             MLFLOW_CONFIG)  # fmt: skip
+
+    def _log_params(self, params: list[Param]) -> None:
+        """One batch; when MLflow rejects it, each param alone, and a param MLflow refuses
+        (a value over its length limit) is left out with a warning."""
+        try:
+            self.client.log_batch(self.run_id, params=params)
+        except self._error as err:
+            if err.error_code != "INVALID_PARAMETER_VALUE":
+                raise
+            for param in params:
+                try:
+                    self.client.log_batch(self.run_id, params=[param])
+                except self._error as alone:
+                    if alone.error_code != "INVALID_PARAMETER_VALUE":
+                        raise
+                    log.warning("MLflow rejects the param %r: %s", param.key, alone)
+
     def record(self, step: int, values: Mapping[str, float]) -> None:
-        """Log the finite ``values`` at ``step`` in batches MLflow accepts."""
+        """Log the finite ``values`` at the env steps they carry (:func:`on_env_steps`), in
+        batches MLflow accepts."""
+        x, series = on_env_steps(step, values)
         now = int(time.time() * 1000)
         metrics = [
-            self._metric(key, value, now, step)
-            for key, value in values.items()
+            self._metric(key, value, now, x)
+            for key, value in series.items()
             if math.isfinite(value) and key not in self._rejected
         ]
         for start in range(0, len(metrics), MLFLOW_BATCH):
