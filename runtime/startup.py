@@ -63,11 +63,48 @@ def config_path(config: Path | None) -> Path | None:
     return packaged if packaged.is_file() else config
 
 
+CPU_DEFAULT = "cpu"
+"""The packaged configuration a new run on a machine without a GPU starts from when
+nothing names a configuration or a model (:func:`cpu_default`)."""
+MODEL_PATH_VARIABLE = "AUTOTELIC_MODEL__PATH"
+
+
+def gpu_present() -> bool:
+    """Whether torch sees a CUDA device (a CPU build of torch sees none)."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def cpu_default(config: Path | None, overrides: dict[str, Any]) -> Path | None:
+    """The packaged ``cpu`` configuration when a new run names no configuration file and
+    no model (neither ``--set model.path=...`` nor ``AUTOTELIC_MODEL__PATH``) on a machine
+    without a GPU; None otherwise.
+
+    Why: the library's defaults (the packaged SmolLM2, concurrent) take 2-3 env steps a
+    second on a laptop CPU, so a first session sees no evaluation for a quarter of an
+    hour and a flat curve for hours; the ``cpu`` configuration (the tiny word-level
+    model, serial, an evaluation every 2,000 env steps) shows its evaluation curve rise
+    within minutes (docs/performance.md, "The default on a CPU"). Naming a model keeps
+    the library's defaults, SmolLM2 included: ``--set model.path=smollm2``.
+    """
+    if config is not None or os.environ.get(MODEL_PATH_VARIABLE):
+        return None
+    model = overrides.get("model")
+    if isinstance(model, dict) and "path" in model:
+        return None
+    if gpu_present():
+        return None
+    return PACKAGED_CONFIGS / f"{CPU_DEFAULT}.yaml"
+
+
 def run_settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
     """The settings ``autotelic run`` (and ``config show``) use.
 
     A new run: the file, the variables and ``overrides`` over the defaults, as
-    :func:`~autotelic.runtime.config.load_settings` reads them. An existing run (its
+    :func:`~autotelic.runtime.config.load_settings` reads them; without a file or a
+    model named, on a machine without a GPU, the packaged ``cpu`` configuration stands
+    for the file (:func:`cpu_default`). An existing run (its
     directory holds ``config.yaml``): that file instead of the defaults, with the keys of
     ``config`` (when given) and ``overrides`` on top, so that a restart with
     ``--set run.max_env_steps=...`` changes that and nothing else.
@@ -77,7 +114,17 @@ def run_settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
     settings = load_settings(config, **overrides)
     own = RunLayout(settings.run.dir).config
     if not own.is_file():
-        return settings
+        default = cpu_default(config, overrides)
+        if default is None:
+            return settings
+        log.info(
+            "no GPU and no configuration: starting from the packaged %r configuration "
+            "(model.path: tiny-words, serial, an evaluation every 2,000 env steps) so that "
+            "the evaluation curve rises within minutes; --set model.path=smollm2 or "
+            "--config FILE keeps the library's defaults",
+            CPU_DEFAULT,
+        )
+        return load_settings(default, **overrides)
     saved = read_config_file(own)
     mqtt = saved.get("mqtt")
     if isinstance(mqtt, dict) and mqtt.get("password") == MASKED:

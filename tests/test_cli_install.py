@@ -63,7 +63,12 @@ def test_plot_without_matplotlib_names_the_install_command(
 @pytest.mark.parametrize(
     ("hidden", "sets", "what"),
     [
-        (SMOLLM2_MODULE, [], "the packaged SmolLM2 model (model.path: smollm2) is"),
+        # Named: without a GPU, a run that names no model starts from the cpu configuration.
+        (
+            SMOLLM2_MODULE,
+            ["model.path=smollm2"],
+            "the packaged SmolLM2 model (model.path: smollm2) is",
+        ),
         (
             MINILM_MODULE,
             ["model.path=tiny-causal", "curriculum.estimator=embedding"],

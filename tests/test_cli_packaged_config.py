@@ -1,6 +1,7 @@
 """A configuration ships with the package: ``autotelic run --config cpu`` works from a
 wheel, where no checkout (bench/, examples/) is at hand; a short run with it ends with an
-evaluation, so its curve has a point."""
+evaluation, so its curve has a point. On a machine without a GPU it is also what a new
+run starts from when nothing names a configuration or a model."""
 
 from __future__ import annotations
 
@@ -11,11 +12,19 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from autotelic.runtime.commands.cli import app
-from autotelic.runtime.startup import PACKAGED_CONFIGS, config_path, packaged_configs
+from autotelic.runtime.startup import (
+    MODEL_PATH_VARIABLE,
+    PACKAGED_CONFIGS,
+    config_path,
+    gpu_present,
+    packaged_configs,
+    run_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 AUTOTELIC = str(Path(sys.executable).parent / "autotelic")
@@ -65,3 +74,34 @@ def test_a_short_run_with_the_cpu_configuration_ends_with_an_evaluation(tmp_path
     (at,) = {int(r["env_steps"]) for r in rows}
     assert 600 <= at < 2000  # the end of the run (16 envs step together), not a periodic one
     assert {r["split"] for r in rows} == {"train", "test"}
+
+
+def test_without_a_gpu_a_new_run_that_names_nothing_starts_from_the_cpu_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`autotelic run` with no configuration on a CPU machine: the packaged cpu settings
+    (a curve that rises within minutes), under the flags; naming a model or a file, or a
+    run that exists, keeps what was named (SmolLM2 is the library's default)."""
+    if gpu_present():
+        pytest.skip("a GPU is present: the library's defaults apply")
+    monkeypatch.delenv(MODEL_PATH_VARIABLE, raising=False)
+    new = {"run": {"dir": str(tmp_path / "new")}, "algorithm": {"batch_size": 32}}
+    chosen = run_settings(None, new)
+    assert (chosen.model.path, chosen.run.mode) == ("tiny-words", "serial")
+    assert chosen.eval.interval_env_steps == 2000
+    assert getattr(chosen.algorithm, "batch_size", None) == 32  # the flag still wins
+
+    named = run_settings(None, {**new, "model": {"path": "smollm2"}})
+    assert (named.model.path, named.run.mode) == ("smollm2", "concurrent")
+    monkeypatch.setenv(MODEL_PATH_VARIABLE, "smollm2")
+    assert run_settings(None, new).model.path == "smollm2"
+    monkeypatch.delenv(MODEL_PATH_VARIABLE)
+
+    own = tmp_path / "own.yaml"
+    own.write_text(yaml.safe_dump({"env": {"num_envs": 2}}))
+    from_file = run_settings(own, new)
+    assert (from_file.model.path, from_file.run.mode) == ("smollm2", "concurrent")
+
+    shown = CliRunner().invoke(app, ["config", "show", "--run-dir", str(tmp_path / "shown")])
+    assert shown.exit_code == 0, shown.output
+    assert yaml.safe_load(shown.stdout)["model"]["path"] == "tiny-words"  # what run would use

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from autotelic.envs.playground import GoalError, all_goals, canonical_goal
 from autotelic.runtime.commands.cli import app
 from autotelic.runtime.config import deep_merge
+from autotelic.runtime.startup import gpu_present
 from autotelic.runtime.transport.messages import RequestError, Topics, parse_inject_request
 from autotelic.storage import EpisodeStore
 from tests.runtime_fixtures import TINY_SERVICE, Mosquitto, Probe, Prometheus, ServiceProcess
@@ -472,9 +473,11 @@ def hold_port(port: int) -> socket.socket | None:
 
 
 def test_default_run_without_any_configuration(tmp_path: Path) -> None:
-    """`autotelic run` with nothing configured: packaged SmolLM2, embedded broker, local run
-    dir. Its metrics port (9477) is held here, by this test or by whatever holds it already,
-    so the run falls back to a free port, says so, and records it in endpoints.json."""
+    """`autotelic run` with nothing configured: the packaged model (SmolLM2 with a GPU, the
+    packaged cpu configuration's tiny-words without one, which the log says), embedded
+    broker, local run dir. Its metrics port (9477) is held here, by this test or by whatever
+    holds it already, so the run falls back to a free port, says so, and records it in
+    endpoints.json."""
     log = tmp_path / "default.log"
     held = hold_port(DEFAULT_METRICS_PORT)
     with log.open("wb") as out:
@@ -524,6 +527,8 @@ def test_default_run_without_any_configuration(tmp_path: Path) -> None:
     assert any((tmp_path / "runs/default/checkpoints").glob("ckpt-*"))
     text = log.read_text()
     assert "embedded MQTT broker" in text or "autotelic running" in text
+    if not gpu_present():
+        assert "no GPU and no configuration: starting from the packaged 'cpu'" in text
 
 
 def test_a_second_run_on_the_same_metrics_port_falls_back_to_a_free_one(tmp_path: Path) -> None:

@@ -164,10 +164,11 @@ def run(
 ) -> None:
     """Start the agent as a service (stop it with Ctrl-C or SIGTERM; it resumes on restart,
     with the run's own config.yaml: options given then change only what they name)."""
-    settings = _settings(config, sets, run_dir, seed, resume=True)
+    # Logging first: choosing the settings may say which defaults it took (no GPU).
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    settings = _settings(config, sets, run_dir, seed, resume=True)
     from autotelic.runtime.extras import require_models
     from autotelic.runtime.service import serve
     from autotelic.runtime.startup import check_startup
