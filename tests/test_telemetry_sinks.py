@@ -140,3 +140,23 @@ def test_the_console_is_a_sink_of_the_progress_event(
     quiet = open_sinks(TrackingConfig(csv=False, console=False), tmp_path, start_step=0)
     quiet.progress(Snapshot(1, 1, 1, 1, 1, 1))
     assert capsys.readouterr().err == ""
+
+
+def test_the_progress_line_says_how_far_the_learner_falls_behind_the_ratio_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the run's algorithm.update_every, the console line gives the env steps per
+    update measured over the interval, and says when fewer than 90% of the updates asked
+    were made; nothing before learning starts."""
+    config = {"algorithm": {"update_every": 8, "learning_starts": 500}}
+    stream = open_sinks(TrackingConfig(csv=False), tmp_path, start_step=0, hyperparameters=config)
+    start = Snapshot(env_steps=400, episodes=10, successes=0, updates=0, policy_version=0,
+                     replay_transitions=400)  # fmt: skip
+    stream.progress(Snapshot(800, 20, 1, 0, 0, 800, started_from=start))
+    assert "steps/update" not in capsys.readouterr().err  # learning had not started
+    stream.progress(Snapshot(1600, 40, 5, 100, 100, 1600))
+    assert capsys.readouterr().err.rstrip().endswith("| 8.0 steps/update (asked 8)")
+    stream.progress(Snapshot(2400, 60, 9, 130, 130, 2400))
+    line = capsys.readouterr().err
+    assert line.rstrip().endswith("| 26.7 steps/update (asked 8): learner behind")
+    stream.close()

@@ -25,15 +25,35 @@ class Snapshot:
     restart): the first line's rates and success count from them, not from zero."""
 
 
+BEHIND = 0.9
+"""Below this share of the updates ``algorithm.update_every`` asks for, the line says the
+learner is behind."""
+
+
 class ProgressLine:
     """Prints throughput and success since the last line; rewrites in place on a terminal.
 
     The first line measures from when the line was made, and from the snapshot's
     ``started_from`` counters: a resumed run's restored steps are not this process's work.
+
+    With ``update_every`` (an off-policy algorithm's update-to-data ratio, one update per
+    that many env steps), the line also gives the env steps per update it measured over
+    the interval, once learning has started (``learning_starts`` stored transitions), and
+    says ``learner behind`` when fewer than 90% of the updates asked were made: a
+    concurrent run whose learner is slower than collection may otherwise look healthy
+    while it learns from a fraction of what was set.
     """
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        update_every: int | None = None,
+        learning_starts: int = 0,
+    ) -> None:
         self.stream = stream or sys.stderr
+        self.update_every = update_every
+        self.learning_starts = learning_starts
         self._last: Snapshot | None = None
         self._last_time = time.monotonic()
 
@@ -48,7 +68,23 @@ class ProgressLine:
             f"steps {now.env_steps:,} ({steps_rate:.1f}/s) | episodes {now.episodes:,} "
             f"| success {success:.0%} | updates {now.updates:,} ({update_rate:.2f}/s) "
             f"| policy v{now.policy_version} | replay {now.replay_transitions:,}"
+            f"{self._ratio(last, now)}"
         ).replace("nan%", "-")
+
+    def _ratio(self, last: Snapshot, now: Snapshot) -> str:
+        """`` | 8.0 steps/update (asked 8)``, and ``: learner behind`` under 90% of the
+        updates asked; empty without a ratio to hold or before learning started."""
+        steps, updates = now.env_steps - last.env_steps, now.updates - last.updates
+        if (
+            self.update_every is None
+            or steps <= 0
+            or last.replay_transitions < self.learning_starts
+        ):
+            return ""
+        asked = steps / self.update_every
+        measured = f"{steps / updates:.1f}" if updates > 0 else "no update in"
+        behind = ": learner behind" if updates < BEHIND * asked else ""
+        return f" | {measured} steps/update (asked {self.update_every}){behind}"
 
     def emit(self, now: Snapshot) -> None:
         line = self.render(now)

@@ -150,10 +150,17 @@ def open_sinks(
 
 
 class ConsoleEvents(RunEvents):
-    """The progress line on the console, at each ``progress`` event (the service's)."""
+    """The progress line on the console, at each ``progress`` event (the service's); with
+    the run's ``algorithm.update_every``, it also shows the update-to-data ratio measured
+    against the one set (:class:`~autotelic.runtime.telemetry.progress.ProgressLine`)."""
 
-    def __init__(self) -> None:
-        self.line = ProgressLine()
+    def __init__(self, hyperparameters: Mapping[str, Any] | None = None) -> None:
+        algorithm = (hyperparameters or {}).get("algorithm") or {}
+        update_every = algorithm.get("update_every")
+        self.line = ProgressLine(
+            update_every=update_every if isinstance(update_every, int) else None,
+            learning_starts=int(algorithm.get("learning_starts") or 0),
+        )
 
     def progress(self, snapshot: Snapshot) -> None:
         self.line.emit(snapshot)
@@ -161,7 +168,7 @@ class ConsoleEvents(RunEvents):
 
 register_sink(
     "console",
-    lambda c: ConsoleEvents(),
+    lambda c: ConsoleEvents(c.hyperparameters),
     description="the progress line on the console, at each service.progress_interval_s",
 )
 register_sink(
