@@ -28,6 +28,7 @@ import numpy as np
 from autotelic.core import EnvStep, Learner, Lock, TextEnvBatch, TextState
 from autotelic.core.time_limit import DEFAULT_TIME_LIMIT, TimeLimit, time_limited
 from autotelic.goals import EpisodeOutcome, GoalAssignment, GoalRecord
+from autotelic.runtime.loop.precursors import Behaviour, Precursors
 from autotelic.runtime.loop.rollout import RolloutRecorder
 from autotelic.runtime.telemetry.events import RunEvents
 from autotelic.storage import Episode, EpisodeBuilder
@@ -196,11 +197,17 @@ class Collector(CommittedCounts):
         inference_batch: int | None = None,
         epsilon: float = 0.0,
         time_limit: TimeLimit = DEFAULT_TIME_LIMIT,
+        precursors: Precursors | None = None,
     ) -> None:
         if recorder is not None and recorder.time_limit != time_limit:
             raise ValueError(
                 f"the rollout recorder treats time limits as {recorder.time_limit!r}, "
                 f"the collector as {time_limit!r}: they must agree"
+            )
+        if recorder is not None and precursors is not None and precursors.share > 0:
+            raise ValueError(
+                "precursor goals change the behaviour policy: an on-policy learner (one "
+                "that records rollouts) cannot learn from it; set collector.precursor_share 0"
             )
         self.time_limit: TimeLimit = time_limit
         self.envs = time_limited(envs, time_limit)
@@ -214,6 +221,8 @@ class Collector(CommittedCounts):
         self.recorder = recorder
         self.inference_batch = inference_batch
         self.epsilon = epsilon
+        self.precursors = precursors or Precursors(share=0.0)
+        self._behaviour = [Behaviour([], 0) for _ in range(envs.num_envs)]
         self.committer = EpisodeCommitter(store, daemon, self.events)
         self.env_steps = 0
         self._states: list[TextState] = []
@@ -228,6 +237,7 @@ class Collector(CommittedCounts):
         states = self.envs.reset(envs, [a.goal for a in assignments], seeds)
         for i, assignment, state in zip(envs, assignments, states, strict=True):
             self._current[i] = assignment
+            self._behaviour[i] = self.precursors.plan(assignment.goal, self.rng)
             self._builders[i] = EpisodeBuilder(
                 goal=assignment.goal,
                 goal_category=assignment.category,
@@ -247,8 +257,11 @@ class Collector(CommittedCounts):
 
     @property
     def prompts(self) -> list[str]:
-        """The policy's input for each env's current state."""
-        return [self.learner.prompt(s.goal, s.observation, s.actions) for s in self._states]
+        """The policy's input for each env's current state (under its precursor, if any)."""
+        return [
+            self.learner.prompt(b.goal(s.goal), s.observation, s.actions)
+            for s, b in zip(self._states, self._behaviour, strict=True)
+        ]
 
     # -- stepping ----------------------------------------------------------------------------
 
@@ -265,6 +278,7 @@ class Collector(CommittedCounts):
         states = [r.state for r in results]
         for i, result in enumerate(results):
             builder = self._record(i, result, int(actions[i]), version)
+            self._follow(i, result)
             if self.recorder is not None:
                 self._record_rollout(
                     i, result, prompts[i], candidates[i], actions, log_probs, version
@@ -298,6 +312,15 @@ class Collector(CommittedCounts):
             result.state.actions,
         )
         return builder
+
+    def _follow(self, i: int, result: EnvStep) -> None:
+        """Learn what env ``i``'s goal affords and move its precursor chain on."""
+        if self.precursors.share <= 0.0:
+            return
+        assignment = self._current[i]
+        assert assignment is not None
+        self.precursors.observe(assignment.goal, result.achieved)
+        self._behaviour[i].advance(result.achieved, self.precursors.allowance)
 
     def _record_rollout(
         self,
