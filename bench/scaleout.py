@@ -48,7 +48,7 @@ from typing import Any
 import psutil
 import ray
 
-from autotelic.distributed.backend import RayAgent
+from autotelic.distributed.backend import RayParts, parts_of
 from autotelic.distributed.local_cluster import LocalCluster
 from autotelic.goals import EpisodeOutcome
 from autotelic.runtime.config import deep_merge, load_settings
@@ -138,7 +138,8 @@ def measure(name: str, agent: Agent, args: argparse.Namespace, cluster: LocalClu
         steps0, episodes0 = agent.collection.env_steps, agent.collection.episodes
         busy0 = agent.schedule.shares.snapshot().get("learning", 0.0)
         cpu0, wall0 = cpu_seconds(processes), time.perf_counter()
-        wait0 = agent.cluster.ray_seconds if isinstance(agent, RayAgent) else 0.0
+        ray_parts = parts_of(agent) if isinstance(agent.parts, RayParts) else None
+        wait0 = ray_parts.cluster.ray_seconds if ray_parts is not None else 0.0
         time.sleep(args.window)
         wall = time.perf_counter() - wall0
         cores = (cpu_seconds(processes) - cpu0) / wall
@@ -148,10 +149,11 @@ def measure(name: str, agent: Agent, args: argparse.Namespace, cluster: LocalClu
         wait = 0.0
         lag = 0.0
         actors = 0
-        if isinstance(agent, RayAgent):
-            wait = (agent.cluster.ray_seconds - wait0) / max(1, episodes) * 1000
-            lag = sum(v.lag for v in agent.cluster.views) / len(agent.cluster.views)
-            actors = len(agent.cluster.views)
+        if ray_parts is not None:
+            views = ray_parts.cluster.views
+            wait = (ray_parts.cluster.ray_seconds - wait0) / max(1, episodes) * 1000
+            lag = sum(v.lag for v in views) / len(views)
+            actors = len(views)
     finally:
         agent.stop()
         for t in threads:
@@ -169,10 +171,10 @@ def measure(name: str, agent: Agent, args: argparse.Namespace, cluster: LocalClu
     )
 
 
-def goal_round_trip_ms(agent: RayAgent, n: int = 200) -> float:
+def goal_round_trip_ms(agent: Agent, n: int = 200) -> float:
     """Milliseconds of goal-actor calls one episode costs: one next_goals, one report."""
-    assert agent.goal_client is not None
-    client = agent.goal_client
+    client = parts_of(agent).goal_client
+    assert client is not None
     began = time.perf_counter()
     for _ in range(n):
         (assignment,) = client.next_goals(1)
@@ -222,7 +224,7 @@ def main() -> None:
         try:
             ray.init(address=cluster.address, _node_ip_address=HEAD, include_dashboard=False)
             for n in args.actors:
-                agent = RayAgent(load_settings(None, **overrides(args, work / f"ray-{n}", n)))
+                agent = Agent(load_settings(None, **overrides(args, work / f"ray-{n}", n)))
                 try:
                     rows.append(measure(f"ray-{n}", agent, args, cluster))
                     if not overhead_ms:

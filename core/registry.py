@@ -5,9 +5,10 @@ looks them up.
 description, the pydantic model of its configuration section, and how to build it. The
 configuration's ``env`` and ``algorithm`` sections are validated into the model their
 ``id`` / ``name`` selects, and an unknown one is refused with the list of registered ones.
-``register_backend`` maps a ``run.backend`` name to how the runtime's agent is built for
-it (everything in this process, or collectors elsewhere), so the runtime never names a
-backend: the Ray backend registers itself from :mod:`autotelic.distributed`.
+``register_backend`` maps a ``run.backend`` name to the parts it supplies to a run (the
+goal service, the collection, the driver: everything in this process, or collectors
+elsewhere), so the runtime never names a backend: the Ray backend registers itself from
+:mod:`autotelic.distributed`.
 
 Plug-ins are modules that register on import. :func:`load_plugins` imports the
 built-in ones, those installed under the ``autotelic.plugins`` entry-point
@@ -52,12 +53,12 @@ MakeVocabulary = Callable[[], TextVocabulary]
 configuration (a tokenizer built from it must not change with a run's settings)."""
 BuildLearner = Callable[[Any, Any], Learner]
 """``build(model_config, algorithm_config) -> Learner``."""
-BuildAgent = Callable[[Any, Any], Any]
+SupplyParts = Callable[[Any], Any]
+"""``parts(settings) -> RunParts``: what a backend supplies to the runtime's run
+(:class:`autotelic.runtime.loop.parts.RunParts`). Typed loosely because core knows
+neither the settings nor the run; the runtime checks what it gets."""
 ProcessEnvironment = Callable[[Any], Mapping[str, str]]
 """Settings -> the environment variables the service process must run with."""
-"""``build(settings, metrics) -> Agent``: the runtime's agent (or a subclass) for a backend.
-Typed loosely because core knows neither the settings nor the agent; the runtime checks
-what it gets."""
 
 
 class RegistryError(UserError, ValueError):
@@ -106,7 +107,7 @@ class BackendSpec:
 
     name: str
     description: str
-    build: BuildAgent
+    parts: SupplyParts
     modes: tuple[str, ...] = ("concurrent", "serial")
     """The ``run.mode`` values it runs (a backend of several processes is never serial)."""
     process_environment: ProcessEnvironment | None = None
@@ -174,16 +175,17 @@ def register_algorithm(
 def register_backend(
     name: str,
     *,
-    build: BuildAgent,
+    parts: SupplyParts,
     description: str,
     modes: tuple[str, ...] = ("concurrent", "serial"),
     process_environment: ProcessEnvironment | None = None,
 ) -> BackendSpec:
-    """Register a backend. ``build`` should import its heavy parts (Ray, torch) itself,
-    so that validating a configuration that names it stays cheap."""
+    """Register a backend by the parts it supplies to a run. ``parts`` should import its
+    heavy modules (Ray, torch) itself, so that validating a configuration that names it
+    stays cheap."""
     if not modes:
         raise RegistryError(f"backend {name!r} must run in at least one run.mode")
-    spec = BackendSpec(name, description, build, tuple(modes), process_environment)
+    spec = BackendSpec(name, description, parts, tuple(modes), process_environment)
     _put(_backends, name, spec, "backend")
     return spec
 

@@ -1,60 +1,55 @@
-"""The Ray backend: an :class:`~autotelic.runtime.loop.agent.Agent` whose collection runs in
-collector actors and whose goal daemon is a shared named actor.
+"""The Ray backend's parts: collection in collector actors, the goal daemon a shared named
+actor (see :mod:`autotelic.runtime.loop.parts` for what a backend supplies).
 
-What stays here, in the service process (the Ray driver): the learner (on
+What stays in the service process (the Ray driver) is the run's own: the learner (on
 ``model.device``), the LMDB episode store and replay (the one writer), checkpoints,
-periodic evaluation and the service around it (metrics, MQTT bridge). What changes:
+periodic evaluation, the counters, and the service around it (metrics, MQTT bridge).
+What :class:`RayParts` supplies instead of the local parts:
 
-- ``_goal_daemon``: a client of the goal actor (created on this node, or found by name);
-- ``_collection``: :class:`~autotelic.distributed.collection.ClusterCollection`, which
-  starts the collector actors; one driver thread per actor calls it for a batch of
-  steps and commits what ended, after the schedule's back-pressure check, exactly as
-  the local collector thread does;
-- after each learner update (every ``ray.weights_every_updates``) the trainable weights
-  are published to the object store for the actors;
-- a thread relays the goal actor's injection reports to the service's listeners.
-
-Restoring, checkpointing (the curriculum's learning state comes from the goal actor),
-counters and the schedule of off-policy learning are the local agent's, unchanged.
+- the goal service: a client of the goal actor (created on this node, or found by name);
+- the collection: :class:`~autotelic.distributed.collection.ClusterCollection`, which
+  starts the collector actors and commits what they collect;
+- for on-policy learners, a schedule that gathers every actor's rollout
+  (:class:`~autotelic.distributed.schedules.GatheredOnPolicySchedule`); off-policy
+  learning keeps the kind's registered schedule;
+- the driver (:mod:`autotelic.distributed.driver`): one thread per actor, the learner
+  thread publishing weights to the object store, the relay of the goal actor's
+  injection reports.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import threading
 from collections.abc import Callable
 
 import numpy as np
 
-from autotelic.core import OnPolicyConfig
+from autotelic.core import LearnerKind, OnPolicyConfig
 from autotelic.distributed.actors.collector import CollectorSpec
 from autotelic.distributed.cluster import Connection, connect
 from autotelic.distributed.collection import ClusterCollection
+from autotelic.distributed.driver import RayDriver
 from autotelic.distributed.goal_actor import GoalDaemonClient, goal_actor
 from autotelic.distributed.schedules import GatheredOnPolicySchedule
 from autotelic.distributed.weights import WeightsBoard
-from autotelic.runtime.config import Settings
-from autotelic.runtime.loop.agent import Agent, Collection, CurriculumService
+from autotelic.runtime.config import RayConfig, Settings
+from autotelic.runtime.loop.agent import Agent
 from autotelic.runtime.loop.collector import EpisodeCommitter
-from autotelic.runtime.loop.control import ActorState, AgentStatus
+from autotelic.runtime.loop.control import ActorState
+from autotelic.runtime.loop.parts import CurriculumService, Driver, Run
 from autotelic.runtime.loop.schedules import Schedule
-from autotelic.runtime.telemetry.events import RunEvents
 
 log = logging.getLogger(__name__)
 
-REPORT_POLL_S = 0.25
-"""How often injection reports are fetched from the goal actor."""
 
-
-class RayAgent(Agent):
-    """An agent whose collectors and goal daemon are Ray actors (see the module docstring)."""
+class RayParts:
+    """The goal actor's client, the collector actors and their driver (module docstring)."""
 
     cluster: ClusterCollection
-    """The collector actors and their accounts (also :attr:`collection`)."""
+    """The collector actors and their accounts (the run's collection)."""
 
-    def __init__(self, settings: Settings, events: RunEvents | None = None) -> None:
-        self.ray_config = settings.ray
+    def __init__(self, settings: Settings) -> None:
+        self.config: RayConfig = settings.ray
         self.connection: Connection = connect(settings.ray)
         self.board = WeightsBoard()
         self.goal_client: GoalDaemonClient | None = None
@@ -62,155 +57,77 @@ class RayAgent(Agent):
         self.gathered: GatheredOnPolicySchedule | None = None
         self.requeued = 0
         """Injected episodes served again because the actor holding them died."""
-        try:
-            super().__init__(settings, events)
-        except BaseException:
-            self._release()
-            raise
+        self.own_schedules: dict[str, Callable[[Run], Schedule]] = {
+            "on_policy": self._gathered_on_policy
+        }
+        """The learner kinds this backend schedules its own way (the rest: as registered)."""
 
-    # -- seams of the local agent --------------------------------------------------------------
-
-    @property
-    def goal_actor_name(self) -> str:
+    def goal_actor_name(self, run: Run) -> str:
         """The goal actor's name: configured, or one per agent."""
-        s = self.settings
-        return s.ray.goal_daemon_name or f"autotelic-goals-{s.run.agent}"
+        return self.config.goal_daemon_name or f"autotelic-goals-{run.settings.run.agent}"
 
-    def _goal_daemon(self) -> CurriculumService:
-        s = self.settings
+    # -- the parts -----------------------------------------------------------------------------
+
+    def goal_service(self, run: Run) -> CurriculumService:
+        s = run.settings
         handle, created = goal_actor(
-            self.goal_actor_name,
-            s.ray.namespace,
+            self.goal_actor_name(run),
+            self.config.namespace,
             curriculum=s.curriculum,
             env=s.env,
             plugins=s.run.plugins,
-            state_dir=(s.ray.goal_daemon_dir or self.layout.root / "goals").resolve(),
+            state_dir=(self.config.goal_daemon_dir or run.layout.root / "goals").resolve(),
             keep_results=s.service.mqtt_enabled,
-            detached=s.ray.goal_daemon_detached,
+            detached=self.config.goal_daemon_detached,
         )
         self.goal_actor_created = created
         self.goal_client = GoalDaemonClient(handle)
         return self.goal_client
 
-    def _collection(self, act_rng: np.random.Generator) -> Collection:
-        s = self.settings  # the profile applied
-        per_actor = s.ray.envs_per_collector or s.env.num_envs
-        self.recorder = None
+    def collection(self, run: Run, act_rng: np.random.Generator) -> ClusterCollection:
+        s = run.settings  # the profile applied
+        per_actor = self.config.envs_per_collector or s.env.num_envs
         base = {
             "plugins": list(s.run.plugins),
             "env": {**s.env.model_dump(mode="json"), "num_envs": per_actor},
             "algorithm": s.algorithm.model_dump(mode="json"),
-            "model": {**s.model.model_dump(mode="json"), "device": s.ray.collector_device},
+            "model": {**s.model.model_dump(mode="json"), "device": self.config.collector_device},
             "time_limit": s.run.time_limit,
             "epsilon": s.collector.exploration_epsilon,
             "inference_batch": s.collector.inference_batch,
-            "torch_threads": s.ray.collector_torch_threads,
-            "goal_actor": self.goal_actor_name,
-            "namespace": s.ray.namespace,
+            "torch_threads": self.config.collector_torch_threads,
+            "goal_actor": self.goal_actor_name(run),
+            "namespace": self.config.namespace,
         }
         entropy = [int(x) for x in act_rng.integers(0, 2**31, size=2)]
         specs = [
-            CollectorSpec(index=i, seed=[s.run.seed, self.restarts, i, *entropy], **base)
-            for i in range(s.ray.num_collectors)
+            CollectorSpec(index=i, seed=[s.run.seed, run.restarts, i, *entropy], **base)
+            for i in range(self.config.num_collectors)
         ]
-        committer = EpisodeCommitter(self.store, self.daemon, self.events)
-        self.board.publish(self.learner, self.lock)  # the actors' first weights
+        committer = EpisodeCommitter(run.store, run.daemon, run.events)
+        self.board.publish(run.learner, run.lock)  # the actors' first weights
+        learner = run.learner
         self.cluster = ClusterCollection(
-            s.ray,
+            self.config,
             specs,
             committer,
             self.board,
-            current_version=lambda: int(self.learner.policy_version),
-            events=self.events,
+            current_version=lambda: int(learner.policy_version),
+            events=run.events,
             on_death=self._requeue_lost,
         )
         return self.cluster
 
-    def _requeue_lost(self, actor: int, committed: dict[str, int]) -> None:
-        """An actor's process died: the injected episodes it held are served again now."""
-        if self.goal_client is not None:
-            self.requeued += self.goal_client.requeue_lost(actor, committed)
+    def schedule(
+        self, run: Run, kind: LearnerKind, replay_rng: np.random.Generator
+    ) -> Schedule | None:
+        own = self.own_schedules.get(kind)
+        return own(run) if own is not None else None
 
-    def _schedule(self, replay_rng: np.random.Generator) -> Schedule:
-        config = self.settings.algorithm
-        if not isinstance(config, OnPolicyConfig):
-            return super()._schedule(replay_rng)
-        self.gathered = GatheredOnPolicySchedule(
-            self.learner_loop,
-            self.cluster,
-            config.steps_per_update,
-            after_update=self._publish,
-        )
-        return self.gathered
+    def driver(self, run: Run) -> Driver:
+        return RayDriver(run, self)
 
-    # -- threads -------------------------------------------------------------------------------
-
-    def start_threads(self) -> list[threading.Thread]:
-        """One driver thread per collector actor, the learner thread, the report relay
-        (and the evaluator, as in local mode)."""
-        workers: list[tuple[str, Callable[[], None], bool]] = [
-            (f"collector-{i}", self._drive(i), False) for i in range(len(self.cluster.actors))
-        ]
-        workers.append(("learner", self._learn_forever, True))
-        threads = self._start_workers(workers)
-        threads.append(self._start_side_thread("goal-reports", self._relay_reports))
-        if self.evaluator is not None:
-            evaluator = self.evaluator
-            threads.append(
-                self._start_side_thread("evaluator", lambda: evaluator.run(self.stopping))
-            )
-        return threads
-
-    def _drive(self, i: int) -> Callable[[], None]:
-        def body() -> None:
-            name = threading.current_thread().name
-            while not self.done:
-                self.points.checkpoint(name)
-                if not self.schedule.may_collect(timeout=0.5):
-                    continue
-                try:
-                    self.cluster.collect(i)
-                finally:
-                    if self.gathered is not None:
-                        self.gathered.collected()
-            self.stop()
-
-        return body
-
-    def _learn_forever(self) -> None:
-        every = self.settings.ray.weights_every_updates
-        while not self.stopping.is_set():
-            self.points.checkpoint("learner")
-            learned = self.schedule.learn_once(timeout=0.5)
-            if learned and self.gathered is None and self.learner.num_updates % every == 0:
-                self._publish()
-
-    def _publish(self) -> None:
-        self.board.publish(self.learner, self.lock)
-
-    def _relay_reports(self) -> None:
-        assert self.goal_client is not None
-        while not self.stopping.wait(REPORT_POLL_S):
-            self._relay_once()
-        self._relay_once()
-
-    def _relay_once(self) -> None:
-        assert self.goal_client is not None
-        for report in self.goal_client.take_reports():
-            self._on_report(report)
-
-    def step_once(self) -> None:
-        """One call of every actor side by side, and the learning it makes due."""
-        self.collector.step()
-        self.schedule.after_collect()
-        if self.gathered is not None:
-            self.gathered.learn_once(timeout=0)
-        elif self.learner.num_updates % self.settings.ray.weights_every_updates == 0:
-            self._publish()
-
-    # -- views ---------------------------------------------------------------------------------
-
-    def actor_states(self) -> tuple[ActorState, ...]:
+    def actors(self) -> tuple[ActorState, ...] | None:
         """What ``autotelic status`` shows of each collector actor."""
         return tuple(
             ActorState(
@@ -228,28 +145,47 @@ class RayAgent(Agent):
             for v in self.cluster.views
         )
 
-    def status(self) -> AgentStatus:
-        return dataclasses.replace(super().status(), actors=self.actor_states())
-
-    # -- ending --------------------------------------------------------------------------------
-
     def close(self) -> None:
-        try:
-            self._release()
-        finally:
-            super().close()
-
-    def _release(self) -> None:
         """Stop the actors this run started and leave the cluster if we joined it."""
         import ray
 
         cluster: ClusterCollection | None = getattr(self, "cluster", None)
         if cluster is not None:
             cluster.close()
-        owned = self.goal_actor_created and not self.ray_config.goal_daemon_detached
+        owned = self.goal_actor_created and not self.config.goal_daemon_detached
         if self.goal_client is not None and owned:
             try:
                 ray.kill(self.goal_client.handle, no_restart=True)
             except Exception:
                 log.debug("goal actor already gone", exc_info=True)
         self.connection.close()
+
+    # -- what the parts do for each other -------------------------------------------------------
+
+    def _gathered_on_policy(self, run: Run) -> Schedule:
+        config = run.settings.algorithm
+        assert isinstance(config, OnPolicyConfig)  # the kind says so: this narrows the type
+        self.gathered = GatheredOnPolicySchedule(
+            run.learner_loop,
+            self.cluster,
+            config.steps_per_update,
+            after_update=lambda: self.publish(run),
+        )
+        return self.gathered
+
+    def publish(self, run: Run) -> None:
+        """The learner's trainable weights to the object store, for the actors."""
+        self.board.publish(run.learner, run.lock)
+
+    def _requeue_lost(self, actor: int, committed: dict[str, int]) -> None:
+        """An actor's process died: the injected episodes it held are served again now."""
+        if self.goal_client is not None:
+            self.requeued += self.goal_client.requeue_lost(actor, committed)
+
+
+def parts_of(agent: Agent) -> RayParts:
+    """The Ray parts of a run built with ``run.backend: ray`` (its actors, the goal actor's
+    client, what they count), for tests and benchmarks that look inside."""
+    if not isinstance(agent.parts, RayParts):
+        raise TypeError(f"run.backend is {agent.settings.run.backend!r}, not ray")
+    return agent.parts

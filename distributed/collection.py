@@ -1,7 +1,7 @@
 """The driver's side of collection: collector actors started, called and accounted for.
 
 :class:`ClusterCollection` is what the agent collects with under the Ray backend
-(:class:`~autotelic.runtime.loop.agent.Collection`): it starts the actors, asks one for a
+(:class:`~autotelic.runtime.loop.parts.Collection`): it starts the actors, asks one for a
 batch of steps (with the newest weights' reference), and commits what ended through the
 runtime's :class:`~autotelic.runtime.loop.collector.EpisodeCommitter` (stored durably in one
 transaction, then reported to the goal daemon, counted and announced), exactly the tail
@@ -34,6 +34,7 @@ from autotelic.runtime.loop.collector import (
     EpisodeCommitter,
     FinishedEpisode,
 )
+from autotelic.runtime.loop.rollout import RolloutRecorder
 from autotelic.runtime.telemetry.events import RunEvents
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ RATE_WINDOW = 8
 
 class ClusterCollection(CommittedCounts):
     """Collector actors, the weights board they read, and the commit of what they collect."""
+
+    recorder: RolloutRecorder | None = None
+    """Rollouts are recorded in the actors and gathered by the on-policy schedule."""
 
     def __init__(
         self,

@@ -203,7 +203,7 @@ class GoalActor:
 
 
 class GoalDaemonClient:
-    """The daemon's interface (:class:`~autotelic.runtime.loop.agent.CurriculumService`),
+    """The daemon's interface (:class:`~autotelic.runtime.loop.parts.CurriculumService`),
     each call a blocking call of the goal actor."""
 
     def __init__(self, handle: Any, holder: int | None = None) -> None:

@@ -2,8 +2,8 @@
 
 A built-in plug-in: importing it registers the name only, so a configuration naming
 ``ray`` validates without Ray installed or imported; Ray and the actors are imported
-when a Ray run builds its agent. The runtime finds this backend through the registry
-and never imports this package.
+when a Ray run asks for its parts (:class:`~autotelic.distributed.backend.RayParts`).
+The runtime finds this backend through the registry and never imports this package.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 from autotelic.core import register_backend
 
 if TYPE_CHECKING:
+    from autotelic.distributed.backend import RayParts
     from autotelic.runtime.config import Settings
-    from autotelic.runtime.loop.agent import Agent
-    from autotelic.runtime.telemetry.events import RunEvents
 
 
 def process_environment(settings: Settings) -> dict[str, str]:
@@ -36,16 +35,17 @@ def _node_address() -> str:
     return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
 
 
-def build_ray(settings: Settings, events: RunEvents | None) -> Agent:
-    """The agent whose collectors and goal daemon are Ray actors (docs/scale.md)."""
-    from autotelic.distributed.backend import RayAgent
+def ray_parts(settings: Settings) -> RayParts:
+    """Collector actors and the goal daemon as a named actor (docs/scale.md); connects to
+    (or starts) the cluster the ``ray`` section names."""
+    from autotelic.distributed.backend import RayParts
 
-    return RayAgent(settings, events)
+    return RayParts(settings)
 
 
 register_backend(
     "ray",
-    build=build_ray,
+    parts=ray_parts,
     description="collector actors on a Ray cluster, the goal daemon as a named actor, "
     "the learner and the episode store in this process (the `ray` section)",
     modes=("concurrent",),

@@ -57,10 +57,10 @@ from autotelic.core.registry import (
     registered_algorithms,
     registered_envs,
 )
-from autotelic.core.time_limit import DEFAULT_TIME_LIMIT, TimeLimit
 from autotelic.goals import CurriculumConfig
 from autotelic.learners.model_config import WORDS, ModelConfig
 from autotelic.runtime.evaluation.config import EvalConfig
+from autotelic.runtime.loop.config import CheckpointConfig, CollectorConfig, RunConfig
 from autotelic.runtime.telemetry.config import MetricsConfig, TrackingConfig
 from autotelic.runtime.transport.mqtt_config import MQTTConfig
 from autotelic.storage.config import ReplayConfig
@@ -75,113 +75,6 @@ _CONFIG_FILE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 """The file :func:`load_settings` was given, for the settings sources it builds: a context
 variable, so two threads loading two files at once each read their own (the process's
 environment, which ``AUTOTELIC_CONFIG_FILE`` lives in, is shared by every thread)."""
-
-
-class RunConfig(BaseModel):
-    """What run this is and how it is driven."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dir: Path = Field(Path("runs/default"), description="Run directory: store, checkpoints, log.")
-    agent: str = Field("default", description="Agent name; MQTT topics live under it.")
-    seed: int = Field(
-        0,
-        description="Seed of env scenes, action sampling and replay sampling; also the seed "
-        "of model.seed, curriculum.seed and algorithm.seed wherever those are not set "
-        "explicitly (eval.seed stays apart: every seed is measured on the same evaluation set).",
-    )
-    mode: Literal["concurrent", "serial"] = Field(
-        "concurrent",
-        description="concurrent: collector and learner threads; serial: one deterministic loop.",
-    )
-    backend: str = Field(
-        "local",
-        description="A registered backend (autotelic.core.register_backend). Built in: "
-        "local: everything in this process (collector and learner threads); ray: "
-        "collector actors on a Ray cluster, the goal daemon as a named actor, the learner "
-        "and the episode store here (the `ray` section; docs/scale.md). ray needs "
-        "mode: concurrent.",
-    )
-    max_env_steps: int | None = Field(
-        None, ge=1, description="Stop after this many env steps (None: run until stopped)."
-    )
-    profile: Literal["auto", "cpu", "paper"] = Field(
-        "auto",
-        description="Hardware profile, for fields the configuration leaves unset. 'paper': the "
-        "algorithm's defaults and collector.when_learner_behind 'wait'. 'cpu': an off-policy "
-        "algorithm learns 16 transitions every 4 env steps (the paper's 4 replayed per env "
-        "step, in short updates) and collection never waits for the learner. 'auto': 'cpu' "
-        "for a concurrent run on the CPU, else 'paper' (serial runs are experiments). "
-        "See docs/performance.md.",
-    )
-    torch_threads: int | None = Field(
-        None,
-        ge=1,
-        description="CPU threads torch may use (None: half the cores when collector and "
-        "learner run concurrently on the CPU, else torch's default).",
-    )
-    plugins: list[str] = Field(
-        default_factory=list,
-        description="Modules to import before validation: they register your own "
-        "environments, algorithms and backends (see docs/environments.md).",
-    )
-    time_limit: TimeLimit = Field(
-        DEFAULT_TIME_LIMIT,
-        description="How an episode cut by its time limit is learned from, for every "
-        "algorithm (replay targets and on-policy rollouts; docs/learning.md). observed: the "
-        "observation shows a last line `Steps left: k` (collector, stored episodes, "
-        "evaluation) and the cut is terminal, so the task stays Markov; terminal: the cut "
-        "is terminal but not shown (the authors' LittleZoo); bootstrap: the cut state is "
-        "bootstrapped (the behaviour before this option existed; at gamma 0.99 its "
-        "soft-optimal policy avoids the goal).",
-    )
-
-    @field_validator("backend")
-    @classmethod
-    def _registered_backend(cls, value: str) -> str:
-        """Refuse an unknown backend here, with the registered names, not when the
-        service starts (the run's plug-ins are loaded before this section is read)."""
-        return backend_spec(value).name
-
-
-class CollectorConfig(BaseModel):
-    """How experience is gathered."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_lag_updates: int = Field(
-        4,
-        ge=0,
-        description="Updates the learner may fall behind before `when_learner_behind` applies.",
-    )
-    when_learner_behind: Literal["auto", "wait", "skip"] = Field(
-        "auto",
-        description="Concurrent runs, once the learner is max_lag_updates behind the "
-        "update-to-data ratio: 'wait' pauses collection until it catches up (the ratio holds "
-        "exactly; a slow learner stops collection); 'skip' keeps collecting and drops the "
-        "updates owed beyond the lag (the ratio becomes a ceiling; env steps and updates both "
-        "keep moving); 'auto': 'skip' under the cpu profile, else 'wait' (run.profile).",
-    )
-    inference_batch: int | None = Field(
-        None, ge=1, description="States scored per forward pass (None: all envs at once)."
-    )
-    exploration_epsilon: float = Field(
-        0.0,
-        ge=0.0,
-        le=1.0,
-        description="Behaviour policy (1 - eps) * pi + eps * uniform over the admissible "
-        "actions; the stored log-prob is the behaviour's (valid off-policy, and the "
-        "importance ratio of an on-policy learner). 0: act with pi.",
-    )
-
-
-class CheckpointConfig(BaseModel):
-    """When the run's state is saved."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    interval_s: float = Field(300.0, gt=0, description="Seconds between periodic checkpoints.")
-    keep: int = Field(3, ge=1, description="Checkpoints kept; older ones are deleted.")
 
 
 class ServiceConfig(BaseModel):
@@ -404,6 +297,11 @@ class Settings(BaseSettings):
         if self.model.path == WORDS and not self.model.vocabulary:
             self.model = self.model.model_copy(update={"vocabulary": (self.env.id,)})
         return self
+
+    def dump(self) -> dict[str, Any]:
+        """The effective configuration as plain data, secrets masked: what the run
+        directory's ``config.yaml`` holds (:func:`dump_settings`)."""
+        return dump_settings(self)
 
     @classmethod
     def settings_customise_sources(

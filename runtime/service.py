@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from autotelic.core import backend_spec
 from autotelic.core.errors import UserError
 from autotelic.runtime.config import Settings
 from autotelic.runtime.loop.agent import Agent
@@ -28,7 +27,7 @@ from autotelic.runtime.startup import check_startup, removed_on_failure
 from autotelic.runtime.telemetry.events import RunEvents
 from autotelic.runtime.telemetry.metrics import Metrics, MetricsServer
 from autotelic.runtime.telemetry.run_logs import ProgressLog
-from autotelic.runtime.transport.messages import Topics, evaluation_message
+from autotelic.runtime.transport.messages import Topics
 from autotelic.storage import StorageError
 
 if TYPE_CHECKING:
@@ -46,14 +45,11 @@ class ServiceError(UserError, RuntimeError):
 
 
 def build_agent(settings: Settings, events: RunEvents | None = None) -> Agent:
-    """The agent of the registered backend ``run.backend`` (local: everything in this
-    process; ray: collectors and goal daemon as actors). The service names no backend,
-    so one plugs in by registering, and a local run imports nothing of another."""
-    name = settings.run.backend
-    agent = backend_spec(name).build(settings, events)
-    if not isinstance(agent, Agent):
-        raise ServiceError(f"backend {name!r} built a {type(agent).__name__}, not an Agent")
-    return agent
+    """The run composed of the parts ``run.backend``'s registration supplies (local:
+    everything in this process; ray: collectors and goal daemon as actors). The service
+    names no backend, so one plugs in by registering, and a local run imports nothing of
+    another."""
+    return Agent(settings, events)
 
 
 async def serve(settings: Settings, ready: Callable[[dict[str, Any]], None] | None = None) -> int:
@@ -132,6 +128,7 @@ async def _start_mqtt(
     # Imported here: headless runs (experiments, GPU boxes) need no MQTT packages.
     from autotelic.runtime.transport.broker import EmbeddedBroker
     from autotelic.runtime.transport.mqtt import MQTTBridge
+    from autotelic.runtime.transport.relay import relay_run
 
     broker = None
     config = settings.mqtt
@@ -148,42 +145,7 @@ async def _start_mqtt(
         client_id=f"autotelic-{settings.run.agent}",
         events=agent.events,  # the bridge reports on the run's event stream
     )
-    daemon = agent.daemon
-
-    def publish_result(data: dict[str, Any]) -> None:
-        """A result stays in the daemon's durable outbox until the broker acknowledged it."""
-        message_id = str(data["message_id"])
-        bridge.publish(topics.results, data, on_ack=lambda: daemon.acknowledge(message_id))
-
-    owed = daemon.owed_results()  # from before a restart; the workers have not started yet
-    if owed:
-        log.info("MQTT: %d injection results owed from before the restart", len(owed))
-    for data in owed:
-        publish_result(data)
-    agent.report_listeners.append(lambda report: publish_result(report.to_dict()))
-    agent.listeners.append(
-        lambda done: bridge.publish(
-            topics.episodes,
-            {
-                "episode_id": done.episode_id,
-                "goal": done.goal,
-                "category": done.category,
-                "source": done.source,
-                "injection_id": done.injection_id,
-                "success": done.success,
-                "steps": done.steps,
-                "policy_version": done.policy_version,
-            },
-            qos=0,
-        )
-    )
-    if agent.evaluator is not None:
-        # Retained: a dashboard that subscribes later still sees the latest evaluation.
-        agent.evaluator.listeners.append(
-            lambda report: bridge.publish(
-                topics.evaluations, evaluation_message(report), retain=True
-            )
-        )
+    relay_run(bridge, topics, agent)  # through the control interface, before the workers
     task = asyncio.create_task(bridge.run())
     return broker, bridge, task
 

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import ray
 
-from autotelic.distributed.backend import RayAgent
 from autotelic.distributed.local_cluster import LocalCluster
 from autotelic.runtime.config import deep_merge
+from autotelic.runtime.loop.agent import Agent
 from tests.runtime_fixtures import TINY_SAC
 
 HEAD = "127.0.0.2"
@@ -66,7 +66,7 @@ def ray_config(cluster: LocalCluster, run_dir: Path, **extra: Any) -> dict[str, 
     return deep_merge(base, extra)
 
 
-def wait_until(agent: RayAgent, done: Any, timeout: float = 240.0) -> None:
+def wait_until(agent: Agent, done: Any, timeout: float = 240.0) -> None:
     deadline = time.monotonic() + timeout
     while not done():
         assert not agent.stopping.is_set(), f"the run stopped: {agent.error!r}"

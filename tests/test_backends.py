@@ -1,6 +1,6 @@
 """Backends register like environments and algorithms: the configuration checks
-``run.backend`` against the registry, the service builds whatever the named backend
-builds, and runtime/ imports nothing of distributed/ (Ray registers itself)."""
+``run.backend`` against the registry, the run is composed of the parts the named backend
+supplies, and runtime/ imports nothing of distributed/ (Ray registers itself)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
-from autotelic.core import backend_spec, registered_backends
+from autotelic.core import RegistryError, backend_spec, registered_backends
 from autotelic.runtime.config import ConfigError, load_settings
-from autotelic.runtime.service import ServiceError, build_agent
+from autotelic.runtime.loop.agent import Agent
+from autotelic.runtime.service import build_agent
+from tests.toy_backend import EveryStep, ToyParts
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN: dict[str, Any] = {"plugins": ["tests.toy_plugin", "tests.toy_backend"], "torch_threads": 1}
@@ -48,22 +50,45 @@ def test_an_unknown_backend_is_refused_with_the_registered_ones() -> None:
         load_settings(None, run={"backend": "ray", "mode": "serial"})
 
 
-def test_a_plugin_backend_builds_the_agent_of_the_service(tmp_path: Path) -> None:
+def test_a_plugin_backend_supplies_its_own_parts_to_the_run(tmp_path: Path) -> None:
+    """A backend is the parts it supplies: the toy's goal daemon, collector, schedule and
+    driver run the service's agent, which nobody subclassed."""
     run = {**RUN, "dir": str(tmp_path / "run"), "mode": "serial", "max_env_steps": 40}
     settings = load_settings(None, **{**TOY, "run": {**run, "backend": "toy-inline"}})
     agent = build_agent(settings)
     try:
-        assert type(agent).__name__ == "InlineAgent"
+        assert type(agent) is Agent and isinstance(agent.parts, ToyParts)
+        assert isinstance(agent.schedule, EveryStep)
         agent.run_serial()
-        assert agent.snapshot().env_steps >= 40
+        driver = agent.parts.counting
+        assert driver is not None and driver.steps == agent.snapshot().env_steps // 2 >= 20
+        # The toy schedule learns on every step once 16 transitions are stored.
+        assert 0 < agent.learner.num_updates < driver.steps
+        assert len(agent.store) == agent.collection.episodes > 0
+        (actor,) = agent.status().actors or ()
+        assert (actor.node, actor.env_steps) == ("toy", driver.steps)
     finally:
         agent.close()
+    assert agent.parts.closed
+    # Started as a service would start it: the toy driver's one worker thread.
+    resumed = build_agent(load_settings(
+        None, **{**TOY, "run": {**run, "backend": "toy-inline", "max_env_steps": 80}}
+    ))  # fmt: skip
+    try:
+        threads = resumed.start_threads()
+        assert [t.name for t in threads] == ["toy-loop"]
+        for t in threads:
+            t.join(timeout=120)
+        assert not threads[0].is_alive() and resumed.error is None
+        assert resumed.snapshot().env_steps >= 80
+    finally:
+        resumed.close()
     with pytest.raises(ConfigError, match=r"run\.backend toy-inline needs run\.mode serial"):
         load_settings(
             None, **{**TOY, "run": {**run, "backend": "toy-inline", "mode": "concurrent"}}
         )
     broken = load_settings(None, **{**TOY, "run": {**run, "backend": "toy-broken"}})
-    with pytest.raises(ServiceError, match=r"backend 'toy-broken' built a object, not an Agent"):
+    with pytest.raises(RegistryError, match=r"backend 'toy-broken' supplied a object, not run"):
         build_agent(broken)
 
 

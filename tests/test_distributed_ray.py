@@ -25,10 +25,11 @@ from typing import Any
 import psutil
 import pytest
 
-from autotelic.distributed.backend import RayAgent
+from autotelic.distributed.backend import parts_of
 from autotelic.distributed.cluster import ClusterUnreachableError
 from autotelic.distributed.local_cluster import LocalCluster
 from autotelic.runtime.config import ConfigError, load_settings
+from autotelic.runtime.loop.agent import Agent
 from autotelic.runtime.loop.collector import FinishedEpisode
 from autotelic.runtime.transport.broker import free_port
 from autotelic.runtime.transport.messages import Topics
@@ -39,7 +40,7 @@ from tests.runtime_fixtures import TINY_PPO, Mosquitto, Probe, ServiceProcess
 __all__ = ["cluster"]  # the module's fixture
 
 
-def stop(agent: RayAgent, threads: list[threading.Thread]) -> None:
+def stop(agent: Agent, threads: list[threading.Thread]) -> None:
     agent.stop()
     for t in threads:
         t.join(timeout=30)
@@ -76,7 +77,7 @@ def remote_peers(processes: list[psutil.Process]) -> set[tuple[str, str]]:
 def test_two_collector_actors_on_two_nodes_fill_one_store_that_the_learner_learns_from(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    agent = RayAgent(load_settings(None, **ray_config(cluster, tmp_path / "run")))
+    agent = Agent(load_settings(None, **ray_config(cluster, tmp_path / "run")))
     announced: list[FinishedEpisode] = []
     agent.collection.listeners.append(announced.append)
     try:
@@ -85,12 +86,14 @@ def test_two_collector_actors_on_two_nodes_fill_one_store_that_the_learner_learn
             agent,
             lambda: (
                 agent.learner.policy_version >= 3
-                and all(v.episodes > 0 and v.policy_version >= 1 for v in agent.cluster.views)
+                and all(
+                    v.episodes > 0 and v.policy_version >= 1 for v in parts_of(agent).cluster.views
+                )
             ),
         )
         assert remote_peers(cluster_processes(cluster)) == set()
         stop(agent, threads)
-        views = agent.cluster.views
+        views = parts_of(agent).cluster.views
         assert {v.node_ip for v in views} == NODES  # the actors live on both nodes
         assert len({v.pid for v in views} | {os.getpid()}) == 3
         stored = list(agent.store.iter_episodes())
@@ -103,8 +106,9 @@ def test_two_collector_actors_on_two_nodes_fill_one_store_that_the_learner_learn
         newer = {e.extra["collector"]["actor"] for e in stored if e.steps[-1].policy_version >= 1}
         assert newer == {0, 1}
         # The shared goal daemon heard of every stored episode, and only of those.
-        assert agent.goal_client is not None
-        assert agent.goal_client.outcomes_received() == len(stored) == agent.collection.episodes
+        client = parts_of(agent).goal_client
+        assert client is not None
+        assert client.outcomes_received() == len(stored) == agent.collection.episodes
         assert len(agent.status().actors or []) == 2
     finally:
         agent.close()
@@ -114,11 +118,11 @@ def test_a_collector_actor_killed_with_sigkill_is_restarted_and_ppo_goes_on(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
     config = {**ray_config(cluster, tmp_path / "run"), "algorithm": TINY_PPO}
-    agent = RayAgent(load_settings(None, **config))
+    agent = Agent(load_settings(None, **config))
     announced: list[FinishedEpisode] = []
     agent.collection.listeners.append(announced.append)
     try:
-        views = agent.cluster.views
+        views = parts_of(agent).cluster.views
         threads = agent.start_threads()
         wait_until(agent, lambda: views[1].episodes > 0 and agent.learner.num_updates > 0)
         victim = views[1].pid
@@ -145,7 +149,7 @@ def test_a_ray_run_that_died_after_a_checkpoint_resumes_from_it_as_a_local_run_d
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
     settings = load_settings(None, **ray_config(cluster, tmp_path / "run"))
-    agent = RayAgent(settings)
+    agent = Agent(settings)
     try:
         threads = agent.start_threads()
         wait_until(agent, lambda: agent.learner.num_updates >= 2)
@@ -158,7 +162,7 @@ def test_a_ray_run_that_died_after_a_checkpoint_resumes_from_it_as_a_local_run_d
         stop(agent, threads)  # and no checkpoint: what was learned since is lost
     finally:
         agent.close()
-    resumed = RayAgent(settings)
+    resumed = Agent(settings)
     try:
         stored = list(resumed.store.iter_episodes())
         assert resumed.restarts == 1
@@ -259,7 +263,7 @@ def test_a_cluster_that_cannot_be_reached_is_a_clear_error_at_start(tmp_path: Pa
         ray={"address": nowhere},
     )
     with pytest.raises(ClusterUnreachableError, match=f"cannot reach the Ray cluster at {nowhere}"):
-        RayAgent(settings)
+        Agent(settings)
 
 
 def test_the_ray_backend_needs_the_concurrent_mode() -> None:

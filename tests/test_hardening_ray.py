@@ -22,9 +22,10 @@ from pathlib import Path
 
 import ray
 
-from autotelic.distributed.backend import RayAgent
+from autotelic.distributed.backend import parts_of
 from autotelic.distributed.local_cluster import LocalCluster
 from autotelic.runtime.config import load_settings
+from autotelic.runtime.loop.agent import Agent
 from tests.ray_fixtures import cluster, ray_config, wait_until
 
 __all__ = ["cluster"]  # the module's fixture
@@ -44,10 +45,10 @@ def test_one_actor_death_is_one_restart(cluster: LocalCluster, tmp_path: Path) -
             ray={"num_collectors": 2},
         ),
     )
-    agent = RayAgent(settings)
+    agent = Agent(settings)
     threads: list[threading.Thread] = []
     try:
-        views = agent.cluster.views
+        views = parts_of(agent).cluster.views
         threads = agent.start_threads()
         _wait(agent, lambda: views[1].episodes > 0)
         victim = views[1].pid
@@ -79,22 +80,23 @@ def test_a_goal_actor_restarted_by_ray_starts_from_the_latest_checkpoint(
             ray={"num_collectors": 1},
         ),
     )
-    agent = RayAgent(settings)
+    agent = Agent(settings)
     threads: list[threading.Thread] = []
     try:
-        assert agent.goal_client is not None
-        handle = agent.goal_client.handle
+        client = parts_of(agent).goal_client
+        assert client is not None
+        handle = client.handle
         threads = agent.start_threads()
         _wait(
             agent,
-            lambda: agent.goal_client is not None and agent.goal_client.outcomes_received() >= 6,
+            lambda: client.outcomes_received() >= 6,
         )
         agent.stop()
         for t in threads:
             t.join(timeout=30)
         threads = []
         agent.checkpoint()
-        saved = agent.goal_client.state_dict()["learning"]
+        saved = client.state_dict()["learning"]
         assert not ray.get(handle.was_restored.remote())
         victim = ray.get(handle.pid.remote())
         os.kill(victim, signal.SIGKILL)
@@ -108,7 +110,7 @@ def test_a_goal_actor_restarted_by_ray_starts_from_the_latest_checkpoint(
                 pass
             time.sleep(0.5)
         assert ray.get(handle.was_restored.remote())
-        assert agent.goal_client.state_dict()["learning"] == saved
+        assert client.state_dict()["learning"] == saved
     finally:
         agent.stop()
         for t in threads:
@@ -133,17 +135,17 @@ def test_injected_episodes_held_by_an_actor_that_dies_are_served_again_at_once(
             ray={"num_collectors": 2},
         ),
     )
-    agent = RayAgent(settings)
+    agent = Agent(settings)
     reports: list[InjectionReport] = []
-    agent.report_listeners.append(reports.append)
+    agent.subscribe(reports=reports.append)
     threads: list[threading.Thread] = []
     try:
-        views = agent.cluster.views
+        views = parts_of(agent).cluster.views
         threads = agent.start_threads()
         _wait(agent, lambda: views[0].episodes > 0 and views[1].episodes > 0)
         injection_id = agent.inject("Grasp cow", episodes=24).injection_id
-        committed = agent.cluster.committed[1]
-        handed = agent.goal_client.handle.handed_to  # type: ignore[union-attr]
+        committed = parts_of(agent).cluster.committed[1]
+        handed = parts_of(agent).goal_client.handle.handed_to  # type: ignore[union-attr]
 
         def holding() -> bool:  # actor 1 holds episodes of the injection it has not finished
             given = ray.get(handed.remote(1)).get(injection_id, 0)
@@ -161,7 +163,7 @@ def test_injected_episodes_held_by_an_actor_that_dies_are_served_again_at_once(
         )
         episodes = [r for r in reports if r.injection_id == injection_id and r.status == "episode"]
         assert len(episodes) == 24
-        assert agent.requeued >= 1  # the dead process held some of them
+        assert parts_of(agent).requeued >= 1  # the dead process held some of them
         assert views[1].restarts == 1
     finally:
         agent.stop()

@@ -168,9 +168,10 @@ def test_no_learner_module_imports_an_environment() -> None:
 
 
 BELOW_RUNTIME = ("core", "storage", "goals", "learners", "envs", "runtime/telemetry",
-                 "runtime/evaluation", "runtime/transport")  # fmt: skip
+                 "runtime/evaluation", "runtime/transport", "runtime/loop")  # fmt: skip
 """Every layer below the runtime's top: each owns its settings section, and the root
-configuration (``runtime/config.py``) composes them, never the other way round."""
+configuration (``runtime/config.py``) composes them, never the other way round. The loop
+takes the sections it reads (``loop/config.py``'s ``RunSettings``), not the root."""
 
 
 @pytest.mark.parametrize("folder", BELOW_RUNTIME)
@@ -193,12 +194,13 @@ the sink registry, the plain sinks and the run's own logs; never a metric system
 RUNTIME_LAYERS = {
     # folder under runtime/ -> the runtime modules its files may import besides its own
     "telemetry": (R + "extras",),
-    "loop": (R + "config", R + "evaluation", *REPORTING),
+    "loop": (R + "evaluation", R + "telemetry.config", *REPORTING),
     "evaluation": REPORTING,
     "transport": (R + "transport", R + "loop.control", R + "evaluation", R + "telemetry.events"),
 }  # fmt: skip
 """The runtime's layers: the loop reports events and runs evaluations but knows no metric
-system, no transport, no command and not the service; transports adapt the loop's control interface
+system, no transport, no command, not the service and not the root configuration;
+transports adapt the loop's control interface (``loop.control``: inject, status, subscribe)
 and evaluation reports; only ``service.py`` and the commands wire everything together."""
 
 

@@ -1,15 +1,20 @@
-"""One run's components wired together and restored from its directory.
+"""One run composed of its parts and restored from its directory.
 
 goal daemon -> collector (N envs, batched scoring) -> episode store (LMDB)
 -> replay sampler (HER) -> learner -> new policy version -> collector.
 
-:class:`Agent` builds the environment and the learner that the configuration
-names through the registries (:mod:`autotelic.core.registry`), restores the
-run, and runs it either serially (one thread, deterministic: tests and
-experiments) or concurrently (a collector thread and, for off-policy learning,
-a learner thread). The asyncio service around it is :mod:`autotelic.runtime.service`.
-Periodic evaluation (:mod:`autotelic.runtime.evaluation.periodic`) runs between serial steps,
-or in a thread of its own in concurrent mode, on its own envs and random streams.
+:class:`Agent` builds the learner that the configuration names through the
+registries (:mod:`autotelic.core.registry`), opens the store, restores the run, and
+composes it of the parts its backend supplies (:mod:`autotelic.runtime.loop.parts`):
+the goal service, the collection, the schedule (the learner kind's registered one,
+:mod:`autotelic.runtime.loop.kinds`, unless the backend brings its own) and the
+driver, serial (one thread, deterministic: tests and experiments) or concurrent (a
+collector thread and, for off-policy learning, a learner thread;
+:mod:`autotelic.runtime.loop.drivers`). Whoever controls the run (the service, a
+transport) goes through :class:`~autotelic.runtime.loop.control.Control`, which the
+agent implements. Periodic evaluation (:mod:`autotelic.runtime.evaluation.periodic`)
+runs between serial steps, or in a thread of its own in concurrent mode, on its own
+envs and random streams.
 
 Restart semantics: policy, curriculum and counters come from the newest
 complete checkpoint, saved together, so they describe the same moment;
@@ -25,35 +30,33 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 import yaml
 
 from autotelic import __version__
-from autotelic.core import OffPolicyConfig, OnPolicyConfig, algorithm_spec, env_spec
-from autotelic.goals import (
-    CurriculumStats,
-    GoalDaemon,
-    GoalRecord,
-    Injection,
-    InjectionReport,
-)
-from autotelic.runtime.config import Settings, dump_settings
+from autotelic.core import RegistryError, algorithm_spec, backend_spec, env_spec
+from autotelic.goals import InjectionReport
 from autotelic.runtime.evaluation.periodic import PeriodicEvaluator
-from autotelic.runtime.loop.collector import (
-    Collector,
+from autotelic.runtime.loop.collector import Collector, FinishedEpisode
+from autotelic.runtime.loop.config import RunSettings
+from autotelic.runtime.loop.control import (
+    Accepted,
+    AgentStatus,
     EpisodeListener,
-    FinishedEpisode,
-    GoalService,
+    EvaluationListener,
+    ReportListener,
+    Subscribers,
 )
-from autotelic.runtime.loop.control import Accepted, AgentStatus
 from autotelic.runtime.loop.coordination import SafePoints
+from autotelic.runtime.loop.drivers import start_workers
+from autotelic.runtime.loop.kinds import schedule_kind
 from autotelic.runtime.loop.learner_loop import LearnerLoop
-from autotelic.runtime.loop.profiles import apply_profile, when_learner_behind
+from autotelic.runtime.loop.parts import Collection, CurriculumService, RunParts
+from autotelic.runtime.loop.profiles import apply_profile
 from autotelic.runtime.loop.rollout import RolloutRecorder
-from autotelic.runtime.loop.schedules import OffPolicySchedule, OnPolicySchedule, Schedule
 from autotelic.runtime.telemetry.events import EventStream, Readings, RunEvents, RunStart
 from autotelic.runtime.telemetry.progress import Snapshot
 from autotelic.runtime.telemetry.sinks import open_sinks
@@ -61,9 +64,10 @@ from autotelic.storage import (
     CheckpointManager,
     EpisodeStore,
     LoadedCheckpoint,
-    ReplaySampler,
     RunLayout,
 )
+
+__all__ = ["Agent", "Collection", "CurriculumService", "backend_parts"]
 
 log = logging.getLogger(__name__)
 
@@ -72,93 +76,29 @@ STARTS_KEY = "run/starts"
 """Store state key: how many times this run has started."""
 
 
-class CurriculumService(GoalService, Protocol):
-    """Everything the agent and the service ask of the goal daemon: the in-process
-    :class:`~autotelic.goals.GoalDaemon`, or a client of a daemon that lives elsewhere."""
-
-    @property
-    def results_pending(self) -> int:
-        """Reports kept until a consumer acknowledged them."""
-        ...
-
-    def goals(self) -> list[GoalRecord]:
-        """Every known goal."""
-        ...
-
-    def stats(self, detail: bool = False) -> CurriculumStats:
-        """Figures for metrics."""
-        ...
-
-    def inject(
-        self,
-        goal: str,
-        episodes: int = 1,
-        *,
-        priority: int = 0,
-        expires_at: float | None = None,
-        ttl: float | None = None,
-    ) -> Injection:
-        """Queue a goal people asked for."""
-        ...
-
-    def state_dict(self) -> dict[str, Any]:
-        """The curriculum's part of a checkpoint."""
-        ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`."""
-        ...
-
-    def persist(self) -> None:
-        """Write the durable facts now."""
-        ...
-
-    def owed_results(self) -> list[dict[str, Any]]:
-        """Unacknowledged injection reports."""
-        ...
-
-    def acknowledge(self, message_id: str) -> bool:
-        """Drop a delivered report from the outbox."""
-        ...
-
-
-class Collection(Protocol):
-    """What collects experience for the agent: one :class:`Collector` here, or what
-    drives collectors elsewhere; the agent reads its counters and hears its episodes."""
-
-    env_steps: int
-    episodes: int
-    successes: int
-
-    @property
-    def listeners(self) -> list[EpisodeListener]:
-        """Called with every stored episode."""
-        ...
-
-    @property
-    def prompts(self) -> list[str]:
-        """The policy's input for each env's current state."""
-        ...
-
-    def start(self, seed: int) -> None:
-        """Start an episode in every env."""
-        ...
-
-    def step(self) -> list[FinishedEpisode]:
-        """One step of every env; the episodes that ended (stored)."""
-        ...
+def backend_parts(settings: RunSettings) -> RunParts:
+    """The parts ``run.backend``'s registration supplies for a run of ``settings``."""
+    name = settings.run.backend
+    parts = backend_spec(name).parts(settings)
+    if not isinstance(parts, RunParts):
+        raise RegistryError(
+            f"backend {name!r} supplied a {type(parts).__name__}, not run parts "
+            "(autotelic.runtime.loop.parts.RunParts)"
+        )
+    return parts
 
 
 class Agent:
-    """Store, curriculum, learner and collector of one run, restored from its directory."""
+    """Store, curriculum, learner and collection of one run, restored from its directory
+    and composed of the parts its backend supplies (see the module docstring)."""
 
-    collector: Collector
-    """The local collector (``run.backend: local``); code that serves every backend reads
-    :attr:`collection`."""
     collection: Collection
     """What collects: the local collector, or a backend's driver of remote collectors."""
 
-    def __init__(self, settings: Settings, events: RunEvents | None = None) -> None:
+    def __init__(
+        self, settings: RunSettings, events: RunEvents | None = None, parts: RunParts | None = None
+    ) -> None:
+        """``parts``: what ``run.backend``'s registration supplies when not given."""
         # The hardware profile decides what the configuration leaves to it (profiles.py).
         self.settings = apply_profile(settings)
         self.layout = RunLayout(settings.run.dir.resolve())
@@ -172,13 +112,18 @@ class Agent:
         self.points = SafePoints()
         self.stopping = threading.Event()
         self.error: BaseException | None = None
-        self.listeners: list[Callable[[FinishedEpisode], None]] = []
-        self.report_listeners: list[Callable[[InjectionReport], None]] = []
+        self.subscribers = Subscribers()
+        """Who hears the run through :meth:`subscribe` (the control interface)."""
         self.started_from: Snapshot | None = None
         """The counters this process started with (the progress line's first baseline)."""
         self._resumed_events: dict[str, Any] = {}
         """What the loaded checkpoint kept for the events' adapter (its checkpoint_state)."""
-        self._open()
+        self.parts = parts if parts is not None else backend_parts(self.settings)
+        try:
+            self._open()
+        except BaseException:
+            self.parts.close()
+            raise
 
     # -- construction ------------------------------------------------------------------------
 
@@ -199,24 +144,28 @@ class Agent:
             self.learner.load_state_dict(loaded.state["learner"], write_lock=self.lock)
         self.store = self._open_store()
         try:
-            self.daemon = self._goal_daemon()
+            self.daemon: CurriculumService = self.parts.goal_service(self)
             counters = self._restore(loaded)
         except BaseException:
             self.store.close()
             raise
-        self.layout.config.write_text(yaml.safe_dump(dump_settings(s)))
+        self.layout.config.write_text(yaml.safe_dump(s.dump()))
         self._open_tracking(counters)
         self.restarts = self._count_start(counters)
         seeds = np.random.SeedSequence([s.run.seed, self.restarts])
         env_seed, act_seed, replay_seed = seeds.generate_state(3)
-        self.collection = self._collection(np.random.default_rng(act_seed))
+        self.collection = self.parts.collection(self, np.random.default_rng(act_seed))
         self.collection.env_steps = int(counters.get("env_steps", 0))
         self.collection.episodes = int(counters.get("episodes", 0))
         self.collection.successes = int(counters.get("successes", 0))
         self.collection.listeners.append(self._on_episode)
         self.learner_loop = LearnerLoop(self.learner, lock=self.lock, events=self.events)
-        self.schedule = self._schedule(np.random.default_rng(replay_seed))
+        replay_rng = np.random.default_rng(replay_seed)
+        kind = self.algorithm.kind
+        own = self.parts.schedule(self, kind, replay_rng)
+        self.schedule = own if own is not None else schedule_kind(kind).build(self, replay_rng)
         self.evaluator = self._evaluator()
+        self.driver = self.parts.driver(self)
         self.collection.start(seed=int(env_seed))
         self._announce()
         self.started_from = self.snapshot()
@@ -227,7 +176,7 @@ class Agent:
         configuration (as config.yaml holds it) for the trackers' hyperparameters."""
         open_sinks(self.settings.tracking, self.run_dir, start_step=self.learner.num_updates,
                    start_env_steps=int(counters.get("env_steps", 0)),
-                   hyperparameters=dump_settings(self.settings), into=self.events)  # fmt: skip
+                   hyperparameters=self.settings.dump(), into=self.events)  # fmt: skip
 
     @property
     def tracking(self) -> EventStream:
@@ -235,42 +184,23 @@ class Agent:
         (``agent.tracking.add(sink)``)."""
         return self.events
 
-    def _goal_daemon(self) -> CurriculumService:
-        """The goal daemon: in this process, on the run's store (a backend may place it
-        elsewhere and return a client of it)."""
-        s = self.settings
-        return GoalDaemon(
-            s.curriculum,
-            goal_space=self.goal_space,
-            store=self.store,
-            on_report=self._on_report,
-            keep_results=s.service.mqtt_enabled,  # the MQTT bridge acknowledges them
-        )
+    @property
+    def collector(self) -> Collector:
+        """The local collector (``run.backend: local``); code that serves every backend
+        reads :attr:`collection`."""
+        if not isinstance(self.collection, Collector):
+            raise AttributeError(f"backend {self.settings.run.backend!r} has no local collector")
+        return self.collection
 
-    def _collection(self, act_rng: np.random.Generator) -> Collection:
-        """What collects: one collector on this process's env batch (a backend may collect
-        elsewhere and return what drives it)."""
-        s = self.settings
-        self.envs = self.env_spec.make_batch(s.env)
-        on_policy = isinstance(s.algorithm, OnPolicyConfig)
-        self.recorder = (
-            RolloutRecorder(s.env.num_envs, time_limit=s.run.time_limit) if on_policy else None
-        )
-        self.collector = Collector(
-            self.envs,
-            self.learner,
-            self.daemon,
-            self.store,
-            env_id=s.env.id,
-            rng=act_rng,
-            lock=self.lock,
-            events=self.events,
-            recorder=self.recorder,
-            inference_batch=s.collector.inference_batch,
-            epsilon=s.collector.exploration_epsilon,
-            time_limit=s.run.time_limit,
-        )
-        return self.collector
+    @property
+    def envs(self) -> Any:
+        """The local collector's env batch as the env made it."""
+        return self.parts.envs  # type: ignore[attr-defined]
+
+    @property
+    def recorder(self) -> RolloutRecorder | None:
+        """Where the collection records an on-policy learner's rollouts, if here."""
+        return self.collection.recorder
 
     def _set_up_torch(self) -> None:
         s = self.settings
@@ -297,42 +227,13 @@ class Agent:
             max_map_size=max_map,
         )
 
-    def _schedule(self, replay_rng: np.random.Generator) -> Schedule:
-        """Off-policy learning samples replay at a ratio; on-policy learns from rollouts."""
-        s = self.settings
-        config = s.algorithm
-        if isinstance(config, OffPolicyConfig):
-            sampler = ReplaySampler.from_config(
-                s.replay,
-                self.store,
-                self.goal_space,
-                n_step=config.n_step,
-                gamma=config.gamma,
-                time_limit=s.run.time_limit,
-                rng=replay_rng,
-            )
-            return OffPolicySchedule(
-                config,
-                self.learner_loop,
-                sampler,
-                max_lag_updates=s.collector.max_lag_updates,
-                stored_transitions=self.store.num_transitions,
-                when_behind=when_learner_behind(s),
-            )
-        assert isinstance(config, OnPolicyConfig) and self.recorder is not None
-        return OnPolicySchedule(
-            self.learner_loop,
-            self.recorder,
-            config.steps_per_update,
-            lambda: self.collector.prompts,
-        )
-
     def _evaluator(self) -> PeriodicEvaluator | None:
-        """Periodic evaluation on its own envs and streams (runtime/evaluation/periodic.py)."""
+        """Periodic evaluation on its own envs and streams (runtime/evaluation/periodic.py),
+        its reports handed to the run's subscribers."""
         s = self.settings
         if not s.eval.enabled:
             return None
-        return PeriodicEvaluator(
+        evaluator = PeriodicEvaluator(
             s.eval,
             self.learner,
             self.env_spec,
@@ -343,6 +244,8 @@ class Agent:
             lock=self.lock,
             time_limit=s.run.time_limit,
         )
+        evaluator.listeners.append(self.subscribers.evaluation)
+        return evaluator
 
     def _restore(self, loaded: LoadedCheckpoint | None) -> dict[str, Any]:
         """Load curriculum and counters from the checkpoint the learner was restored from
@@ -404,18 +307,37 @@ class Agent:
             self.store.num_transitions,
         )
 
-    # -- what happens per episode ------------------------------------------------------------
+    # -- what happens per episode, and the control interface ---------------------------------
 
     def _on_episode(self, done: FinishedEpisode) -> None:
         self.schedule.record_steps(done.steps)
-        for listener in self.listeners:
-            listener(done)
+        self.subscribers.episode(done)
 
-    def _on_report(self, report: InjectionReport) -> None:
+    def on_report(self, report: InjectionReport) -> None:
+        """An injection's report, from wherever the goal daemon runs: counted, and handed
+        to the subscribers."""
         if report.status in ("completed", "expired"):
             self.events.injection_finished(report.status)
-        for listener in self.report_listeners:
-            listener(report)
+        self.subscribers.report(report)
+
+    def subscribe(
+        self,
+        *,
+        episodes: EpisodeListener | None = None,
+        reports: ReportListener | None = None,
+        evaluations: EvaluationListener | None = None,
+    ) -> None:
+        """Hear every stored episode, injection report and finished evaluation from now on
+        (:class:`~autotelic.runtime.loop.control.Control`)."""
+        self.subscribers.add(episodes, reports, evaluations)
+
+    def owed_results(self) -> list[dict[str, Any]]:
+        """Injection results the goal daemon keeps until a consumer acknowledged them."""
+        return self.daemon.owed_results()
+
+    def acknowledge(self, message_id: str) -> bool:
+        """A consumer has the result ``message_id``: the daemon's outbox drops it."""
+        return self.daemon.acknowledge(message_id)
 
     def inject(
         self, goal: str, episodes: int = 1, *, priority: int = 0, ttl_s: float | None = None
@@ -469,84 +391,15 @@ class Agent:
         self.evaluator.evaluate_now()
 
     def step_once(self) -> None:
-        """One collection step and the learning it makes due (the serial unit of work)."""
-        self.collection.step()
-        self.schedule.after_collect()
-        if self.evaluator is not None:
-            self.evaluator.advance()
+        """One collection step and the learning it makes due (the serial unit of work, as
+        the backend's driver does it)."""
+        self.driver.step()
 
     def start_threads(self) -> list[threading.Thread]:
-        """The workers of ``run.mode``: one serial loop, or a collector thread and (when
-        the schedule learns apart from collection) a learner thread."""
-        workers: list[tuple[str, Callable[[], None], bool]]  # name, body, daemon
-        if self.settings.run.mode == "serial":
-            workers = [("serial", self._step_forever, False)]
-        else:
-            workers = [("collector", self._collect_forever, False)]
-            if self.schedule.learner_thread:
-                workers.append(("learner", self._learn_forever, True))
-        threads = self._start_workers(workers)
-        if self.evaluator is not None and self.settings.run.mode == "concurrent":
-            evaluator = self.evaluator
-            threads.append(
-                self._start_side_thread("evaluator", lambda: evaluator.run(self.stopping))
-            )
-        return threads
-
-    def _start_side_thread(self, name: str, body: Callable[[], None]) -> threading.Thread:
-        """Start a guarded daemon thread outside the safe points: it changes nothing a
-        checkpoint saves (the evaluator, a report relay)."""
-        thread = threading.Thread(target=self._guard(body), name=name, daemon=True)
-        thread.start()
-        return thread
-
-    def _start_workers(
-        self, workers: list[tuple[str, Callable[[], None], bool]]
-    ) -> list[threading.Thread]:
-        """Start each (name, body, daemon) as a guarded thread that takes part in the
-        safe points a checkpoint pauses at."""
-        threads = [
-            threading.Thread(target=self._guard(body), name=name, daemon=daemon)
-            for name, body, daemon in workers
-        ]
-        for t in threads:
-            self.points.register(t.name)
-            t.start()
-        return threads
-
-    def _guard(self, body: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            name = threading.current_thread().name
-            try:
-                body()
-            except BaseException as err:  # reported by the supervisor, which stops the run
-                log.exception("%s thread failed", name)
-                self.fail(err)
-            finally:
-                self.points.unregister(name)
-
-        return run
-
-    def _step_forever(self) -> None:
-        while not self.done:
-            self.points.checkpoint("serial")
-            self.step_once()
-        self.stop()
-
-    def _collect_forever(self) -> None:
-        inline = not self.schedule.learner_thread
-        while not self.done:
-            self.points.checkpoint("collector")
-            if self.schedule.may_collect(timeout=0.5):
-                self.collection.step()
-                if inline:
-                    self.schedule.after_collect()
-        self.stop()
-
-    def _learn_forever(self) -> None:
-        while not self.stopping.is_set():
-            self.points.checkpoint("learner")
-            self.schedule.learn_once(timeout=0.5)
+        """Start the backend driver's workers (``run.mode``'s: one serial loop, or a
+        collector thread and, when the schedule learns apart, a learner thread) as guarded
+        threads: one that fails stops the run."""
+        return start_workers(self.driver.workers(), self.points, self.fail)
 
     def fail(self, err: BaseException) -> None:
         """Stop because of ``err``: the service exits non-zero and says why when offline."""
@@ -606,6 +459,13 @@ class Agent:
         log.info("checkpoint at %d env steps", counters["env_steps"])
 
     def close(self) -> None:
+        """Release the backend's parts, then the run's own pieces."""
+        try:
+            self.parts.close()
+        finally:
+            self._close_own()
+
+    def _close_own(self) -> None:
         if self.evaluator is not None:
             self.evaluator.close()
         self.events.close()
@@ -637,6 +497,7 @@ class Agent:
             results_pending=self.daemon.results_pending,
             backend=self.settings.run.backend,
             failure=None if self.error is None else f"{type(self.error).__name__}: {self.error}",
+            actors=self.parts.actors(),
         )
 
     def readings(self) -> Readings:

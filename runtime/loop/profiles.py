@@ -11,17 +11,16 @@ skip``). The measurements that chose it are in docs/performance.md.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, TypeVar
 
 from autotelic.core import OffPolicyConfig
+from autotelic.runtime.loop.config import RunSettings
 from autotelic.runtime.loop.coordination import WhenBehind
-
-if TYPE_CHECKING:
-    from autotelic.runtime.config import Settings
 
 log = logging.getLogger(__name__)
 
 Profile = Literal["cpu", "paper"]
+S = TypeVar("S", bound=RunSettings)
 
 CPU_PROFILE: dict[str, Any] = {"batch_size": 16, "update_every": 4}
 """Off-policy settings of the ``cpu`` profile, for fields the configuration leaves unset.
@@ -42,7 +41,7 @@ session; at 10,000 the first point came after half an hour.
 """
 
 
-def resolve_profile(settings: Settings) -> Profile:
+def resolve_profile(settings: RunSettings) -> Profile:
     """``run.profile``, with ``auto`` decided: ``cpu`` for a concurrent run on the CPU
     (where a slow learner would freeze collection); ``paper`` otherwise, since serial
     runs are experiments and keep exactly what they configure."""
@@ -53,7 +52,7 @@ def resolve_profile(settings: Settings) -> Profile:
     return "cpu" if on_cpu and settings.run.mode == "concurrent" else "paper"
 
 
-def apply_profile(settings: Settings) -> Settings:
+def apply_profile(settings: S) -> S:
     """``settings`` with the hardware profile applied to the fields it decides.
 
     The profile never overrides a field the configuration sets: only algorithm
@@ -99,7 +98,7 @@ def apply_profile(settings: Settings) -> Settings:
     )
 
 
-def when_learner_behind(settings: Settings) -> WhenBehind:
+def when_learner_behind(settings: RunSettings) -> WhenBehind:
     """``collector.when_learner_behind``, with ``auto`` decided by the profile."""
     chosen = settings.collector.when_learner_behind
     if chosen != "auto":
