@@ -21,8 +21,8 @@ from tests.runtime_fixtures import TINY_PPO, TINY_SERVICE
 def test_a_goal_affords_what_its_episodes_achieved_besides_itself_first_seen_first():
     p = Precursors(share=1.0)
     p.observe("Grow cow", ["Grasp water"])
-    p.observe("Grow cow", ["Grow carrot", "Grasp water", "Grow cow"])
-    p.observe("Grasp cow", ["Grasp cow"])
+    p.observe("Grow cow", ["Grasp water", "Grow carrot", "Grow cow"])
+    p.observe("Grasp cow", ["Grasp cow"])  # only itself: nothing to replay
     assert p.afforded("Grow cow") == ["Grasp water", "Grow carrot"]
     assert p.afforded("Grasp cow") == [] and p.afforded("Grow lion") == []
 
@@ -35,17 +35,26 @@ def test_no_share_draws_nothing_and_leaves_the_random_stream_alone():
     assert rng.random() == np.random.default_rng(3).random()
 
 
-def test_chains_are_distinct_afforded_goals_at_most_length_long_in_share_of_episodes():
+def test_chains_replay_the_end_of_an_order_the_longest_most_in_share_of_episodes():
     p = Precursors(share=0.5, length=2, allowance=4)
-    for goal in ["Grasp water", "Grow carrot", "Grasp carrot"]:
-        p.observe("Grow cow", [goal])
+    p.observe("Grow cow", ["Grasp cow"])
+    p.observe("Grow cow", ["Grasp water", "Grow carrot", "Grasp carrot"])
     rng = np.random.default_rng(0)
-    plans = [p.plan("Grow cow", rng) for _ in range(400)]
-    chained = [b for b in plans if b.chain]
-    assert 0.4 < len(chained) / len(plans) < 0.6
-    assert all(len(b.chain) == 2 == len(set(b.chain)) and b.steps_left == 4 for b in chained)
-    assert {g for b in chained for g in b.chain} == set(p.afforded("Grow cow"))
-    assert p.plan("Grow lion", rng).chain == []  # nothing afforded yet
+    plans = [p.plan("Grow cow", rng) for _ in range(800)]
+    chained = [tuple(b.chain) for b in plans if b.chain]
+    assert 0.43 < len(chained) / len(plans) < 0.57
+    assert set(chained) == {("Grasp cow",), ("Grow carrot", "Grasp carrot")}
+    assert all(b.steps_left == 4 for b in plans if b.chain)
+    long_share = chained.count(("Grow carrot", "Grasp carrot")) / len(chained)
+    assert 0.82 < long_share < 0.98  # weights 9 : 1
+    assert p.plan("Grow lion", rng).chain == []  # nothing achieved on its way yet
+
+
+def test_only_the_most_recent_orders_are_kept():
+    p = Precursors(share=1.0, memory=2)
+    for goal in ["Grasp water", "Grasp cow", "Grasp carrot"]:
+        p.observe("Grow cow", [goal])
+    assert p.afforded("Grow cow") == ["Grasp cow", "Grasp carrot"]
 
 
 def test_the_behaviour_moves_on_when_its_goal_is_achieved_or_its_steps_are_spent():
@@ -56,10 +65,11 @@ def test_the_behaviour_moves_on_when_its_goal_is_achieved_or_its_steps_are_spent
     b.advance(["Grow carrot"], allowance=2)  # achieved
     assert b.goal("Grow cow") == "Grasp carrot" and b.steps_left == 2
     b.advance([], allowance=2)
-    b.advance([], allowance=2)  # out of steps
+    b.advance(["Grasp water"], allowance=2)  # out of steps
     assert b.goal("Grow cow") == "Grow cow" and b.chain == []
     b.advance(["Grow cow"], allowance=2)
     assert b.goal("Grow cow") == "Grow cow"
+    assert b.reached == ["Grasp water", "Grow carrot", "Grow cow"]
 
 
 def settings_for(tmp_path: Path, algorithm: dict[str, Any] | None = None, **extra: Any) -> Settings:
@@ -100,6 +110,7 @@ def test_a_collector_acts_under_precursors_and_stores_each_episode_under_its_own
                 assert acting in prompt
                 if acting != own:
                     assert acting in collector.precursors.afforded(own)
+                    assert acting in behaviour.chain
                     shown_other += 1
             finished += collector.step()
     finally:

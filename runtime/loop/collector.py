@@ -314,13 +314,16 @@ class Collector(CommittedCounts):
         return builder
 
     def _follow(self, i: int, result: EnvStep) -> None:
-        """Learn what env ``i``'s goal affords and move its precursor chain on."""
+        """Move env ``i``'s precursor chain on; at the episode's end, remember the order
+        in which it achieved other goals."""
         if self.precursors.share <= 0.0:
             return
-        assignment = self._current[i]
-        assert assignment is not None
-        self.precursors.observe(assignment.goal, result.achieved)
-        self._behaviour[i].advance(result.achieved, self.precursors.allowance)
+        behaviour = self._behaviour[i]
+        behaviour.advance(result.achieved, self.precursors.allowance)
+        if result.done:
+            assignment = self._current[i]
+            assert assignment is not None
+            self.precursors.observe(assignment.goal, behaviour.reached)
 
     def _record_rollout(
         self,
