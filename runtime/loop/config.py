@@ -128,12 +128,14 @@ class CollectorConfig(BaseModel):
         ge=0.0,
         le=1.0,
         description="Fraction of episodes whose first steps act under precursor goals: "
-        "goals that earlier episodes of the same goal achieved on the way (so its scenes "
-        "afford them), each until achieved or precursor_steps spent; the episode is stored "
-        "under its own goal. Reaches the ends of long chains that the goal's own policy "
-        "does not yet try. Off-policy learners only. 0: off.",
+        "those a recent episode of the same goal achieved on the way, in its order (its "
+        "scenes afford them), each until achieved or precursor_steps spent; the episode "
+        "is stored under its own goal. Reaches the ends of long chains that the goal's own "
+        "policy does not yet try. Off-policy learners only. 0: off.",
     )
-    precursor_length: int = Field(2, ge=1, description="Precursor goals per chain, at most.")
+    precursor_length: int = Field(
+        3, ge=1, description="Precursor goals per chain, at most (the end of the order)."
+    )
     precursor_steps: int = Field(
         6, ge=1, description="Steps a precursor goal is pursued before the next takes over."
     )
