@@ -1,4 +1,5 @@
-"""The wheel, installed outside the checkout, runs a service with the tiny model."""
+"""The wheel, installed outside the checkout, runs a service with the tiny model, and its
+packaged cpu configuration."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import csv
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,3 +67,23 @@ def test_the_wheel_installed_in_a_fresh_venv_runs_a_few_hundred_steps(tmp_path: 
         last = list(csv.DictReader(f))[-1]
     assert int(last["env_steps"]) >= 300 and int(last["episodes"]) > 20
     assert any((tmp_path / "r" / "checkpoints").iterdir())
+
+    # The packaged cpu configuration ships in the wheel: --config cpu finds it there, and a
+    # run that names nothing on a machine without a GPU starts from it.
+    assert any(n.endswith("autotelic/runtime/configs/cpu.yaml") for n in wheel_names(wheel))
+    cpu_sets = ["run.max_env_steps=200", "service.mqtt_enabled=false", "metrics.enabled=false",
+                "eval.enabled=false", "run.torch_threads=1"]  # fmt: skip
+    cpu_args = [arg for s in cpu_sets for arg in ("--set", s)]
+    run(venv / "bin" / "autotelic", "run", "--config", "cpu", "--run-dir", "c", *cpu_args,
+        cwd=tmp_path)  # fmt: skip
+    used = yaml.safe_load((tmp_path / "c" / "config.yaml").read_text())
+    assert (used["model"]["path"], used["run"]["mode"]) == ("tiny-words", "serial")
+    shown = yaml.safe_load(run(venv / "bin" / "autotelic", "config", "show", "--run-dir", "d",
+                               cwd=tmp_path))  # fmt: skip
+    gpu = run(python, "-c", "import torch; print(torch.cuda.is_available())", cwd=tmp_path)
+    assert shown["model"]["path"] == ("smollm2" if gpu.strip() == "True" else "tiny-words")
+
+
+def wheel_names(wheel: Path) -> list[str]:
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.namelist()
