@@ -126,6 +126,13 @@ class LLMLearner:
                 "checkpoint was trained on other frozen base weights "
                 f"(checksum {fingerprint:.6g}, this model {self._fingerprint:.6g})"
             )
+        saved_frozen = (state.get("model") or {}).get("frozen_layers")
+        if isinstance(saved_frozen, int) and saved_frozen != self.model.frozen_layers:
+            raise CheckpointError(
+                f"checkpoint trained with model.frozen_layers {saved_frozen}, this model with "
+                f"{self.model.frozen_layers} ('auto' decides by the device and the model): "
+                f"set model.frozen_layers: {saved_frozen} to load it"
+            )
         llm = state["llm"]
         shapes = {n: tuple(p.shape) for n, p in zip(self._llm_names, self.llm_params, strict=True)}
         if {n: tuple(t.shape) for n, t in llm.items()} != shapes:

@@ -90,6 +90,16 @@ AUTO_AUTOCAST_MIN_PARAMETERS = 50_000_000
 """``autocast: auto`` turns bfloat16 on only for models at least this large: on a tiny
 model the casts cost more than the products save (docs/performance.md)."""
 
+AUTO_TRAINED_LAYERS = 2
+"""``frozen_layers: auto`` on a CPU trains this many top layers of a pretrained model and
+freezes (and caches) the rest: SmolLM2's 30 layers become 28 frozen, the top 2 trained,
+an SAC update about 8x cheaper and the service learning about 2.5x the transitions per
+second (docs/performance.md, "A pretrained model's update on a CPU")."""
+
+AUTO_SPLIT_MODEL_TYPES = ("llama", "qwen2", "mistral")
+"""Model types ``frozen_layers: auto`` splits (SmolLM2 is a Llama): embeddings, layers and
+norm exactly, so the bitwise check the first scorer makes passes; others stay whole."""
+
 log = logging.getLogger(__name__)
 
 _DTYPES: dict[DTypeName, torch.dtype] = {
@@ -144,6 +154,12 @@ class PolicyModel:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     @property
+    def frozen_layers(self) -> int:
+        """The lower layers kept frozen, ``auto`` resolved at load (0: every layer trains)."""
+        value = self.config.frozen_layers
+        return value if isinstance(value, int) else 0
+
+    @property
     def hf(self) -> PreTrainedModel:
         """The transformers model (with LoRA layers injected when LoRA is on)."""
         return hf_model(self.module)
@@ -159,6 +175,41 @@ class PolicyModel:
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """The LLM weights the learner optimises (LoRA matrices, all, or none)."""
         return [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
+
+
+def resolve_frozen_layers(
+    config: ModelConfig, model: PreTrainedModel, device: torch.device, num_parameters: int
+) -> tuple[int, str]:
+    """``frozen_layers`` with ``auto`` decided, and why: on a CPU, all but the top
+    :data:`AUTO_TRAINED_LAYERS` layers of a model of at least 50M parameters that the
+    split forward runs (a Llama-shaped decoder), so an update reads the lower layers'
+    output from the cache instead of running them; 0 (every layer trains) elsewhere."""
+    chosen = config.frozen_layers
+    if isinstance(chosen, int):
+        return chosen, f"frozen_layers {chosen} (configured)"
+    if device.type != "cpu":
+        return 0, f"frozen_layers auto: 0 on {device.type} (every layer trains)"
+    if config.finetune == "frozen":
+        return 0, "frozen_layers auto: 0 (finetune: frozen trains no layer)"
+    if num_parameters < AUTO_AUTOCAST_MIN_PARAMETERS:
+        return 0, (
+            f"frozen_layers auto: 0 for a model of {num_parameters / 1e6:.1f}M parameters "
+            "(every layer trains)"
+        )
+    model_type = getattr(model.config, "model_type", None)
+    if model_type not in AUTO_SPLIT_MODEL_TYPES:
+        return 0, f"frozen_layers auto: 0 ({model_type} models are not split)"
+    try:
+        total = num_layers(model)
+    except SplitError:
+        return 0, f"frozen_layers auto: 0 ({type(model).__name__} cannot be split)"
+    if total <= AUTO_TRAINED_LAYERS:
+        return 0, f"frozen_layers auto: 0 (only {total} layers)"
+    frozen = total - AUTO_TRAINED_LAYERS
+    return frozen, (
+        f"frozen_layers auto: {frozen} on the CPU (the top {AUTO_TRAINED_LAYERS} of {total} "
+        "layers train; the lower layers' output is cached)"
+    )
 
 
 def resolve_candidate_score(
@@ -272,7 +323,8 @@ def load_model(config: ModelConfig) -> PolicyModel:
     else:
         folder = resolve_model_dir(config)
         model, tokenizer = _load_folder(folder, config)
-    autocast, why = resolve_autocast(config, device, sum(p.numel() for p in model.parameters()))
+    num_parameters = sum(p.numel() for p in model.parameters())
+    autocast, why = resolve_autocast(config, device, num_parameters)
     attention = config.attn_implementation
     if attention is None and autocast is not None and device.type == "cpu":
         # Measured on SmolLM2 (docs/performance.md): torch's CPU flash attention is slow
@@ -281,9 +333,11 @@ def load_model(config: ModelConfig) -> PolicyModel:
     if attention is not None:
         model.set_attn_implementation(attention)
     kind = _kind_of(model, config)
-    if config.frozen_layers:
+    frozen, why_frozen = resolve_frozen_layers(config, model, device, num_parameters)
+    config = config.model_copy(update={"frozen_layers": frozen})  # `auto` decided
+    if frozen:
         try:
-            check_frozen_layers(model, config.frozen_layers)
+            check_frozen_layers(model, frozen)
         except SplitError as exc:
             raise ModelError(str(exc)) from exc
     # Adapters are created on the CPU first, so a seed gives the same LoRA
@@ -294,7 +348,7 @@ def load_model(config: ModelConfig) -> PolicyModel:
         store_frozen_linear_weights(model, autocast)
     module.to(device)
     module.eval()
-    log.info("model %s on %s: %s", config.path, device, why)
+    log.info("model %s on %s: %s; %s", config.path, device, why, why_frozen)
     policy = PolicyModel(
         module=module,
         tokenizer=tokenizer,
@@ -306,7 +360,7 @@ def load_model(config: ModelConfig) -> PolicyModel:
     )
     # With frozen_layers, the split forward is checked bitwise when the first scorer is
     # made (learners/scorer.py: the check packs a probe batch as the scorer does).
-    if config.frozen_layers and config.activation_cache_mib:
+    if frozen and config.activation_cache_mib:
         policy.activations = ActivationCache(config.activation_cache_mib * 2**20)
     return policy
 
@@ -430,8 +484,9 @@ def _kind_of(model: PreTrainedModel, config: ModelConfig) -> ModelKind:
 
 
 def _adapt(model: PreTrainedModel, config: ModelConfig) -> nn.Module:
-    if config.finetune == "full" and config.frozen_layers:
-        _train_top_layers(model, config.frozen_layers)
+    frozen = config.frozen_layers if isinstance(config.frozen_layers, int) else 0
+    if config.finetune == "full" and frozen:
+        _train_top_layers(model, frozen)
         return model
     if config.finetune == "full":
         model.requires_grad_(True)
@@ -443,7 +498,7 @@ def _adapt(model: PreTrainedModel, config: ModelConfig) -> nn.Module:
         return model
     from peft import LoraConfig, get_peft_model
 
-    top = list(range(config.frozen_layers, num_layers(model))) if config.frozen_layers else None
+    top = list(range(frozen, num_layers(model))) if frozen else None
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,

@@ -190,7 +190,7 @@ def verify_split(policy: PolicyModel) -> None:
     """Refuse a model whose forward the split one does not reproduce (bitwise on a probe)."""
     if policy.split_verified:
         return
-    frozen = policy.config.frozen_layers
+    frozen = policy.frozen_layers
     with policy.compute():
         gap = check_split(policy.hf, frozen)
     if gap != 0.0:
@@ -222,7 +222,7 @@ class Scorer:
         """``tokenizer`` overrides the model's: a thread needs its own (see :meth:`fork`)."""
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
-        if model.config.frozen_layers:
+        if model.frozen_layers:
             verify_split(model)
         self.model = model
         self.padding_side: PaddingSide = padding_side
@@ -295,7 +295,7 @@ class Scorer:
         # lm_log_probs); features and log-probs come out in float32 either way.
         with self.model.compute():
             head = self.head_dtype
-            if self.kind == "causal" and self.model.config.frozen_layers and self.split_frozen:
+            if self.kind == "causal" and self.model.frozen_layers and self.split_frozen:
                 scores = self._score_split(hf, encoded, logprobs)
             elif self.kind == "causal":
                 scores = _score_causal(hf, self._pack(encoded), logprobs, head)
@@ -312,7 +312,7 @@ class Scorer:
         _, mask, positions = packed.inputs(hf.device, mask_dtype(hf))
         lower = self._lower(hf, encoded, packed)
         with record_function("score/model"):
-            hidden = run_upper(hf, lower, mask, positions, self.model.config.frozen_layers)
+            hidden = run_upper(hf, lower, mask, positions, self.model.frozen_layers)
         counts = (packed.ids.size, sum(packed.lengths))
         return _finish(hf, hidden, packed.rows, packed.counts, logprobs, counts, self.head_dtype)
 
@@ -328,7 +328,7 @@ class Scorer:
         last = self._last_lower
         if last is not None and last[0] is packed:
             return last[1]
-        frozen = self.model.config.frozen_layers
+        frozen = self.model.frozen_layers
         cache = self.model.activations
         with torch.no_grad(), record_function("score/frozen"):
             ids, mask, positions = packed.inputs(hf.device, mask_dtype(hf))
@@ -358,7 +358,7 @@ class Scorer:
         """The frozen layers' rows of each state of ``encoded`` (packed on their own)."""
         packed = pack_states(encoded, self.padding_side, self.pad_id)
         ids, mask, positions = packed.inputs(hf.device, mask_dtype(hf))
-        lower = run_lower(hf, ids, mask, positions, self.model.config.frozen_layers)
+        lower = run_lower(hf, ids, mask, positions, self.model.frozen_layers)
         return _state_rows(lower, packed)
 
     def _pack(self, encoded: EncodedStates) -> PackedStates:

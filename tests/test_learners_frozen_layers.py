@@ -21,11 +21,15 @@ import torch
 from typer.testing import CliRunner
 
 from autotelic.core import TransitionBatch
+from autotelic.core.errors import CheckpointError
+from autotelic.learners import models
 from autotelic.learners.base import LLMLearner
+from autotelic.learners.model_config import ModelConfig
 from autotelic.learners.models import ModelError, PolicyModel
 from autotelic.learners.sac import SACConfig, SACLearner
 from autotelic.learners.scorer import Scorer, Scores
 from autotelic.learners.split import ActivationCache
+from autotelic.learners.tiny import tiny_model
 from autotelic.runtime.commands.cli import app
 from autotelic.runtime.commands.offline import checkpoint_learner
 from autotelic.runtime.config import deep_merge, load_settings
@@ -110,6 +114,35 @@ def test_frozen_layers_refuses_models_it_cannot_split() -> None:
         tiny("tiny-seq2seq", frozen_layers=1)
     with pytest.raises(ModelError, match="Llama-shaped"):
         tiny("tiny-gpt2", frozen_layers=1)
+
+
+def test_auto_freezes_all_but_the_top_layers_of_a_large_model_on_the_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``frozen_layers: auto`` (the default): the top AUTO_TRAINED_LAYERS train on a CPU for
+    a model of 50M parameters or more that the split runs; 0 everywhere else."""
+    assert ModelConfig().frozen_layers == "auto"
+    cpu, large = torch.device("cpu"), 135_000_000
+    llama, _ = tiny_model("tiny-causal")  # 2 layers
+    monkeypatch.setattr(models, "AUTO_TRAINED_LAYERS", 1)
+
+    def resolve(device: torch.device = cpu, size: int = large, **config: object) -> int:
+        return models.resolve_frozen_layers(ModelConfig(**config), llama, device, size)[0]
+
+    assert resolve() == 1  # the top layer trains, the lower one is frozen and cached
+    assert resolve(frozen_layers=0) == 0  # a configured count is kept
+    assert resolve(torch.device("cuda")) == 0  # a GPU trains the whole model
+    assert resolve(size=1_000_000) == 0  # tiny models train every layer
+    assert resolve(finetune="frozen") == 0
+    gpt2, _ = tiny_model("tiny-gpt2")
+    assert models.resolve_frozen_layers(ModelConfig(), gpt2, cpu, large)[0] == 0
+    monkeypatch.setattr(models, "AUTO_TRAINED_LAYERS", 2)
+    assert resolve() == 0  # no layer would be left frozen
+    # Loaded: the policy's config holds the decided count; tiny models resolve to 0.
+    loaded = tiny("tiny-words")
+    assert loaded.config.frozen_layers == 0 and loaded.activations is None
+    with pytest.raises(ValueError, match="0 or more"):
+        ModelConfig(frozen_layers=-1)
 
 
 # ---------------------------------------------------------------- the same numbers
@@ -234,6 +267,10 @@ def test_a_restart_rebuilds_the_cache_and_scores_as_before(tmp_path: Path) -> No
     torch.testing.assert_close(split.log_pi, whole.log_pi, rtol=0.0, atol=ATOL)
     resumed.update(batch(seed=7))
     assert resumed.num_updates == 3
+    # A checkpoint says which layers it trained: another count is refused by name.
+    every_layer = SACLearner(tiny("tiny-words"), config(actor_lr=1e-2))
+    with pytest.raises(CheckpointError, match="frozen_layers 1"):
+        every_layer.load_state_dict(torch.load(path, weights_only=False))
 
 
 # ---------------------------------------------------------------- service, checkpoint, export
@@ -252,13 +289,38 @@ def test_a_partially_trained_run_resumes_and_exports_a_plain_hugging_face_folder
     agent = Agent(load_settings(None, **deep_merge(TINY_SERVICE, extra)))
     agent.run_serial()
     agent.close()
+    _, first, _ = checkpoint_learner(run)
+    assert isinstance(first, LLMLearner) and first.policy_version > 0
+    # Resumed with a larger budget: the run continues from its checkpoint (its trained
+    # weights, counters; an empty cache, rebuilt as states recur) and goes on learning.
+    more = deep_merge(extra, {"run": {"max_env_steps": 128}})
+    agent = Agent(load_settings(None, **deep_merge(TINY_SERVICE, more)))
+    resumed = agent.learner
+    assert isinstance(resumed, LLMLearner)
+    assert resumed.policy_version == first.policy_version
+    for (name, param), (_, saved) in zip(
+        resumed.model.trainable_parameters(), first.model.trainable_parameters(), strict=True
+    ):
+        torch.testing.assert_close(param, saved, rtol=0, atol=0, msg=name)
+    assert agent.collector.env_steps == 64
+    agent.run_serial()
+    assert agent.collector.env_steps >= 128
+    cache = resumed.model.activations
+    assert cache is not None and len(cache) > 0
+    agent.close()
     _, learner, _ = checkpoint_learner(run)
-    assert isinstance(learner, LLMLearner) and learner.policy_version > 0
+    assert isinstance(learner, LLMLearner) and learner.policy_version > first.policy_version
     assert learner.model.config.frozen_layers == 1
     assert all("layers.1." in n for n, _ in learner.model.trainable_parameters())
     prompts, candidates = playground_states(4, seed=3)
     with torch.no_grad():
         expected = Scorer(learner.model).score(prompts, candidates).log_pi
+    # `auto` decides by the device, and export runs on the CPU: it loads the count the
+    # run's checkpoint trained with, whatever auto would decide here (0 for a tiny model).
+    recorded = run / "config.yaml"
+    text = recorded.read_text()
+    assert "frozen_layers: 1" in text
+    recorded.write_text(text.replace("frozen_layers: 1", "frozen_layers: auto"))
     out = tmp_path / "exported"
     result = CliRunner().invoke(app, ["export", "--run", str(run), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -306,6 +368,9 @@ def test_smollm2_top_layers_cached_update_equals_the_full_recomputation() -> Non
     """The real model: frozen_layers 28 (the top 2 of 30 train), bf16 autocast as on this
     CPU. The cached path against the model's own forward over every layer, same weights
     and batches: the same losses and weights after three updates, and the same scores."""
+    default = tiny("smollm2")  # frozen_layers: auto on the CPU is this test's setting
+    assert default.config.frozen_layers == 28 and default.activations is not None
+    del default
     learners = [SACLearner(tiny("smollm2", frozen_layers=28), config()) for _ in range(2)]
     cheap, full = learners
     full.scorer.split_frozen = False

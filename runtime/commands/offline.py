@@ -188,6 +188,10 @@ def checkpoint_learner(
     if loaded is None:
         raise FileNotFoundError(f"no complete checkpoint in {layout.checkpoints}")
     model = settings.model.model_copy(update=dict(model_update or {}))
+    saved = loaded.state["learner"].get("model") or {}
+    if model.frozen_layers == "auto" and isinstance(saved.get("frozen_layers"), int):
+        # As the run decided it (auto depends on the device, which export changes).
+        model = model.model_copy(update={"frozen_layers": saved["frozen_layers"]})
     learner = algorithm_spec(settings.algorithm.name).build(model, settings.algorithm)
     learner.load_state_dict(loaded.state["learner"])
     return settings, learner, loaded.step
