@@ -252,8 +252,8 @@ def test_smollm2_bf16_matches_float32_and_auto_picks_it_on_a_bf16_cpu() -> None:
     0.4 nats (mean 0.15) and pi within 0.07 of float32; one update's losses within 0.05;
     and the update learns the same thing: its adapters, read in float32, give log pi
     within 0.05 nats of the float32-trained ones."""
-    fp32 = load_model(ModelConfig(autocast="off"))
-    bf16 = load_model(ModelConfig(autocast="bfloat16"))
+    fp32 = load_model(ModelConfig(autocast="off", frozen_layers=0))  # every layer trains
+    bf16 = load_model(ModelConfig(autocast="bfloat16", frozen_layers=0))
     if models.cpu_has_native_bf16():
         assert load_model(ModelConfig()).autocast_dtype == torch.bfloat16
     prompts, candidates = states(24)
@@ -269,7 +269,7 @@ def test_smollm2_bf16_matches_float32_and_auto_picks_it_on_a_bf16_cpu() -> None:
     stats = [learner.update(sac_batch()) for learner in learners]
     for key in ("critic_loss", "actor_loss", "target_mean"):
         assert abs(stats[1][key] - stats[0][key]) <= 0.05, key
-    reader = load_model(ModelConfig(autocast="off"))
+    reader = load_model(ModelConfig(autocast="off", frozen_layers=0))
     with torch.no_grad():
         for (_, param), trained in zip(
             reader.trainable_parameters(), learners[1].llm_params, strict=True
