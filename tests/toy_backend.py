@@ -13,37 +13,22 @@ from autotelic.core import LearnerKind, OffPolicyConfig, register_backend
 from autotelic.goals import GoalDaemon
 from autotelic.runtime.loop.collector import Collector
 from autotelic.runtime.loop.control import ActorState
-from autotelic.runtime.loop.coordination import TimeShares
 from autotelic.runtime.loop.parts import CurriculumService, Driver, Run, Worker
-from autotelic.runtime.loop.schedules import Schedule
+from autotelic.runtime.loop.schedules import InlineSchedule, Schedule
 from autotelic.storage import ReplaySampler
 
 
-class EveryStep:
+class EveryStep(InlineSchedule):
     """One replayed update after every collection step, once ``learning_starts``
     transitions are stored: a schedule no built-in learner kind has."""
 
-    learner_thread = False
-
     def __init__(self, run: Run, sampler: ReplaySampler, config: OffPolicyConfig) -> None:
+        super().__init__()
         self.run, self.sampler, self.config = run, sampler, config
-        self.shares = TimeShares()
 
     def after_collect(self) -> None:
         if self.run.store.num_transitions >= self.config.learning_starts:
             self.run.learner_loop.train_step(self.sampler, self.config.batch_size)
-
-    def may_collect(self, timeout: float) -> bool:
-        return True
-
-    def learn_once(self, timeout: float) -> bool:
-        return False
-
-    def record_steps(self, n: int) -> None:
-        """Counts nothing: it learns on every step."""
-
-    def stop(self) -> None:
-        """Nothing waits on it."""
 
 
 class CountingDriver:

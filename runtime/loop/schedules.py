@@ -107,28 +107,18 @@ class OffPolicySchedule:
         self.throttle.stop()
 
 
-class OnPolicySchedule:
-    """One update on every ``steps_per_update`` env steps just collected, inline."""
+class InlineSchedule:
+    """A schedule that learns only in :meth:`after_collect`, in the collecting thread: it
+    never holds the collector back, has no learner thread and counts nothing. Subclasses
+    say when to learn there (an on-policy one, or a plug-in's)."""
 
     learner_thread = False
 
-    def __init__(
-        self,
-        loop: LearnerLoop,
-        recorder: RolloutRecorder,
-        steps_per_update: int,
-        current_prompts: Callable[[], list[str]],
-    ) -> None:
-        self.loop = loop
-        self.recorder = recorder
-        self.steps_per_update = steps_per_update
-        self.current_prompts = current_prompts
+    def __init__(self) -> None:
         self.shares = TimeShares()
 
     def after_collect(self) -> None:
-        if self.recorder.num_steps >= self.steps_per_update:
-            with self.shares.timing("learning"):
-                self.loop.train_on(self.recorder.take(self.current_prompts()))
+        """Learn now if due."""
 
     def may_collect(self, timeout: float) -> bool:
         return True
@@ -137,7 +127,30 @@ class OnPolicySchedule:
         return False
 
     def record_steps(self, n: int) -> None:
-        """Rollouts count their own steps."""
+        """Inline learning counts what it needs itself."""
 
     def stop(self) -> None:
-        """Nothing waits on an on-policy schedule."""
+        """Nothing waits on an inline schedule."""
+
+
+class OnPolicySchedule(InlineSchedule):
+    """One update on every ``steps_per_update`` env steps just collected, inline (rollouts
+    count their own steps)."""
+
+    def __init__(
+        self,
+        loop: LearnerLoop,
+        recorder: RolloutRecorder,
+        steps_per_update: int,
+        current_prompts: Callable[[], list[str]],
+    ) -> None:
+        super().__init__()
+        self.loop = loop
+        self.recorder = recorder
+        self.steps_per_update = steps_per_update
+        self.current_prompts = current_prompts
+
+    def after_collect(self) -> None:
+        if self.recorder.num_steps >= self.steps_per_update:
+            with self.shares.timing("learning"):
+                self.loop.train_on(self.recorder.take(self.current_prompts()))
