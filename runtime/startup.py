@@ -98,13 +98,17 @@ def cpu_default(config: Path | None, overrides: dict[str, Any]) -> Path | None:
     return PACKAGED_CONFIGS / f"{CPU_DEFAULT}.yaml"
 
 
-def run_settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
+def run_settings(
+    config: Path | None, overrides: dict[str, Any], notes: list[str] | None = None
+) -> Settings:
     """The settings ``autotelic run`` (and ``config show``) use.
 
     A new run: the file, the variables and ``overrides`` over the defaults, as
     :func:`~autotelic.runtime.config.load_settings` reads them; without a file or a
     model named, on a machine without a GPU, the packaged ``cpu`` configuration stands
-    for the file (:func:`cpu_default`). An existing run (its
+    for the file (:func:`cpu_default`), and a line saying so joins ``notes`` (the caller
+    logs it once the start-up checks passed, so that a start refused is still one line).
+    An existing run (its
     directory holds ``config.yaml``): that file instead of the defaults, with the keys of
     ``config`` (when given) and ``overrides`` on top, so that a restart with
     ``--set run.max_env_steps=...`` changes that and nothing else.
@@ -117,13 +121,13 @@ def run_settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
         default = cpu_default(config, overrides)
         if default is None:
             return settings
-        log.info(
-            "no GPU and no configuration: starting from the packaged %r configuration "
-            "(model.path: tiny-words, serial, an evaluation every 2,000 env steps) so that "
-            "the evaluation curve rises within minutes; --set model.path=smollm2 or "
-            "--config FILE keeps the library's defaults",
-            CPU_DEFAULT,
-        )
+        if notes is not None:
+            notes.append(
+                f"no GPU and no configuration: starting from the packaged {CPU_DEFAULT!r} "
+                "configuration (model.path: tiny-words, serial, an evaluation every 2,000 env "
+                "steps) so that the evaluation curve rises within minutes; --set "
+                "model.path=smollm2 or --config FILE keeps the library's defaults"
+            )
         return load_settings(default, **overrides)
     saved = read_config_file(own)
     mqtt = saved.get("mqtt")

@@ -86,13 +86,16 @@ def test_without_a_gpu_a_new_run_that_names_nothing_starts_from_the_cpu_configur
         pytest.skip("a GPU is present: the library's defaults apply")
     monkeypatch.delenv(MODEL_PATH_VARIABLE, raising=False)
     new = {"run": {"dir": str(tmp_path / "new")}, "algorithm": {"batch_size": 32}}
-    chosen = run_settings(None, new)
+    notes: list[str] = []
+    chosen = run_settings(None, new, notes)
     assert (chosen.model.path, chosen.run.mode) == ("tiny-words", "serial")
+    assert len(notes) == 1 and "no GPU and no configuration" in notes[0]  # the log says so
     assert chosen.eval.interval_env_steps == 2000
     assert getattr(chosen.algorithm, "batch_size", None) == 32  # the flag still wins
 
-    named = run_settings(None, {**new, "model": {"path": "smollm2"}})
+    named = run_settings(None, {**new, "model": {"path": "smollm2"}}, notes)
     assert (named.model.path, named.run.mode) == ("smollm2", "concurrent")
+    assert len(notes) == 1
     monkeypatch.setenv(MODEL_PATH_VARIABLE, "smollm2")
     assert run_settings(None, new).model.path == "smollm2"
     monkeypatch.delenv(MODEL_PATH_VARIABLE)

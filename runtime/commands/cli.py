@@ -132,11 +132,13 @@ def _settings(
     seed: int | None = None,
     *,
     resume: bool = False,
+    notes: list[str] | None = None,
 ) -> Any:
     """The effective settings, strongest first: --run-dir/--seed, --set, AUTOTELIC_*
     variables, the file, the defaults; a bad one exits 2 with the field named. With
     ``resume``, a run directory that holds a run takes that run's own config.yaml in place
-    of the defaults (:func:`~autotelic.runtime.startup.run_settings`)."""
+    of the defaults (:func:`~autotelic.runtime.startup.run_settings`, which adds to ``notes``
+    a line naming the defaults it chose)."""
     from autotelic.runtime.config import ConfigError, deep_merge, load_settings, parse_overrides
     from autotelic.runtime.startup import config_path
 
@@ -147,7 +149,7 @@ def _settings(
         if resume:
             from autotelic.runtime.startup import run_settings
 
-            return run_settings(config, overrides)
+            return run_settings(config, overrides, notes)
         return load_settings(config, **overrides)
     except ConfigError as err:
         typer.echo(str(err), err=True)
@@ -164,17 +166,19 @@ def run(
 ) -> None:
     """Start the agent as a service (stop it with Ctrl-C or SIGTERM; it resumes on restart,
     with the run's own config.yaml: options given then change only what they name)."""
-    # Logging first: choosing the settings may say which defaults it took (no GPU).
+    notes: list[str] = []
+    settings = _settings(config, sets, run_dir, seed, resume=True, notes=notes)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = _settings(config, sets, run_dir, seed, resume=True)
     from autotelic.runtime.extras import require_models
     from autotelic.runtime.service import serve
     from autotelic.runtime.startup import check_startup
 
     with _fail_cleanly():
         check_startup(settings)  # run dir, free space, model path: before anything loads
+        for note in notes:  # which defaults were chosen (no GPU): once the checks passed
+            logging.getLogger("autotelic.runtime.startup").info("%s", note)
         _enter_backend_environment(settings)
         require_models(settings)  # before anything starts: one line naming the install
         code = asyncio.run(serve(settings))
