@@ -37,7 +37,7 @@ import torch
 import yaml
 
 from autotelic import __version__
-from autotelic.core import RegistryError, algorithm_spec, backend_spec, env_spec
+from autotelic.core import RegistryError, TextEnvBatch, algorithm_spec, backend_spec, env_spec
 from autotelic.goals import InjectionReport
 from autotelic.runtime.evaluation.periodic import PeriodicEvaluator
 from autotelic.runtime.loop.collector import Collector, FinishedEpisode
@@ -54,6 +54,7 @@ from autotelic.runtime.loop.coordination import SafePoints
 from autotelic.runtime.loop.drivers import start_workers
 from autotelic.runtime.loop.kinds import schedule_kind
 from autotelic.runtime.loop.learner_loop import LearnerLoop
+from autotelic.runtime.loop.local import LocalParts
 from autotelic.runtime.loop.parts import Collection, CurriculumService, RunParts
 from autotelic.runtime.loop.profiles import apply_profile
 from autotelic.runtime.loop.rollout import RolloutRecorder
@@ -193,9 +194,11 @@ class Agent:
         return self.collection
 
     @property
-    def envs(self) -> Any:
-        """The local collector's env batch as the env made it."""
-        return self.parts.envs  # type: ignore[attr-defined]
+    def envs(self) -> TextEnvBatch:
+        """The local collector's env batch as the env made it (``run.backend: local``)."""
+        if not isinstance(self.parts, LocalParts):
+            raise AttributeError(f"backend {self.settings.run.backend!r} has no local env batch")
+        return self.parts.envs
 
     @property
     def recorder(self) -> RolloutRecorder | None:
