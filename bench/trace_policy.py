@@ -26,6 +26,10 @@ import numpy as np
 from autotelic.core import Learner, TextEnvBatch, env_spec
 from autotelic.core.time_limit import time_limited
 from autotelic.runtime.commands.offline import checkpoint_learner
+from autotelic.runtime.loop.config import CollectorConfig
+from autotelic.runtime.loop.precursors import Behaviour
+
+PRECURSOR_STEPS = CollectorConfig().precursor_steps
 
 
 @dataclass(frozen=True)
@@ -46,23 +50,34 @@ class Trace:
         return f"{self.goal}  {'WIN' if self.success else 'fail'}  {moves}"
 
 
-def play(learner: Learner, envs: TextEnvBatch, goal: str, seed: int, greedy: bool) -> Trace:
-    """One episode of ``goal`` in env 0 of ``envs``, from the scene ``seed`` makes."""
+def play(
+    learner: Learner,
+    envs: TextEnvBatch,
+    goal: str,
+    seed: int,
+    greedy: bool,
+    precursors: Sequence[str] = (),
+) -> Trace:
+    """One episode of ``goal`` in env 0 of ``envs``, from the scene ``seed`` makes, acting
+    first under ``precursors`` as the collector does (collector.precursor_share)."""
     (state,) = envs.reset([0], [goal], [seed])
     rng = np.random.default_rng(seed)
+    behaviour = Behaviour(list(precursors), PRECURSOR_STEPS)
     steps: list[Step] = []
     while True:
-        prompt = learner.prompt(state.goal, state.observation, state.actions)
+        acting = behaviour.goal(state.goal)
+        prompt = learner.prompt(acting, state.observation, state.actions)
         chosen = learner.act([prompt], [state.actions], greedy=greedy, generator=rng)
         index = int(chosen.actions[0])
         steps.append(
             Step(
-                state.actions[index],
+                state.actions[index] + ("" if acting == state.goal else f" <{acting}>"),
                 float(chosen.probs[0][index]),
                 float(chosen.entropies[0]),
             )
         )
         (result,) = envs.step([0], [index])
+        behaviour.advance(result.achieved, PRECURSOR_STEPS)
         if result.done:
             return Trace(goal, steps, result.reward > 0)
         state = result.state
@@ -76,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=500, help="scene seed of the first episode")
     parser.add_argument("--split", choices=["train", "test"], default="train")
     parser.add_argument("--sampled", action="store_true", help="sample actions, not greedy")
+    parser.add_argument(
+        "--precursors", nargs="*", default=[], help="goals to act under first, in order"
+    )
     args = parser.parse_args(argv)
 
     settings, learner, step = checkpoint_learner(args.run_dir)
@@ -88,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for text in args.goals:
         goal = space.parse(text).text
         traces = [
-            play(learner, envs, goal, args.seed + k, greedy=not args.sampled)
+            play(learner, envs, goal, args.seed + k, not args.sampled, args.precursors)
             for k in range(args.episodes)
         ]
         for trace in traces:
