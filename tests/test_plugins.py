@@ -222,3 +222,18 @@ def test_the_runtime_is_split_into_the_layers_the_rule_names() -> None:
     assert folders == {*RUNTIME_LAYERS, "commands"}
     loose = {p.stem for p in (ROOT / "runtime").glob("*.py")}
     assert loose == {"__init__", "config", "service", "extras", "startup"}
+
+
+AGENT_INSIDES = {"daemon", "listeners", "report_listeners", "collector", "collection", "parts"}
+"""What the service and the transports used to reach into; they now go through the control
+interface (``runtime/loop/control.py``: inject, status, subscribe, owed_results, acknowledge)."""
+
+
+def attributes_of(path: Path) -> set[str]:
+    return {n.attr for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Attribute)}
+
+
+def test_the_service_and_the_transports_control_the_run_through_its_interface() -> None:
+    files = [ROOT / "runtime" / "service.py", *(ROOT / "runtime" / "transport").glob("*.py")]
+    reaching = {str(p.relative_to(ROOT)): attributes_of(p) & AGENT_INSIDES for p in files}
+    assert {p: names for p, names in reaching.items() if names} == {}
