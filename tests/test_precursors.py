@@ -129,3 +129,13 @@ def test_an_on_policy_learner_refuses_precursors(tmp_path):
             collector_of(agent, share=0.5, recorder=agent.recorder)
     finally:
         agent.close()
+
+
+def test_the_collector_section_reaches_the_agents_collector(tmp_path):
+    collector = {"precursor_share": 0.25, "precursor_length": 2, "precursor_steps": 4}
+    agent = Agent(settings_for(tmp_path, collector=collector))
+    try:
+        p = agent.collector.precursors
+        assert (p.share, p.length, p.allowance) == (0.25, 2, 4)
+    finally:
+        agent.close()
