@@ -34,6 +34,7 @@ from autotelic.distributed.weights import Published, load_weights
 from autotelic.goals import GoalAssignment
 from autotelic.learners.models import ModelConfig
 from autotelic.runtime.loop.collector import Collector, FinishedEpisode
+from autotelic.runtime.loop.precursors import Precursors
 from autotelic.runtime.loop.rollout import RolloutRecorder
 from autotelic.storage import Episode, EpisodeBuilder
 
@@ -50,6 +51,11 @@ class CollectorSpec(BaseModel):
     model: dict[str, Any] = Field(description="The model section, device set for this actor.")
     time_limit: TimeLimit = Field(description="run.time_limit.")
     epsilon: float = Field(description="collector.exploration_epsilon.")
+    precursor_share: float = Field(
+        0.0, description="collector.precursor_share (each actor learns from its own episodes)."
+    )
+    precursor_length: int = Field(3, description="collector.precursor_length.")
+    precursor_steps: int = Field(6, description="collector.precursor_steps.")
     inference_batch: int | None = Field(description="collector.inference_batch.")
     torch_threads: int = Field(description="torch threads in the actor.")
     seed: list[int] = Field(description="Entropy of the actor's seeds (run seed, start, index).")
@@ -118,6 +124,9 @@ class CollectorActor:
             inference_batch=spec.inference_batch,
             epsilon=spec.epsilon,
             time_limit=spec.time_limit,
+            precursors=Precursors(
+                spec.precursor_share, spec.precursor_length, spec.precursor_steps
+            ),
         )
         self.node_ip = str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
         self.collector.outbox = []
