@@ -102,6 +102,25 @@ def test_resume_continues_counters_policy_and_episodes(tmp_path: Path) -> None:
     second.close()
 
 
+def test_a_resume_past_the_replay_capacity_keeps_learning_at_the_ratio(tmp_path: Path) -> None:
+    small = {"replay": {"capacity_transitions": 1000}}  # the least allowed
+    first = Agent(settings_for(tmp_path, run={"max_env_steps": 1200}, **small))
+    first.run_serial()
+    counters = first.counters()
+    first.close()
+    second = Agent(settings_for(tmp_path, run={"max_env_steps": 1400}, **small))
+    assert second.store.num_transitions <= 1000 < counters["env_steps"]  # evicted
+    assert isinstance(second.schedule, OffPolicySchedule)
+    throttle = second.schedule.throttle
+    assert throttle.env_steps == counters["env_steps"]  # the run's, not the store's
+    second.run_serial()
+    gained = second.learner.num_updates - counters["updates"]
+    ratio = 1 / second.settings.algorithm.update_every  # type: ignore[union-attr]
+    expected = (second.collector.env_steps - counters["env_steps"]) * ratio
+    assert gained >= expected - second.settings.collector.max_lag_updates - 1, (gained, expected)
+    second.close()
+
+
 def test_ppo_learns_from_on_policy_rollouts_of_the_same_collector(tmp_path: Path) -> None:
     agent = Agent(settings_for(tmp_path, TINY_PPO, run={"max_env_steps": 200}))
     agent.run_serial()

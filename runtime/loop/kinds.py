@@ -84,7 +84,7 @@ def off_policy(run: Run, replay_rng: np.random.Generator) -> Schedule:
         run.learner_loop,
         sampler,
         max_lag_updates=s.collector.max_lag_updates,
-        stored_transitions=run.store.num_transitions,
+        env_steps=run.collection.env_steps,
         when_behind=when_learner_behind(s),
     )
 

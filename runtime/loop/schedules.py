@@ -63,7 +63,7 @@ class OffPolicySchedule:
         sampler: ReplaySampler,
         *,
         max_lag_updates: int,
-        stored_transitions: int,
+        env_steps: int,
         when_behind: WhenBehind = "wait",
     ) -> None:
         self.loop = loop
@@ -75,7 +75,10 @@ class OffPolicySchedule:
             max_lag_updates=max_lag_updates,
             when_behind=when_behind,
         )
-        self.throttle.restore(stored_transitions, loop.learner.num_updates)
+        # The run's env steps, not the store's transitions: past the replay's capacity
+        # the store holds fewer, and counting from them would stop updates on resume
+        # until the run had collected the evicted steps again.
+        self.throttle.restore(env_steps, loop.learner.num_updates)
         self.shares = TimeShares()
 
     def _update(self) -> None:
