@@ -159,4 +159,6 @@ def test_the_progress_line_says_how_far_the_learner_falls_behind_the_ratio_set(
     stream.progress(Snapshot(2400, 60, 9, 130, 130, 2400))
     line = capsys.readouterr().err
     assert line.rstrip().endswith("| 26.7 steps/update (asked 8): learner behind")
+    stream.progress(Snapshot(2480, 61, 9, 130, 130, 2480))
+    assert capsys.readouterr().err.rstrip().endswith("| no update (asked 8): learner behind")
     stream.close()

@@ -72,8 +72,9 @@ class ProgressLine:
         ).replace("nan%", "-")
 
     def _ratio(self, last: Snapshot, now: Snapshot) -> str:
-        """`` | 8.0 steps/update (asked 8)``, and ``: learner behind`` under 90% of the
-        updates asked; empty without a ratio to hold or before learning started."""
+        """`` | 8.0 steps/update (asked 8)`` (`` | no update (asked 8)`` in an interval
+        without one), and ``: learner behind`` under 90% of the updates asked; empty
+        without a ratio to hold or before learning started."""
         steps, updates = now.env_steps - last.env_steps, now.updates - last.updates
         if (
             self.update_every is None
@@ -82,9 +83,9 @@ class ProgressLine:
         ):
             return ""
         asked = steps / self.update_every
-        measured = f"{steps / updates:.1f}" if updates > 0 else "no update in"
+        measured = f"{steps / updates:.1f} steps/update" if updates > 0 else "no update"
         behind = ": learner behind" if updates < BEHIND * asked else ""
-        return f" | {measured} steps/update (asked {self.update_every}){behind}"
+        return f" | {measured} (asked {self.update_every}){behind}"
 
     def emit(self, now: Snapshot) -> None:
         line = self.render(now)
