@@ -115,7 +115,7 @@ def test_a_resume_past_the_replay_capacity_keeps_learning_at_the_ratio(tmp_path:
     assert throttle.env_steps == counters["env_steps"]  # the run's, not the store's
     second.run_serial()
     gained = second.learner.num_updates - counters["updates"]
-    ratio = 1 / second.settings.algorithm.update_every  # type: ignore[union-attr]
+    ratio = throttle.ratio
     expected = (second.collector.env_steps - counters["env_steps"]) * ratio
     assert gained >= expected - second.settings.collector.max_lag_updates - 1, (gained, expected)
     second.close()
