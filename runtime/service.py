@@ -159,7 +159,7 @@ async def _supervise(
     interval = settings.service.progress_interval_s
     next_progress = time.monotonic() + interval
     next_checkpoint = time.monotonic() + settings.checkpoint.interval_s
-    ratio = RatioReport(settings)
+    ratio = RatioReport()
     while not stop.is_set() and not agent.stopping.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=1.0)
@@ -193,11 +193,10 @@ class RatioReport:
     the share done and how to keep the ratio, when the skipped count has grown, at most
     once every ``every_s`` seconds."""
 
-    def __init__(self, settings: Settings, every_s: float = 60.0) -> None:
+    def __init__(self, every_s: float = 60.0) -> None:
         self.every_s = every_s
         self.reported_skips = 0
         self.next_report = 0.0
-        self.update_every = getattr(settings.algorithm, "update_every", None)
 
     def check(self, agent: Agent) -> str | None:
         """Log (and return) the line when skips grew and a report is due; else None."""
@@ -210,9 +209,11 @@ class RatioReport:
         self.next_report = now + self.every_s
         done = int(throttle.updates)
         asked = done + skipped
+        # The agent's settings, with the profile applied: what the run asks, not the file.
+        update_every = getattr(agent.settings.algorithm, "update_every", None)
         line = (
             "learner behind the update-to-data ratio "
-            f"(algorithm.update_every={self.update_every}): {done:,} updates done of "
+            f"(algorithm.update_every={update_every}): {done:,} updates done of "
             f"{asked:,} asked ({done / asked:.0%}), {skipped:,} skipped under "
             "collector.when_learner_behind: skip; run.mode: serial or "
             "collector.when_learner_behind: wait keeps the ratio (collection then waits)"

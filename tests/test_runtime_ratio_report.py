@@ -38,7 +38,7 @@ def test_the_log_says_how_far_the_learner_falls_behind_the_ratio(
         assert isinstance(agent.schedule, OffPolicySchedule)
         throttle = agent.schedule.throttle
         assert throttle.skipped > 0  # the learner did fall behind: what is reported
-        report = RatioReport(settings)
+        report = RatioReport()
         with caplog.at_level(logging.WARNING, logger="autotelic.runtime.service"):
             line = report.check(agent)
         assert line is not None and line in caplog.text
@@ -57,6 +57,6 @@ def test_a_run_that_keeps_the_ratio_reports_nothing(tmp_path: Path) -> None:
     agent = Agent(settings)
     try:
         agent.run_serial()
-        assert RatioReport(settings).check(agent) is None
+        assert RatioReport().check(agent) is None
     finally:
         agent.close()
