@@ -69,8 +69,21 @@ nothing names a configuration or a model (:func:`cpu_default`)."""
 MODEL_PATH_VARIABLE = "AUTOTELIC_MODEL__PATH"
 
 
+NVIDIA_DRIVER_FILES = (
+    Path("/proc/driver/nvidia/version"),
+    Path("/dev/nvidiactl"),
+    Path("/dev/nvidia0"),
+)
+"""Where a machine with an NVIDIA driver shows it; without any, no CUDA device can exist."""
+
+
 def gpu_present() -> bool:
-    """Whether torch sees a CUDA device (a CPU build of torch sees none)."""
+    """Whether torch sees a CUDA device (a CPU build of torch sees none).
+
+    Without an NVIDIA driver the answer is no and torch is not imported: the thin
+    commands (``config show``) that ask this stay a fraction of a second."""
+    if not any(path.exists() for path in NVIDIA_DRIVER_FILES):
+        return False
     import torch
 
     return bool(torch.cuda.is_available())
