@@ -16,7 +16,7 @@ grammar or feasibility answer is used: what a goal affords is learnt from the
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +35,7 @@ class Behaviour:
         """The goal the policy is shown now: the current precursor, else ``own``."""
         return self.chain[0] if self.chain else own
 
-    def advance(self, achieved: Iterable[str], allowance: int) -> None:
+    def advance(self, achieved: Sequence[str], allowance: int) -> None:
         """After a step: note what it achieved; drop the current precursor once achieved
         or out of steps."""
         now = set(achieved)
